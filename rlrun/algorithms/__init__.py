@@ -1,0 +1,1 @@
+"""Algorithms: the Algorithm loop, the AlgorithmConfig builder, and one package per algorithm."""

@@ -1,0 +1,252 @@
+"""AlgorithmConfig: RLlib's fluent builder, with defaults taken from the Hydra schemas.
+
+Each section method (`environment`, `env_runners`, `learners`, `training`,
+`rl_module`, `debugging`) sets attributes and returns the config. `validate()`
+checks ranges and consistency and raises `ConfigError` naming the YAML key a
+CLI user would type, so both entry points share one set of checks and messages.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import gymnasium as gym
+
+from rlrun.config.errors import ConfigError
+from rlrun.config.schema import AlgoSchema, EnvRunnersSchema, EnvSchema, LearnersSchema, ModelSchema
+
+if TYPE_CHECKING:
+    from rlrun.algorithms.algorithm import Algorithm
+    from rlrun.core.learner import Learner, LearnerGroup
+    from rlrun.core.rl_module import RLModule
+
+
+class AlgorithmConfig:
+    """Builder for an algorithm; subclasses set `algo_class`, `schema` and the default learner."""
+
+    algo_class: ClassVar[type[Algorithm]]
+    schema: ClassVar[type[AlgoSchema]] = AlgoSchema
+    # Action spaces the algorithm's loss handles (checked before anything is built).
+    supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
+
+    def __init__(self) -> None:
+        env, runners, learners = EnvSchema(), EnvRunnersSchema(), LearnersSchema()
+        self.env: str = env.id
+        self.env_config: dict[str, Any] = dict(env.env_config)
+        self.max_episode_steps: int | None = env.max_episode_steps
+        self.num_env_runners: int = runners.num
+        self.num_envs_per_env_runner: int = runners.num_envs_per_runner
+        self.rollout_fragment_length: int | str = runners.rollout_fragment_length
+        self.num_cpus_per_env_runner: float = runners.num_cpus_per_env_runner
+        self.num_learners: int = learners.num
+        self.num_gpus_per_learner: float = learners.num_gpus_per_learner
+        self.num_cpus_per_learner: float = learners.num_cpus_per_learner
+        self.model_config: dict[str, Any] = dataclasses.asdict(ModelSchema())
+        self.seed: int = 0
+        self.learner_class: type[Learner] | str | None = None
+        for f in dataclasses.fields(self.schema):
+            if f.name not in ("name", "learner_class"):
+                setattr(self, f.name, getattr(self.schema(), f.name))
+
+    # -- builder sections ------------------------------------------------------------
+
+    def environment(
+        self, env: str | None = None, env_config: Mapping[str, Any] | None = None, max_episode_steps: int | None = None
+    ) -> AlgorithmConfig:
+        if env is not None:
+            self.env = env
+        if env_config is not None:
+            self.env_config = dict(env_config)
+        if max_episode_steps is not None:
+            self.max_episode_steps = max_episode_steps
+        return self
+
+    def env_runners(
+        self,
+        num_env_runners: int | None = None,
+        num_envs_per_env_runner: int | None = None,
+        rollout_fragment_length: int | str | None = None,
+        num_cpus_per_env_runner: float | None = None,
+    ) -> AlgorithmConfig:
+        return self._set(locals())
+
+    def learners(
+        self,
+        num_learners: int | None = None,
+        num_gpus_per_learner: float | None = None,
+        num_cpus_per_learner: float | None = None,
+    ) -> AlgorithmConfig:
+        return self._set(locals())
+
+    def training(self, **kwargs: Any) -> AlgorithmConfig:
+        """Training keys of the algorithm's schema (lr, gamma, ..., learner_class)."""
+        allowed = {f.name for f in dataclasses.fields(self.schema)} - {"name"}
+        unknown = set(kwargs) - allowed
+        if unknown:
+            raise ConfigError(f"unknown training key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return self._set(kwargs)
+
+    def rl_module(self, model_config: Mapping[str, Any] | None = None) -> AlgorithmConfig:
+        if model_config is not None:
+            self.model_config.update(model_config)
+        return self
+
+    def debugging(self, seed: int | None = None) -> AlgorithmConfig:
+        return self._set(locals())
+
+    def _set(self, values: Mapping[str, Any]) -> AlgorithmConfig:
+        for key, value in values.items():
+            if key != "self" and value is not None:
+                setattr(self, key, value)
+        return self
+
+    def copy(self) -> AlgorithmConfig:
+        return copy.deepcopy(self)
+
+    # -- derived values ----------------------------------------------------------------
+
+    def get_rollout_fragment_length(self) -> int:
+        """Steps per env per sample; "auto" splits `train_batch_size` over all envs."""
+        if self.rollout_fragment_length == "auto":
+            envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
+            return math.ceil(self.train_batch_size / envs)
+        return int(self.rollout_fragment_length)
+
+    def get_learner_class(self) -> type[Learner]:
+        if self.learner_class is None:
+            return self.default_learner_class()
+        if isinstance(self.learner_class, str):
+            return import_learner_class(self.learner_class)
+        return self.learner_class
+
+    def default_learner_class(self) -> type[Learner]:
+        raise NotImplementedError
+
+    # -- builders ----------------------------------------------------------------------
+
+    def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
+        from rlrun.core.rl_module import DefaultActorCriticModule
+
+        return DefaultActorCriticModule(observation_space, action_space, self.model_config)
+
+    def build_algo(self) -> Algorithm:
+        self.validate()
+        return self.algo_class(self.copy())
+
+    def build_learner(self, *, env: gym.Env | gym.vector.VectorEnv) -> Learner:
+        """An unbuilt Learner for `env`'s spaces; call `.build()` on it."""
+        obs_space, act_space = _single_spaces(env)
+        return self.get_learner_class()(config=self.copy(), observation_space=obs_space, action_space=act_space)
+
+    def build_learner_group(self, *, env: gym.Env | gym.vector.VectorEnv) -> LearnerGroup:
+        from rlrun.core.learner import LearnerGroup
+
+        obs_space, act_space = _single_spaces(env)
+        return LearnerGroup(config=self.copy(), observation_space=obs_space, action_space=act_space)
+
+    # -- validation --------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise ConfigError for the first out-of-range or inconsistent value."""
+        check(self.num_learners >= 0, "learners.num must be >= 0", self.num_learners)
+        check(self.num_gpus_per_learner >= 0, "learners.num_gpus_per_learner must be >= 0", self.num_gpus_per_learner)
+        check(self.num_cpus_per_learner > 0, "learners.num_cpus_per_learner must be > 0", self.num_cpus_per_learner)
+        check(self.num_env_runners >= 0, "env_runners.num must be >= 0", self.num_env_runners)
+        check(self.num_envs_per_env_runner >= 1, "env_runners.num_envs_per_runner must be >= 1",
+               self.num_envs_per_env_runner)
+        rfl = self.rollout_fragment_length
+        check(rfl == "auto" or (isinstance(rfl, int) and not isinstance(rfl, bool) and rfl >= 1),
+               "env_runners.rollout_fragment_length must be 'auto' or an integer >= 1", rfl)
+        check(self.num_cpus_per_env_runner > 0, "env_runners.num_cpus_per_env_runner must be > 0",
+               self.num_cpus_per_env_runner)
+        check(self.lr > 0, "algo.lr must be > 0", self.lr)
+        if self.lr_schedule is not None:
+            _check_schedule(self.lr_schedule)
+        check(0 < self.gamma <= 1, "algo.gamma must be in (0, 1]", self.gamma)
+        check(self.train_batch_size >= 1, "algo.train_batch_size must be >= 1", self.train_batch_size)
+        check(self.minibatch_size >= 1, "algo.minibatch_size must be >= 1", self.minibatch_size)
+        check(self.minibatch_size <= self.train_batch_size,
+               f"algo.minibatch_size must be <= algo.train_batch_size ({self.train_batch_size})", self.minibatch_size)
+        check(self.num_epochs >= 1, "algo.num_epochs must be >= 1", self.num_epochs)
+        check(self.grad_clip is None or self.grad_clip > 0, "algo.grad_clip must be > 0 or null", self.grad_clip)
+        self._validate_model()
+        self._validate_env()
+        self.get_learner_class()
+        if self.num_learners > 0 or self.num_env_runners > 0:
+            raise ConfigError(
+                f"learners.num={self.num_learners} env_runners.num={self.num_env_runners}: Ray cluster mode is "
+                "not available in this version; use learners.num=0 env_runners.num=0 (embedded mode)"
+            )
+        if self.num_gpus_per_learner > 0:
+            import torch
+
+            check(torch.cuda.is_available(), "learners.num_gpus_per_learner > 0 needs a CUDA device, none is visible",
+                   self.num_gpus_per_learner)
+
+    def _validate_model(self) -> None:
+        from rlrun.core.rl_module.default_models import ACTIVATIONS
+
+        activation = self.model_config.get("activation")
+        check(activation in ACTIVATIONS, f"model.activation must be one of {sorted(ACTIVATIONS)}", activation)
+        hiddens = list(self.model_config.get("hiddens", []))
+        check(all(isinstance(h, int) and h > 0 for h in hiddens), "model.hiddens must be positive integers", hiddens)
+
+    def _validate_env(self) -> None:
+        from rlrun.env.env_creation import EnvError, env_spaces
+
+        try:
+            obs_space, act_space = env_spaces(self.env, self.env_config)
+        except EnvError as e:
+            raise ConfigError(f"env.id: {e}") from None
+        except Exception as e:  # the user's env or env_config failed to construct
+            raise ConfigError(f"env '{self.env}' could not be created with env.env_config={self.env_config}: "
+                              f"{type(e).__name__}: {e}") from None
+        if not isinstance(act_space, self.supported_action_spaces):
+            allowed = ", ".join(s.__name__ for s in self.supported_action_spaces)
+            raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support env '{self.env}' with "
+                              f"action space {act_space}; supported: {allowed}")
+        if not isinstance(obs_space, gym.spaces.Box):
+            raise ConfigError(f"env '{self.env}' has observation space {obs_space}; rlrun's default model needs a Box")
+
+
+def import_learner_class(path: str) -> type[Learner]:
+    """Resolve `pkg.module:ClassName` to a Learner subclass, with a one-line error otherwise."""
+    from rlrun.core.learner import Learner
+
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"algo.learner_class must look like pkg.module:ClassName (got {path!r})")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"algo.learner_class {path!r} cannot be imported: {e}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Learner)):
+        raise ConfigError(f"algo.learner_class {path!r} is not a Learner subclass")
+    return cls
+
+
+def _single_spaces(env: gym.Env | gym.vector.VectorEnv) -> tuple[gym.Space, gym.Space]:
+    if isinstance(env, gym.vector.VectorEnv):
+        return env.single_observation_space, env.single_action_space
+    return env.observation_space, env.action_space
+
+
+def check(ok: bool, message: str, value: Any) -> None:
+    """Raise `ConfigError('<message> (got <value>)')` unless `ok`."""
+    if not ok:
+        raise ConfigError(f"{message} (got {value!r})")
+
+
+def _check_schedule(schedule: Any) -> None:
+    ok = isinstance(schedule, (list, tuple)) and len(schedule) > 0 and all(
+        isinstance(p, (list, tuple)) and len(p) == 2 for p in schedule
+    )
+    check(ok, "algo.lr_schedule must be a list of [timestep, lr] pairs", schedule)
+    ts = [p[0] for p in schedule]
+    check(all(b >= a for a, b in zip(ts, ts[1:])), "algo.lr_schedule timesteps must not decrease", schedule)
+    check(all(p[1] >= 0 for p in schedule), "algo.lr_schedule values must be >= 0", schedule)

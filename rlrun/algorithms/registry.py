@@ -1,0 +1,27 @@
+"""Algorithm name (the `algo=` choice) -> its package. Adding an algorithm adds one line here."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.config.schema import AlgoSchema
+
+ALGORITHMS: dict[str, str] = {
+    "ppo": "rlrun.algorithms.ppo:PPOConfig",
+}
+
+
+def get_algorithm_config_class(name: str) -> type[AlgorithmConfig]:
+    if name not in ALGORITHMS:
+        from rlrun.config.errors import ConfigError
+
+        raise ConfigError(f"unknown algorithm '{name}'; available: {sorted(ALGORITHMS)}")
+    module_name, _, attr = ALGORITHMS[name].partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def algorithm_schemas() -> dict[str, type[AlgoSchema]]:
+    return {name: get_algorithm_config_class(name).schema for name in ALGORITHMS}

@@ -1,0 +1,131 @@
+"""Typed schemas of every config group, registered in Hydra's ConfigStore.
+
+These dataclasses are the single source of defaults: the YAML files in
+`rlrun/conf` select and override them, and `AlgorithmConfig` reads its
+defaults from them, so the CLI and the Python API cannot drift apart.
+OmegaConf enforces the types (an `int` key refuses `abc`); the range and
+consistency checks live in `AlgorithmConfig.validate` and `validate_run`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class AlgoSchema:
+    """Training keys every algorithm has (`.training(...)` in the builder)."""
+
+    name: str = "???"
+    lr: float = 3e-4
+    # Piecewise-linear lr over env steps: [[0, 1e-3], [100000, 1e-4]]; overrides `lr`.
+    lr_schedule: Optional[list[list[float]]] = None
+    gamma: float = 0.99
+    train_batch_size: int = 4000
+    minibatch_size: int = 128
+    num_epochs: int = 10
+    grad_clip: Optional[float] = 0.5
+    # A user Learner subclass as `pkg.module:MyLearner`; null = the algorithm's own.
+    learner_class: Optional[str] = None
+
+
+@dataclass
+class EnvSchema:
+    """`.environment(env, env_config)`: a gymnasium id or `pkg.module:Class`."""
+
+    name: str = "cartpole"
+    id: str = "CartPole-v1"
+    env_config: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: Optional[int] = None
+
+
+@dataclass
+class EnvRunnersSchema:
+    """`.env_runners(...)`: `num=0` samples in the main process."""
+
+    num: int = 0
+    num_envs_per_runner: int = 8
+    # Steps per env per sample; "auto" = train_batch_size / (runners * envs).
+    rollout_fragment_length: Any = "auto"
+    num_cpus_per_env_runner: float = 1.0
+
+
+@dataclass
+class LearnersSchema:
+    """`.learners(...)`: `num=0` trains one local Learner; `num>=1` DDP learner actors."""
+
+    num: int = 0
+    num_gpus_per_learner: float = 0.0
+    num_cpus_per_learner: float = 1.0
+
+
+@dataclass
+class ModelSchema:
+    """`.rl_module(model_config=...)` for the default actor-critic MLP."""
+
+    hiddens: list[int] = field(default_factory=lambda: [64, 64])
+    activation: str = "tanh"
+    vf_share_layers: bool = False
+
+
+class ConsoleMode(str, Enum):
+    rich = "rich"
+    plain = "plain"
+    none = "none"
+
+
+@dataclass
+class LoggerSchema:
+    console: ConsoleMode = ConsoleMode.rich
+    tensorboard: bool = True
+    # Episodes in the moving window behind env_runners/episode_return_mean (RLlib: 100).
+    smoothing_episodes: int = 100
+
+
+@dataclass
+class StopSchema:
+    """Stop at whichever criterion is reached first; null disables one."""
+
+    timesteps: Optional[int] = 1_000_000
+    iterations: Optional[int] = None
+    time_s: Optional[float] = None
+    return_mean: Optional[float] = None
+
+
+@dataclass
+class CheckpointSchema:
+    every_iterations: int = 0  # 0 = only the final checkpoint
+
+
+def register_schemas() -> None:
+    """Put every group's schema into Hydra's ConfigStore (group files inherit from them)."""
+    from rlrun.algorithms.registry import algorithm_schemas
+
+    cs = ConfigStore.instance()
+    for name, schema in algorithm_schemas().items():
+        cs.store(group="algo", name=f"{name}_schema", node=schema)
+    cs.store(group="env", name="env_schema", node=EnvSchema)
+    cs.store(group="env_runners", name="env_runners_schema", node=EnvRunnersSchema)
+    cs.store(group="learners", name="learners_schema", node=LearnersSchema)
+    cs.store(group="model", name="model_schema", node=ModelSchema)
+    cs.store(group="logger", name="logger_schema", node=LoggerSchema)
+    cs.store(name="run_schema", node=RunSchema)
+
+
+@dataclass
+class RunSchema:
+    """Top-level keys beside the groups."""
+
+    seed: int = 0
+    stop: StopSchema = field(default_factory=StopSchema)
+    checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
+    algo: Any = None
+    env: Any = None
+    env_runners: Any = None
+    learners: Any = None
+    model: Any = None
+    logger: Any = None

@@ -1,0 +1,31 @@
+"""Names of batch columns and state components shared by every part of rlrun."""
+
+DEFAULT_MODULE_ID = "default_policy"
+
+COMPONENT_RL_MODULE = "rl_module"
+COMPONENT_OPTIMIZER = "optimizer"
+# Non-gradient learner variables (e.g. PPO's adaptive KL coefficient): needed
+# to continue training exactly, so they travel with the optimizer state.
+COMPONENT_LEARNER_VARS = "learner_vars"
+
+
+class Columns:
+    """Batch keys. Sampled batches are time-major: each column is [T, B, ...]."""
+
+    OBS = "obs"
+    NEXT_OBS = "new_obs"
+    ACTIONS = "actions"
+    REWARDS = "rewards"
+    TERMINATEDS = "terminateds"
+    TRUNCATEDS = "truncateds"
+    ACTION_DIST_INPUTS = "action_dist_inputs"
+    ACTION_LOGP = "action_logp"
+    VF_PREDS = "vf_preds"
+    ADVANTAGES = "advantages"
+    VALUE_TARGETS = "value_targets"
+    # 0 for the rows where a vector env performed its autoreset step (gymnasium's
+    # NEXT_STEP mode): the action there was ignored, so the row trains nothing.
+    LOSS_MASK = "loss_mask"
+    # Observation after the last step of a fragment, [B, ...]: bootstraps the
+    # value of unfinished episodes at the fragment's end.
+    BOOTSTRAP_OBS = "bootstrap_obs"

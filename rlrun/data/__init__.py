@@ -1,0 +1,1 @@
+"""Batch postprocessing shared by algorithms."""

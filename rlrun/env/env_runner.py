@@ -1,0 +1,153 @@
+"""EnvRunner: a gymnasium vector env plus an inference copy of the RLModule.
+
+`sample()` steps all sub-envs in lock-step and returns a time-major batch
+`[T, B, ...]`. The vector env autoresets in gymnasium's NEXT_STEP mode: the step
+after an episode ends only resets that sub-env, so its row gets
+`loss_mask = 0`, and the row before it holds the episode's true final
+observation in the next row's `obs` -- which is exactly what bootstrapping a
+truncated episode needs, with no extra forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.env.env_creation import make_vector_env
+
+if TYPE_CHECKING:
+    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+
+
+class EnvRunner:
+    """Samples one vector env with the current policy; keeps episodes running across calls."""
+
+    def __init__(self, *, config: AlgorithmConfig, worker_index: int = 0, num_envs: int | None = None) -> None:
+        self.config = config
+        self.worker_index = worker_index
+        self.num_envs = num_envs or config.num_envs_per_env_runner
+        self.env = make_vector_env(config.env, self.num_envs, config.env_config, config.max_episode_steps)
+        self.observation_space = self.env.single_observation_space
+        self.action_space = self.env.single_action_space
+        self.module = config.build_rl_module(self.observation_space, self.action_space)
+        self.module.eval()
+        self._seed = config.seed + 10_000 * worker_index
+        self._generator = torch.Generator().manual_seed(self._seed)
+        self._obs: np.ndarray | None = None
+        self._prev_done = np.zeros(self.num_envs, dtype=bool)
+        self._episode_return = np.zeros(self.num_envs)
+        self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
+        self._finished_returns: list[float] = []
+        self._finished_lens: list[int] = []
+        if isinstance(self.action_space, gym.spaces.Box):
+            self._action_low, self._action_high = self.action_space.low, self.action_space.high
+
+    def _reset(self) -> None:
+        obs, _ = self.env.reset(seed=self._seed)
+        self._obs = np.asarray(obs, dtype=np.float32)
+        self._prev_done[:] = False
+        self._episode_return[:] = 0.0
+        self._episode_len[:] = 0
+
+    def sample(self, num_timesteps: int | None = None, explore: bool = True) -> dict[str, np.ndarray]:
+        """Step every sub-env `T` times; `T = ceil(num_timesteps / num_envs)` or the fragment length."""
+        if self._obs is None:
+            self._reset()
+        steps = math.ceil(num_timesteps / self.num_envs) if num_timesteps else self.config.get_rollout_fragment_length()
+        num_envs = self.num_envs
+        obs_buf = np.empty((steps, num_envs, *self._obs.shape[1:]), dtype=np.float32)
+        act_buf = np.empty((steps, num_envs, *self.action_space.shape), dtype=self.action_space.dtype)
+        logp_buf = np.empty((steps, num_envs), dtype=np.float32)
+        rew_buf = np.empty((steps, num_envs), dtype=np.float32)
+        term_buf = np.empty((steps, num_envs), dtype=bool)
+        trunc_buf = np.empty((steps, num_envs), dtype=bool)
+        mask_buf = np.empty((steps, num_envs), dtype=bool)
+        dist_buf: np.ndarray | None = None
+        forward = self.module.forward_exploration if explore else self.module.forward_inference
+        dist_cls = (
+            self.module.get_exploration_action_dist_cls() if explore else self.module.get_inference_action_dist_cls()
+        )
+        for t in range(steps):
+            obs_buf[t] = self._obs
+            with torch.inference_mode():
+                dist_inputs = forward({Columns.OBS: torch.from_numpy(self._obs)})[Columns.ACTION_DIST_INPUTS]
+                dist = dist_cls.from_logits(dist_inputs)
+                actions = dist.sample(self._generator) if explore else dist.deterministic_sample()
+                logp = dist.logp(actions)
+            if dist_buf is None:
+                dist_buf = np.empty((steps, num_envs, dist_inputs.shape[-1]), dtype=np.float32)
+            dist_buf[t] = dist_inputs.numpy()
+            act_buf[t] = actions.numpy()
+            logp_buf[t] = logp.numpy()
+            obs, reward, terminated, truncated, _ = self.env.step(self._env_actions(act_buf[t]))
+            self._obs = np.asarray(obs, dtype=np.float32)
+            rew_buf[t], term_buf[t], trunc_buf[t] = reward, terminated, truncated
+            mask_buf[t] = ~self._prev_done
+            self._track_episodes(reward, terminated | truncated)
+        return {
+            Columns.OBS: obs_buf,
+            Columns.ACTIONS: act_buf,
+            Columns.ACTION_LOGP: logp_buf,
+            Columns.ACTION_DIST_INPUTS: dist_buf,
+            Columns.REWARDS: rew_buf,
+            Columns.TERMINATEDS: term_buf,
+            Columns.TRUNCATEDS: trunc_buf,
+            Columns.LOSS_MASK: mask_buf,
+            Columns.BOOTSTRAP_OBS: self._obs.copy(),
+        }
+
+    def _env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Gaussian samples are stored as drawn (their logp is exact) and clipped only for the env."""
+        if isinstance(self.action_space, gym.spaces.Box):
+            return np.clip(actions, self._action_low, self._action_high)
+        return actions
+
+    def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
+        # A row right after `done` is the autoreset step: it starts a fresh episode.
+        self._episode_return[self._prev_done] = 0.0
+        self._episode_len[self._prev_done] = 0
+        live = ~self._prev_done
+        self._episode_return[live] += reward[live]
+        self._episode_len[live] += 1
+        if done.any():
+            self._finished_returns.extend(self._episode_return[done].tolist())
+            self._finished_lens.extend(self._episode_len[done].tolist())
+        self._prev_done = done
+
+    def sample_episodes(self, num_episodes: int, explore: bool = False) -> dict[str, list[float]]:
+        """Run until `num_episodes` episodes have finished; returns their returns and lengths."""
+        self.get_metrics()
+        self._obs = None
+        returns: list[float] = []
+        lens: list[int] = []
+        while len(returns) < num_episodes:
+            self.sample(num_timesteps=self.num_envs * 64, explore=explore)
+            metrics = self.get_metrics()
+            returns += metrics["episode_returns"]
+            lens += metrics["episode_lens"]
+        self._obs = None
+        return {"episode_returns": returns[:num_episodes], "episode_lens": lens[:num_episodes]}
+
+    def get_metrics(self) -> dict[str, list[float]]:
+        """Episodes finished since the last call (their returns and lengths), then forgets them."""
+        metrics = {"episode_returns": self._finished_returns, "episode_lens": self._finished_lens}
+        self._finished_returns, self._finished_lens = [], []
+        return metrics
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        """Load the learners' weights (module id -> weights) into the inference module."""
+        self.module.set_state(weights[DEFAULT_MODULE_ID])
+
+    def get_state(self) -> dict[str, Any]:
+        return {"rng": self._generator.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._generator.set_state(state["rng"])
+
+    def stop(self) -> None:
+        self.env.close()
