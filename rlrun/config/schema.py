@@ -106,13 +106,14 @@ def register_schemas() -> None:
     from rlrun.algorithms.registry import algorithm_schemas
 
     cs = ConfigStore.instance()
+    # Under schema/<group> so they do not show up as choices of the group itself.
     for name, schema in algorithm_schemas().items():
-        cs.store(group="algo", name=f"{name}_schema", node=schema)
-    cs.store(group="env", name="env_schema", node=EnvSchema)
-    cs.store(group="env_runners", name="env_runners_schema", node=EnvRunnersSchema)
-    cs.store(group="learners", name="learners_schema", node=LearnersSchema)
-    cs.store(group="model", name="model_schema", node=ModelSchema)
-    cs.store(group="logger", name="logger_schema", node=LoggerSchema)
+        cs.store(group="schema/algo", name=name, node=schema)
+    cs.store(group="schema/env", name="env", node=EnvSchema)
+    cs.store(group="schema/env_runners", name="env_runners", node=EnvRunnersSchema)
+    cs.store(group="schema/learners", name="learners", node=LearnersSchema)
+    cs.store(group="schema/model", name="model", node=ModelSchema)
+    cs.store(group="schema/logger", name="logger", node=LoggerSchema)
     cs.store(name="run_schema", node=RunSchema)
 
 

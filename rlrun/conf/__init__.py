@@ -1,0 +1,1 @@
+"""Hydra config files (YAML) shipped inside the package."""

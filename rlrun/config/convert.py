@@ -1,0 +1,49 @@
+"""Map a composed Hydra config onto the AlgorithmConfig builder (the YAML keys are its sections)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
+from rlrun.algorithms.registry import get_algorithm_config_class
+
+
+def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
+    """`algo`, `env`, `env_runners`, `learners`, `model` and `seed` -> a builder of the chosen algorithm."""
+    algo: dict[str, Any] = OmegaConf.to_container(cfg.algo, resolve=True)  # type: ignore[assignment]
+    config = get_algorithm_config_class(algo.pop("name"))()
+    config.environment(
+        env=cfg.env.id,
+        env_config=OmegaConf.to_container(cfg.env.env_config, resolve=True),
+        max_episode_steps=cfg.env.max_episode_steps,
+    )
+    config.env_runners(
+        num_env_runners=cfg.env_runners.num,
+        num_envs_per_env_runner=cfg.env_runners.num_envs_per_runner,
+        rollout_fragment_length=cfg.env_runners.rollout_fragment_length,
+        num_cpus_per_env_runner=cfg.env_runners.num_cpus_per_env_runner,
+    )
+    config.learners(
+        num_learners=cfg.learners.num,
+        num_gpus_per_learner=cfg.learners.num_gpus_per_learner,
+        num_cpus_per_learner=cfg.learners.num_cpus_per_learner,
+    )
+    config.training(**algo)
+    config.rl_module(model_config=OmegaConf.to_container(cfg.model, resolve=True))
+    config.debugging(seed=cfg.seed)
+    return config
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """The run-level keys beside the algorithm: stop criteria, checkpoints, logging."""
+    stop = cfg.stop
+    check(any(v is not None for v in stop.values()), "set at least one stop criterion (stop.timesteps, "
+          "stop.iterations, stop.time_s or stop.return_mean)", dict(stop))
+    for key in ("timesteps", "iterations", "time_s"):
+        value = stop[key]
+        check(value is None or value > 0, f"stop.{key} must be > 0 or null", value)
+    check(cfg.checkpoint.every_iterations >= 0, "checkpoint.every_iterations must be >= 0 (0 = final only)",
+          cfg.checkpoint.every_iterations)
+    check(cfg.logger.smoothing_episodes >= 1, "logger.smoothing_episodes must be >= 1", cfg.logger.smoothing_episodes)

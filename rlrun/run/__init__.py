@@ -1,0 +1,1 @@
+"""The run directory: experiment loop, metrics recorder, console display, checkpoints, plots."""

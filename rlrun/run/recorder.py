@@ -1,0 +1,66 @@
+"""RunRecorder: one line per iteration in metrics.jsonl, the same scalars in TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested results -> RLlib-style slash keys (`learners/default_policy/total_loss`)."""
+    flat: dict[str, Any] = {}
+    for key, value in results.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}/"))
+        else:
+            flat[name] = value
+    return flat
+
+
+class RunRecorder:
+    """Appends metrics as they come: a crash loses at most the iteration in flight."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool, hparams: Mapping[str, Any] | None = None) -> None:
+        self.run_dir = run_dir
+        self._file = open(run_dir / METRICS_FILE, "a", buffering=1)  # line-buffered: a line per write
+        self._writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            if hparams:
+                self._writer.add_text("config", "```\n" + json.dumps(dict(hparams), indent=2) + "\n```")
+
+    def record(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        """Write one iteration; returns the flat dict that was written."""
+        flat = {**flatten(results), "timestamp": time.time()}
+        self._file.write(json.dumps(flat) + "\n")
+        if self._writer is not None:
+            step = int(flat.get("num_env_steps_sampled_lifetime", flat.get("training_iteration", 0)))
+            for key, value in flat.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    self._writer.add_scalar(key, value, global_step=step)
+        return flat
+
+    def close(self) -> None:
+        self._file.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """All iterations of a run directory's metrics.jsonl (a torn last line is ignored)."""
+    rows = []
+    for line in (run_dir / METRICS_FILE).read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows

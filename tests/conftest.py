@@ -1,0 +1,26 @@
+"""Shared fixtures: small, fast configs and a subprocess runner for the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RLRUN = str(Path(sys.executable).with_name("rlrun"))
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):
+    """Run `rlrun <args>` in a subprocess with its run directory under tmp_path/run."""
+
+    def run(*args: str, run_dir: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        run_dir = run_dir or tmp_path / "run"
+        cmd = [RLRUN, *args, f"hydra.run.dir={run_dir}", "logger.console=plain"]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
+
+    return run
