@@ -1,0 +1,195 @@
+"""Every option of every config group composes with Hydra, converts to the builder and validates.
+
+Composition goes through Hydra's compose API on the packaged configs (`rlrun.conf`), the same
+configs and schemas the CLI uses, so a broken YAML file, a schema/YAML mismatch or a value
+that does not reach `AlgorithmConfig` fails here without starting a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from importlib import resources
+from pathlib import Path
+
+import gymnasium as gym
+import hydra
+import pytest
+from omegaconf import DictConfig
+
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.algorithms.ppo.ppo import PPO, PPOConfig, PPOSchema
+from rlrun.config.convert import build_algorithm_config, validate_run
+from rlrun.config.schema import register_schemas
+from rlrun.env.env_creation import env_spaces
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:  # `user_envs` must be importable for env.id=user_envs:TinyEnv
+    sys.path.insert(0, str(TESTS_DIR))
+
+# The options each group is known to ship; the parametrization below discovers them from the package.
+EXPECTED_OPTIONS = {
+    "algo": {"ppo"},
+    "env": {"cartpole", "acrobot", "pendulum", "lunarlander"},
+    "model": {"default"},
+    "learners": {"default"},
+    "env_runners": {"default"},
+    "logger": {"default"},
+    "experiment": {"cartpole_ppo_fast"},
+}
+ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",
+           "lunarlander": "LunarLander-v3"}
+
+
+def group_options(group: str) -> list[str]:
+    """The `<group>=<option>` choices shipped in the package: rlrun/conf/<group>/*.yaml."""
+    folder = resources.files("rlrun.conf").joinpath(group)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+ALL_OPTIONS = [(group, option) for group in EXPECTED_OPTIONS for option in group_options(group)]
+
+
+def compose(*overrides: str) -> DictConfig:
+    register_schemas()
+    with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
+        return hydra.compose(config_name="config", overrides=list(overrides))
+
+
+def build(*overrides: str) -> tuple[DictConfig, AlgorithmConfig]:
+    """Compose, convert and validate exactly as `run_experiment` does."""
+    cfg = compose(*overrides)
+    validate_run(cfg)
+    config = build_algorithm_config(cfg)
+    config.validate()
+    return cfg, config
+
+
+def test_every_expected_option_is_shipped():
+    for group, expected in EXPECTED_OPTIONS.items():
+        assert expected <= set(group_options(group)), group
+
+
+@pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
+def test_group_option_composes_and_validates(group: str, option: str):
+    cfg, config = build(f"{group}={option}")
+    assert isinstance(config, PPOConfig)
+    assert config.algo_class is PPO
+    if group == "env":
+        assert cfg.env.name == option
+        assert config.env == cfg.env.id == ENV_IDS[option]
+        obs_space, act_space = env_spaces(config.env, config.env_config)
+        assert isinstance(obs_space, gym.spaces.Box)
+        assert isinstance(act_space, config.supported_action_spaces)
+    if group == "algo":
+        assert cfg.algo.name == option
+
+
+def test_defaults_match_the_python_builder():
+    """The composed default config and a bare `PPOConfig()` hold the same values (one source of defaults)."""
+    cfg, config = build()
+    assert cfg.env.id == "CartPole-v1"
+    assert cfg.algo.name == "ppo"
+    assert vars(config) == vars(PPOConfig())
+    for f in dataclasses.fields(PPOSchema):
+        if f.name not in ("name", "learner_class"):
+            assert getattr(config, f.name) == getattr(PPOSchema(), f.name), f.name
+    assert config.learner_class is None
+    assert config.get_learner_class().__name__ == "PPOTorchLearner"
+
+
+BUILDER_VALUES = [
+    (["algo.lr=0.01"], "lr", 0.01),
+    (["algo.gamma=0.9"], "gamma", 0.9),
+    (["algo.lambda_=0.8"], "lambda_", 0.8),
+    (["algo.clip_param=0.3"], "clip_param", 0.3),
+    (["algo.entropy_coeff=0.01"], "entropy_coeff", 0.01),
+    (["algo.grad_clip=null"], "grad_clip", None),
+    (["algo.vf_clip_param=null"], "vf_clip_param", None),
+    (["algo.train_batch_size=512", "algo.minibatch_size=64"], "train_batch_size", 512),
+    (["algo.train_batch_size=512", "algo.minibatch_size=64"], "minibatch_size", 64),
+    (["algo.num_epochs=3"], "num_epochs", 3),
+    (["algo.use_kl_loss=true"], "use_kl_loss", True),
+    (["algo.lr_schedule=[[0.0,0.001],[1000.0,0.0001]]"], "lr_schedule", [[0.0, 0.001], [1000.0, 0.0001]]),
+    (["env_runners.num_envs_per_runner=3"], "num_envs_per_env_runner", 3),
+    (["env_runners.rollout_fragment_length=50"], "rollout_fragment_length", 50),
+    (["env_runners.num_cpus_per_env_runner=2"], "num_cpus_per_env_runner", 2.0),
+    (["learners.num_cpus_per_learner=2"], "num_cpus_per_learner", 2.0),
+    (["env.id=Acrobot-v1"], "env", "Acrobot-v1"),
+    (["env=pendulum", "+env.env_config.g=9.0"], "env_config", {"g": 9.0}),
+    (["env.max_episode_steps=100"], "max_episode_steps", 100),
+    (["seed=7"], "seed", 7),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "attr", "expected"), BUILDER_VALUES, ids=[f"{' '.join(o)}->{a}" for o, a, _ in BUILDER_VALUES]
+)
+def test_composed_value_reaches_the_builder(overrides: list[str], attr: str, expected):
+    _, config = build(*overrides)
+    assert getattr(config, attr) == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("model.hiddens=[32]", "hiddens", [32]),
+        ("model.hiddens=[16,8,4]", "hiddens", [16, 8, 4]),
+        ("model.activation=relu", "activation", "relu"),
+        ("model.vf_share_layers=true", "vf_share_layers", True),
+    ],
+)
+def test_model_value_reaches_model_config(override: str, key: str, expected):
+    _, config = build(override)
+    assert config.model_config[key] == expected
+
+
+def test_rollout_fragment_length_auto_splits_the_batch():
+    _, config = build("algo.train_batch_size=1000", "env_runners.num_envs_per_runner=4")
+    assert config.rollout_fragment_length == "auto"
+    assert config.get_rollout_fragment_length() == 250
+
+
+def test_lr_schedule_accepts_integer_timesteps():
+    """The schema documents `[[0, 1e-3], [100000, 1e-4]]`; integer timesteps are the natural spelling."""
+    _, config = build("algo.lr_schedule=[[0,0.001],[100000,0.0001]]")
+    assert [[float(t), lr] for t, lr in config.lr_schedule] == [[0.0, 0.001], [100000.0, 0.0001]]
+
+
+def test_experiment_preset_changes_algo_values_and_stop():
+    defaults = compose()
+    cfg, config = build("experiment=cartpole_ppo_fast")
+    assert config.env == "CartPole-v1"
+    assert (config.lr, config.train_batch_size, config.minibatch_size, config.num_epochs) == (0.001, 1024, 256, 4)
+    assert config.num_envs_per_env_runner == 16
+    assert config.get_rollout_fragment_length() == 1024 // 16
+    assert cfg.stop.return_mean == 475
+    assert cfg.stop.timesteps == 150_000
+    assert defaults.stop.return_mean is None
+    for key in ("lr", "train_batch_size", "minibatch_size", "num_epochs"):
+        assert cfg.algo[key] != defaults.algo[key], key
+    # Keys the preset does not mention keep their defaults.
+    assert config.gamma == defaults.algo.gamma
+    assert config.model_config["hiddens"] == list(defaults.model.hiddens)
+
+
+def test_command_line_overrides_win_over_the_preset():
+    cfg, config = build("experiment=cartpole_ppo_fast", "algo.lr=0.005", "env=pendulum", "stop.return_mean=-200")
+    assert config.lr == 0.005
+    assert config.env == "Pendulum-v1"
+    assert config.train_batch_size == 1024  # still from the preset
+    assert cfg.stop.return_mean == -200
+
+
+def test_user_env_class_validates():
+    cfg, config = build("env.id=user_envs:TinyEnv")
+    assert config.env == cfg.env.id == "user_envs:TinyEnv"
+    obs_space, act_space = env_spaces(config.env, config.env_config)
+    assert isinstance(obs_space, gym.spaces.Box)
+    assert act_space == gym.spaces.Discrete(2)
+
+
+def test_user_env_class_gets_env_config():
+    _, config = build("env.id=user_envs:TinyEnv", "+env.env_config.length=5", "env.max_episode_steps=3")
+    assert config.env_config == {"length": 5}
+    assert config.max_episode_steps == 3
