@@ -49,7 +49,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         results = [solve(s, args.threshold, args.overrides, Path(tmp)) for s in args.seeds]
-    print(f"CartPole-v1 time to mean return {args.threshold:g} (experiment=cartpole_ppo_fast {' '.join(args.overrides)})")
+    extra = " ".join(args.overrides)
+    print(f"CartPole-v1 time to mean return {args.threshold:g} (experiment=cartpole_ppo_fast {extra})")
     print(f"{'seed':>6} {'solved':>7} {'time_s':>8} {'env_steps':>10} {'steps/s':>9} {'startup_s':>10}")
     for seed, r in zip(args.seeds, results):
         print(f"{seed:>6} {'yes' if r['solved'] else 'NO':>7} {r['time_s']:>8.2f} {r['steps']:>10,.0f} "

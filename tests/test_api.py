@@ -53,7 +53,7 @@ def _assert_nested_equal(a, b, path="state"):
             _assert_nested_equal(a[k], b[k], f"{path}/{k}")
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _assert_nested_equal(x, y, f"{path}[{i}]")
     elif isinstance(a, (torch.Tensor, np.ndarray)):
         assert torch.equal(torch.as_tensor(np.asarray(a)), torch.as_tensor(np.asarray(b))), path
@@ -129,7 +129,7 @@ def test_build_algo_train_returns_documented_keys(algo):
     # A random-ish CartPole policy: episodes of ~10-100 steps, every step rewards 1.
     assert 8 <= env_runners["episode_return_mean"] <= 500
     steps = results["num_env_steps_sampled_lifetime"]
-    assert isinstance(steps, int) and steps >= 256 * results["training_iteration"] * 0.9
+    assert isinstance(steps, int) and steps >= 256 * results["training_iteration"] * 0.8
     learner_results = results["learners"][MID]
     assert math.isfinite(learner_results["total_loss"])
     for key in ("policy_loss", "vf_loss", "entropy", "default_optimizer_learning_rate"):
@@ -197,6 +197,11 @@ def test_env_runner_batch_is_accepted_by_learner_update(learner):
     real_steps = int(np.asarray(batch[Columns.LOSS_MASK]).sum()) if Columns.LOSS_MASK in batch else 100
     assert r["num_module_steps_trained"] == real_steps
     assert 0 < r["entropy"] <= math.log(2) + 1e-6
+
+
+def test_learner_update_accepts_multi_module_batch(learner, sampled_batch):
+    results = learner.update(batch={MID: sampled_batch}, timesteps={})
+    assert set(results) == {MID} and math.isfinite(results[MID]["total_loss"])
 
 
 def test_learner_get_state_components(learner, sampled_batch):
@@ -353,9 +358,10 @@ class RecordingSGDLearner(TorchLearner):
         module = self.module[module_id]
         dist = module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
         # REINFORCE on immediate rewards plus a value regression: enough to produce gradients.
-        return -(dist.logp(batch[Columns.ACTIONS]) * batch[Columns.REWARDS]).mean() + (
-            fwd_out[Columns.VF_PREDS] - batch[Columns.REWARDS]
-        ).pow(2).mean()
+        return (
+            -(dist.logp(batch[Columns.ACTIONS]) * batch[Columns.REWARDS]).mean()
+            + (fwd_out[Columns.VF_PREDS] - batch[Columns.REWARDS]).pow(2).mean()
+        )
 
 
 def _names(calls):

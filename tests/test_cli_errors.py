@@ -8,6 +8,9 @@ key or name, exit status 2, never a traceback, and the run directory Hydra would
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import hydra
@@ -20,6 +23,7 @@ from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.config.schema import LoggerSchema, register_schemas
 
 TESTS_DIR = Path(__file__).resolve().parent
+RLRUN = str(Path(sys.executable).with_name("rlrun"))
 # If a regression lets one of these runs start training, stop it after one short iteration.
 SHORT_RUN = ("stop.timesteps=null", "stop.iterations=1", "algo.train_batch_size=64", "algo.minibatch_size=32",
              "algo.num_epochs=1")
@@ -72,17 +76,44 @@ CASES = [
 ]
 
 
-def _case_id(case) -> str:
-    return case.values[0] if hasattr(case, "values") else case[0]
+CASE_VALUES = [c.values if hasattr(c, "values") else c for c in CASES]  # pytest.param(...) or a plain tuple
+CASE_IDS = [name for name, _, _ in CASE_VALUES]
+CASE_ARGS = {name: overrides for name, overrides, _ in CASE_VALUES}
 
 
-@pytest.mark.parametrize(("name", "overrides", "expected"), CASES, ids=[_case_id(c) for c in CASES])
-def test_bad_input_is_one_line_error(run_cli, tmp_path: Path, monkeypatch, name: str, overrides: list[str],
-                                     expected: list[str]):
-    # `user_envs:<Class>` envs live in tests/user_envs.py; the CLI runs with cwd=tmp_path.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])))
-    monkeypatch.delenv("RLRUN_DEBUG", raising=False)
-    proc = run_cli(*overrides, timeout=120)
+def _rlrun(overrides: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, Path]:
+    """The same command line as conftest's `run_cli`, with the run directory at cwd/run."""
+    run_dir = cwd / "run"
+    cmd = [RLRUN, *overrides, f"hydra.run.dir={run_dir}", "logger.console=plain"]
+    env = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"}
+    # `user_envs:<Class>` envs live in tests/user_envs.py; the CLI runs from a temporary directory.
+    env.update(PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")])))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=cwd, env=env)
+    return proc, run_dir
+
+
+@pytest.fixture(scope="module")
+def cli_results(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Run the selected cases concurrently (one `rlrun` takes ~2.5 s of CPU, mostly imports)."""
+    selected = [
+        item.callspec.params["name"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_bad_input_is_one_line_error" and item.module is request.module
+    ]
+    base = tmp_path_factory.mktemp("cli_errors")
+
+    def run(index_name: tuple[int, str]) -> tuple[subprocess.CompletedProcess, Path]:
+        cwd = base / f"case{index_name[0]}"
+        cwd.mkdir()
+        return _rlrun(CASE_ARGS[index_name[1]], cwd)
+
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 1) as pool:
+        return dict(zip(selected, pool.map(run, enumerate(selected)), strict=True))
+
+
+@pytest.mark.parametrize(("name", "overrides", "expected"), CASES, ids=CASE_IDS)
+def test_bad_input_is_one_line_error(cli_results, name: str, overrides: list[str], expected: list[str]):
+    proc, run_dir = cli_results[name]
     output = f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}"
 
     assert "Traceback" not in proc.stdout + proc.stderr, output
@@ -93,7 +124,25 @@ def test_bad_input_is_one_line_error(run_cli, tmp_path: Path, monkeypatch, name:
     assert line.startswith("rlrun: error: ") and line.strip() != "rlrun: error:", output
     for text in expected:
         assert text in line, f"{text!r} not in {line!r}"
-    assert not (tmp_path / "run").exists(), f"run directory left behind: {sorted((tmp_path / 'run').rglob('*'))}"
+    assert not run_dir.exists(), f"run directory left behind: {sorted(p.name for p in run_dir.rglob('*'))}"
+
+
+def test_run_cli_fixture_reports_one_line(run_cli, tmp_path: Path, monkeypatch):
+    """The shared `run_cli` fixture (run directory tmp_path/run) sees the same one-line error."""
+    monkeypatch.delenv("RLRUN_DEBUG", raising=False)
+    proc = run_cli("algo.gamma=0", timeout=120)
+    assert proc.returncode == EXIT_USAGE, proc.stderr
+    assert proc.stderr.splitlines() == ["rlrun: error: algo.gamma must be in (0, 1] (got 0.0)"], proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_rlrun_debug_shows_the_traceback(run_cli, monkeypatch):
+    """`RLRUN_DEBUG=1` (documented in rlrun/cli.py) re-raises the ConfigError with its traceback."""
+    monkeypatch.setenv("RLRUN_DEBUG", "1")
+    proc = run_cli("algo.num_epochs=0", timeout=120)
+    assert proc.returncode not in (0, EXIT_USAGE), proc.stderr
+    assert "Traceback" in proc.stderr
+    assert "ConfigError: algo.num_epochs must be >= 1 (got 0)" in proc.stderr
 
 
 def _composition_error(*overrides: str) -> Exception:
@@ -101,7 +150,7 @@ def _composition_error(*overrides: str) -> Exception:
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         try:
             hydra.compose(config_name="config", overrides=list(overrides))
-        except Exception as e:  # noqa: BLE001 - the error is what we test
+        except Exception as e:  # the error is what we test
             return e
     raise AssertionError(f"composing {overrides} did not fail")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import gymnasium as gym
 import hydra
 import pytest
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.ppo.ppo import PPO, PPOConfig, PPOSchema
@@ -156,28 +156,62 @@ def test_lr_schedule_accepts_integer_timesteps():
     assert [[float(t), lr] for t, lr in config.lr_schedule] == [[0.0, 0.001], [100000.0, 0.0001]]
 
 
+# YAML section.key -> AlgorithmConfig attribute, for the sections a preset may set (see config/convert.py).
+BUILDER_ATTRS = {
+    "env.id": "env", "env.max_episode_steps": "max_episode_steps",
+    "env_runners.num": "num_env_runners", "env_runners.num_envs_per_runner": "num_envs_per_env_runner",
+    "env_runners.rollout_fragment_length": "rollout_fragment_length",
+    "learners.num": "num_learners", "learners.num_cpus_per_learner": "num_cpus_per_learner",
+    "learners.num_gpus_per_learner": "num_gpus_per_learner",
+}
+
+
+def preset(name: str) -> DictConfig:
+    """The experiment file as written (not composed): what it promises to set."""
+    text = resources.files("rlrun.conf").joinpath("experiment", f"{name}.yaml").read_text()
+    return OmegaConf.create(text)
+
+
+def as_plain(value):
+    """OmegaConf containers -> Python lists/dicts; ints and floats compare equal either way."""
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
 def test_experiment_preset_changes_algo_values_and_stop():
+    written = preset("cartpole_ppo_fast")
     defaults = compose()
     cfg, config = build("experiment=cartpole_ppo_fast")
     assert config.env == "CartPole-v1"
-    assert (config.lr, config.train_batch_size, config.minibatch_size, config.num_epochs) == (0.001, 1024, 256, 4)
-    assert config.num_envs_per_env_runner == 16
-    assert config.get_rollout_fragment_length() == 1024 // 16
-    assert cfg.stop.return_mean == 475
-    assert cfg.stop.timesteps == 150_000
+
+    # Every algo key in the file reaches the builder, and the preset changes some of them.
+    assert written.algo, "the preset sets no algo values"
+    for key, value in written.algo.items():
+        assert as_plain(getattr(config, key)) == as_plain(value), f"algo.{key}"
+    assert any(as_plain(written.algo[k]) != as_plain(defaults.algo[k]) for k in written.algo)
+    for section in ("env_runners", "learners", "env"):
+        for key, value in written.get(section, {}).items():
+            assert getattr(config, BUILDER_ATTRS[f"{section}.{key}"]) == value, f"{section}.{key}"
+
+    # It sets a return threshold (the default has none) and keeps a timestep budget.
     assert defaults.stop.return_mean is None
-    for key in ("lr", "train_batch_size", "minibatch_size", "num_epochs"):
-        assert cfg.algo[key] != defaults.algo[key], key
+    assert written.stop.return_mean is not None
+    assert cfg.stop.return_mean == written.stop.return_mean
+    assert cfg.stop.timesteps == written.stop.get("timesteps", defaults.stop.timesteps)
+
     # Keys the preset does not mention keep their defaults.
-    assert config.gamma == defaults.algo.gamma
-    assert config.model_config["hiddens"] == list(defaults.model.hiddens)
+    for key in defaults.algo:
+        if key not in written.algo:
+            assert as_plain(cfg.algo[key]) == as_plain(defaults.algo[key]), f"algo.{key}"
+    assert config.model_config == OmegaConf.to_container(defaults.model)
+    assert config.get_rollout_fragment_length() == -(-config.train_batch_size // config.num_envs_per_env_runner)
 
 
 def test_command_line_overrides_win_over_the_preset():
+    written = preset("cartpole_ppo_fast")
     cfg, config = build("experiment=cartpole_ppo_fast", "algo.lr=0.005", "env=pendulum", "stop.return_mean=-200")
     assert config.lr == 0.005
     assert config.env == "Pendulum-v1"
-    assert config.train_batch_size == 1024  # still from the preset
+    assert config.train_batch_size == written.algo.train_batch_size  # still from the preset
     assert cfg.stop.return_mean == -200
 
 

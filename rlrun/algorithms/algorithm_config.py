@@ -89,7 +89,9 @@ class AlgorithmConfig:
         unknown = set(kwargs) - allowed
         if unknown:
             raise ConfigError(f"unknown training key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        return self._set(kwargs)
+        for key, value in kwargs.items():  # None is meaningful here: it disables grad_clip, vf_clip_param, ...
+            setattr(self, key, value)
+        return self
 
     def rl_module(self, model_config: Mapping[str, Any] | None = None) -> AlgorithmConfig:
         if model_config is not None:

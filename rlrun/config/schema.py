@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -23,14 +23,14 @@ class AlgoSchema:
     name: str = "???"
     lr: float = 3e-4
     # Piecewise-linear lr over env steps: [[0, 1e-3], [100000, 1e-4]]; overrides `lr`.
-    lr_schedule: Optional[list[list[float]]] = None
+    lr_schedule: list[list[float]] | None = None
     gamma: float = 0.99
     train_batch_size: int = 4000
     minibatch_size: int = 128
     num_epochs: int = 10
-    grad_clip: Optional[float] = 0.5
+    grad_clip: float | None = 0.5
     # A user Learner subclass as `pkg.module:MyLearner`; null = the algorithm's own.
-    learner_class: Optional[str] = None
+    learner_class: str | None = None
 
 
 @dataclass
@@ -40,7 +40,7 @@ class EnvSchema:
     name: str = "cartpole"
     id: str = "CartPole-v1"
     env_config: dict[str, Any] = field(default_factory=dict)
-    max_episode_steps: Optional[int] = None
+    max_episode_steps: int | None = None
 
 
 @dataclass
@@ -90,10 +90,10 @@ class LoggerSchema:
 class StopSchema:
     """Stop at whichever criterion is reached first; null disables one."""
 
-    timesteps: Optional[int] = 1_000_000
-    iterations: Optional[int] = None
-    time_s: Optional[float] = None
-    return_mean: Optional[float] = None
+    timesteps: int | None = 1_000_000
+    iterations: int | None = None
+    time_s: float | None = None
+    return_mean: float | None = None
 
 
 @dataclass

@@ -38,7 +38,11 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         if path.exists():
             old = path.parent / f".old-{path.name}-{os.getpid()}"
             os.replace(path, old)
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # put the previous checkpoint back
+                raise
             shutil.rmtree(old)
         else:
             os.replace(tmp, path)
@@ -96,7 +100,7 @@ def save_json(path: Path, obj: Any) -> None:
 def load_json(path: Path) -> Any:
     try:
         return json.loads(_existing(path).read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"corrupt checkpoint file {path}: {e}") from None
 
 

@@ -44,6 +44,7 @@ class EnvRunner:
         self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
         self._finished_returns: list[float] = []
         self._finished_lens: list[int] = []
+        self._finished_envs: list[int] = []
         if isinstance(self.action_space, gym.spaces.Box):
             self._action_low, self._action_high = self.action_space.low, self.action_space.high
 
@@ -117,26 +118,39 @@ class EnvRunner:
         if done.any():
             self._finished_returns.extend(self._episode_return[done].tolist())
             self._finished_lens.extend(self._episode_len[done].tolist())
+            self._finished_envs.extend(np.flatnonzero(done).tolist())
         self._prev_done = done
 
     def sample_episodes(self, num_episodes: int, explore: bool = False) -> dict[str, list[float]]:
-        """Run until `num_episodes` episodes have finished; returns their returns and lengths."""
-        self.get_metrics()
+        """`num_episodes` fresh episodes, returns and lengths.
+
+        Each sub-env contributes a fixed quota (as in SB3's `evaluate_policy`):
+        taking whichever episodes finish first would favour short ones.
+        """
         self._obs = None
+        self.get_metrics()
+        quota = [(num_episodes + i) // self.num_envs for i in range(self.num_envs)]
         returns: list[float] = []
         lens: list[int] = []
         while len(returns) < num_episodes:
             self.sample(num_timesteps=self.num_envs * 64, explore=explore)
             metrics = self.get_metrics()
-            returns += metrics["episode_returns"]
-            lens += metrics["episode_lens"]
+            for ret, length, env in zip(metrics["episode_returns"], metrics["episode_lens"], metrics["episode_envs"]):
+                if quota[env] > 0:
+                    quota[env] -= 1
+                    returns.append(ret)
+                    lens.append(length)
         self._obs = None
-        return {"episode_returns": returns[:num_episodes], "episode_lens": lens[:num_episodes]}
+        return {"episode_returns": returns, "episode_lens": lens}
 
     def get_metrics(self) -> dict[str, list[float]]:
-        """Episodes finished since the last call (their returns and lengths), then forgets them."""
-        metrics = {"episode_returns": self._finished_returns, "episode_lens": self._finished_lens}
-        self._finished_returns, self._finished_lens = [], []
+        """Episodes finished since the last call (return, length, sub-env index), then forgets them."""
+        metrics = {
+            "episode_returns": self._finished_returns,
+            "episode_lens": self._finished_lens,
+            "episode_envs": self._finished_envs,
+        }
+        self._finished_returns, self._finished_lens, self._finished_envs = [], [], []
         return metrics
 
     def set_weights(self, weights: dict[str, Any]) -> None:

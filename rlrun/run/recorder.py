@@ -29,7 +29,8 @@ class RunRecorder:
 
     def __init__(self, run_dir: Path, tensorboard: bool, hparams: Mapping[str, Any] | None = None) -> None:
         self.run_dir = run_dir
-        self._file = open(run_dir / METRICS_FILE, "a", buffering=1)  # line-buffered: a line per write
+        # Open for the whole run, line-buffered: every iteration reaches the file at once.
+        self._file = open(run_dir / METRICS_FILE, "a", buffering=1)  # noqa: SIM115 - closed in close()
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

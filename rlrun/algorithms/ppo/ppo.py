@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
@@ -19,7 +19,7 @@ class PPOSchema(AlgoSchema):
     lambda_: float = 0.95
     clip_param: float = 0.2
     # Clamp on the squared value error (RLlib's meaning); null = unclipped.
-    vf_clip_param: Optional[float] = 10.0
+    vf_clip_param: float | None = 10.0
     vf_loss_coeff: float = 0.5
     entropy_coeff: float = 0.0
     use_kl_loss: bool = False

@@ -25,7 +25,7 @@ from rlrun.core.columns import (
     DEFAULT_MODULE_ID,
     Columns,
 )
-from rlrun.core.rl_module import MultiRLModule, RLModule
+from rlrun.core.rl_module import MultiRLModule
 from rlrun.core.schedules import PiecewiseSchedule
 
 if TYPE_CHECKING:
@@ -108,6 +108,9 @@ class Learner:
     def build(self) -> None:
         """Create the module(s), optimizers and the RNG used for minibatch shuffling."""
         config = self.config
+        # The learner's CPU share is its intra-op thread count; more threads than
+        # cores (or busy-waiting beside the sampler) only slows small networks down.
+        torch.set_num_threads(max(1, int(config.num_cpus_per_learner)))
         self.device = self._pick_device()
         module = config.build_rl_module(self.observation_space, self.action_space)
         self._module = MultiRLModule({DEFAULT_MODULE_ID: module}).to(self.device)
@@ -115,6 +118,8 @@ class Learner:
         self._optimizers = {mid: self.configure_optimizers_for_module(mid, config) for mid in self._module}
         self._lr_schedule = PiecewiseSchedule(config.lr_schedule) if config.lr_schedule else None
         self._generator = torch.Generator().manual_seed(config.seed)
+        # Metrics logged outside `update()` (e.g. calling the loss by hand) land here and are dropped.
+        self._minibatch_metrics: list[TensorDict] = [{}]
         self.learner_vars: dict[str, dict[str, float]] = {mid: {} for mid in self._module}
 
     def _pick_device(self) -> torch.device:
@@ -223,6 +228,8 @@ class Learner:
                 ckpt.save_arrays(tmp / f"module_{mid}.safetensors", weights)
             ckpt.save_torch(tmp / "optimizer.pt", state[COMPONENT_OPTIMIZER])
             ckpt.save_json(tmp / "learner_vars.json", state[COMPONENT_LEARNER_VARS])
+            # The minibatch-shuffling RNG: without it a restored learner would not continue exactly.
+            ckpt.save_torch(tmp / "rng.pt", self._generator.get_state())
         return Path(path)
 
     def restore_from_path(self, path: str | Path) -> None:
@@ -232,11 +239,14 @@ class Learner:
             raise ckpt.CheckpointError(f"learner checkpoint {path} does not exist")
         self.set_state(
             {
-                COMPONENT_RL_MODULE: {mid: ckpt.load_arrays(path / f"module_{mid}.safetensors") for mid in self._module},
+                COMPONENT_RL_MODULE: {
+                    mid: ckpt.load_arrays(path / f"module_{mid}.safetensors") for mid in self._module
+                },
                 COMPONENT_OPTIMIZER: ckpt.load_torch(path / "optimizer.pt"),
                 COMPONENT_LEARNER_VARS: ckpt.load_json(path / "learner_vars.json"),
             }
         )
+        self._generator.set_state(ckpt.load_torch(path / "rng.pt"))
 
     def _check_built(self) -> None:
         if not self._built:
