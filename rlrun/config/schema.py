@@ -23,7 +23,7 @@ class AlgoSchema:
     name: str = "???"
     lr: float = 3e-4
     # Piecewise-linear lr over env steps: [[0, 1e-3], [100000, 1e-4]]; overrides `lr`.
-    lr_schedule: list[list[float]] | None = None
+    lr_schedule: list[Any] | None = None
     gamma: float = 0.99
     train_batch_size: int = 4000
     minibatch_size: int = 128
