@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -26,9 +27,21 @@ _NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment v
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def _train(cfg: DictConfig) -> float | None:
+    from rlrun.core.checkpointing import CheckpointError
     from rlrun.run.experiment import run_experiment
 
-    return run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+    try:
+        return run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (ConfigError, CheckpointError) as e:
+        # Reported here: past this point Hydra would add its own "Error executing job" line.
+        _exit_with_error(e)
+
+
+def _exit_with_error(error: BaseException) -> NoReturn:
+    if os.environ.get("RLRUN_DEBUG"):
+        raise error
+    print(f"rlrun: error: {one_line(error)}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
 
 
 def one_line(error: BaseException) -> str:
@@ -56,10 +69,7 @@ def main() -> None:
     try:
         _train()
     except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
-        if os.environ.get("RLRUN_DEBUG"):
-            raise
-        print(f"rlrun: error: {one_line(e)}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        _exit_with_error(e)
     except KeyboardInterrupt:
         print("rlrun: interrupted; the final checkpoint was written", file=sys.stderr)
         sys.exit(130)

@@ -155,6 +155,8 @@ class AlgorithmConfig:
 
     def validate(self) -> None:
         """Raise ConfigError for the first out-of-range or inconsistent value."""
+        check(self.max_episode_steps is None or self.max_episode_steps >= 1,
+              "env.max_episode_steps must be >= 1 or null", self.max_episode_steps)
         check(self.num_learners >= 0, "learners.num must be >= 0", self.num_learners)
         check(self.num_gpus_per_learner >= 0, "learners.num_gpus_per_learner must be >= 0", self.num_gpus_per_learner)
         check(self.num_cpus_per_learner > 0, "learners.num_cpus_per_learner must be > 0", self.num_cpus_per_learner)

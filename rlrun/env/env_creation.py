@@ -46,7 +46,7 @@ def make_env(env_id: str, env_config: Mapping[str, Any] | None = None, max_episo
     if env_cls is None:
         return gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
     env = env_cls(**kwargs)
-    return gym.wrappers.TimeLimit(env, max_episode_steps) if max_episode_steps else env
+    return env if max_episode_steps is None else gym.wrappers.TimeLimit(env, max_episode_steps)
 
 
 def make_vector_env(
