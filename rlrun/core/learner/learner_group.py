@@ -34,10 +34,6 @@ class LearnerGroup:
         )
         self._learner.build()
 
-    @property
-    def is_local(self) -> bool:
-        return True
-
     def update(
         self,
         *,
