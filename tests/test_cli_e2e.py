@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import yaml
+from conftest import RLRUN
 
 RETURN_KEY = "env_runners/episode_return_mean"
 
@@ -41,3 +43,18 @@ def test_cli_solves_cartpole_and_writes_complete_run_dir(run_cli, tmp_path: Path
     assert (run_dir / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "finished" in (run_dir / "rlrun.log").read_text()
     assert str(run_dir) in proc.stdout
+
+
+def test_multirun_sweep_writes_one_run_dir_per_job(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run(
+        [RLRUN, "-m", "seed=0,1", "stop.iterations=2", "logger.console=none", f"hydra.sweep.dir={sweep_dir}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    seeds = []
+    for job in ("0", "1"):
+        rows = [json.loads(line) for line in (sweep_dir / job / "metrics.jsonl").read_text().splitlines()]
+        assert [r["training_iteration"] for r in rows] == [1, 2]
+        seeds.append(yaml.safe_load((sweep_dir / job / ".hydra" / "config.yaml").read_text())["seed"])
+    assert seeds == [0, 1]
