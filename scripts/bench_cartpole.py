@@ -11,13 +11,14 @@ Usage: python scripts/bench_cartpole.py [--seeds 0 1 2] [--threshold 475] [extra
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rlrun.run.recorder import read_metrics
 
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 RETURN_KEY = "env_runners/episode_return_mean"
@@ -29,7 +30,7 @@ def solve(seed: int, threshold: float, overrides: list[str], workdir: Path) -> d
            f"hydra.run.dir={run_dir}", *overrides]
     start = time.time()
     subprocess.run(cmd, check=True, cwd=workdir)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     hit = next((r for r in rows if r.get(RETURN_KEY, -1.0) >= threshold), None)
     first = rows[0]
     result = {

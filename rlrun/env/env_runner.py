@@ -140,7 +140,6 @@ class EnvRunner:
                     quota[env] -= 1
                     returns.append(ret)
                     lens.append(length)
-        self._obs = None
         return {"episode_returns": returns, "episode_lens": lens}
 
     def get_metrics(self) -> dict[str, list[float]]:
