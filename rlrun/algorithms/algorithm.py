@@ -68,6 +68,7 @@ class Algorithm:
         steps = self.counters["num_env_steps_sampled_lifetime"] - steps_before
         results.setdefault("env_runners", {}).update(self._episode_stats(len(episodes["episode_returns"])))
         results["env_runners"]["num_healthy_env_runners"] = self.env_runner_group.num_healthy_env_runners
+        results["fault_tolerance"] = {"num_remote_worker_restarts": self.env_runner_group.num_restarts}
         return {
             "training_iteration": self.iteration,
             **self.counters,

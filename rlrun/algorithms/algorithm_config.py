@@ -43,6 +43,7 @@ class AlgorithmConfig:
         self.num_envs_per_env_runner: int = runners.num_envs_per_runner
         self.rollout_fragment_length: int | str = runners.rollout_fragment_length
         self.num_cpus_per_env_runner: float = runners.num_cpus_per_env_runner
+        self.max_num_env_runner_restarts: int = runners.max_restarts
         self.num_learners: int = learners.num
         self.num_gpus_per_learner: float = learners.num_gpus_per_learner
         self.num_cpus_per_learner: float = learners.num_cpus_per_learner
@@ -73,6 +74,10 @@ class AlgorithmConfig:
         rollout_fragment_length: int | str | None = None,
         num_cpus_per_env_runner: float | None = None,
     ) -> AlgorithmConfig:
+        return self._set(locals())
+
+    def fault_tolerance(self, max_num_env_runner_restarts: int | None = None) -> AlgorithmConfig:
+        """How many times per run a failed EnvRunner actor is replaced before the run fails."""
         return self._set(locals())
 
     def learners(
@@ -158,7 +163,8 @@ class AlgorithmConfig:
         check(self.max_episode_steps is None or self.max_episode_steps >= 1,
               "env.max_episode_steps must be >= 1 or null", self.max_episode_steps)
         check(self.num_learners >= 0, "learners.num must be >= 0", self.num_learners)
-        check(self.num_gpus_per_learner >= 0, "learners.num_gpus_per_learner must be >= 0", self.num_gpus_per_learner)
+        check(0 <= self.num_gpus_per_learner <= 1, "learners.num_gpus_per_learner must be in [0, 1] (a learner "
+              "trains on one device; fractions share a GPU)", self.num_gpus_per_learner)
         check(self.num_cpus_per_learner > 0, "learners.num_cpus_per_learner must be > 0", self.num_cpus_per_learner)
         check(self.num_env_runners >= 0, "env_runners.num must be >= 0", self.num_env_runners)
         check(self.num_envs_per_env_runner >= 1, "env_runners.num_envs_per_runner must be >= 1",
@@ -168,6 +174,8 @@ class AlgorithmConfig:
                "env_runners.rollout_fragment_length must be 'auto' or an integer >= 1", rfl)
         check(self.num_cpus_per_env_runner > 0, "env_runners.num_cpus_per_env_runner must be > 0",
                self.num_cpus_per_env_runner)
+        check(self.max_num_env_runner_restarts >= 0, "env_runners.max_restarts must be >= 0",
+              self.max_num_env_runner_restarts)
         check(self.lr > 0, "algo.lr must be > 0", self.lr)
         if self.lr_schedule is not None:
             _check_schedule(self.lr_schedule)
@@ -181,16 +189,12 @@ class AlgorithmConfig:
         self._validate_model()
         self._validate_env()
         self.get_learner_class()
-        if self.num_learners > 0 or self.num_env_runners > 0:
-            raise ConfigError(
-                f"learners.num={self.num_learners} env_runners.num={self.num_env_runners}: Ray cluster mode is "
-                "not available in this version; use learners.num=0 env_runners.num=0 (embedded mode)"
-            )
-        if self.num_gpus_per_learner > 0:
+        if self.num_gpus_per_learner > 0 and self.num_learners == 0:
+            # A local learner trains on this machine's GPU; remote learners' GPUs are checked against the cluster.
             import torch
 
-            check(torch.cuda.is_available(), "learners.num_gpus_per_learner > 0 needs a CUDA device, none is visible",
-                   self.num_gpus_per_learner)
+            check(torch.cuda.is_available(), "learners.num_gpus_per_learner > 0 with learners.num=0 needs a CUDA "
+                  "device on this machine, none is visible", self.num_gpus_per_learner)
 
     def _validate_model(self) -> None:
         from rlrun.core.rl_module.default_models import ACTIVATIONS

@@ -25,6 +25,7 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         rollout_fragment_length=cfg.env_runners.rollout_fragment_length,
         num_cpus_per_env_runner=cfg.env_runners.num_cpus_per_env_runner,
     )
+    config.fault_tolerance(max_num_env_runner_restarts=cfg.env_runners.max_restarts)
     config.learners(
         num_learners=cfg.learners.num,
         num_gpus_per_learner=cfg.learners.num_gpus_per_learner,

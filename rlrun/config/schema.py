@@ -52,6 +52,8 @@ class EnvRunnersSchema:
     # Steps per env per sample; "auto" = train_batch_size / (runners * envs).
     rollout_fragment_length: Any = "auto"
     num_cpus_per_env_runner: float = 1.0
+    # Fault tolerance: a failed runner actor is replaced and re-synced, at most this often per run.
+    max_restarts: int = 10
 
 
 @dataclass
@@ -97,6 +99,18 @@ class StopSchema:
 
 
 @dataclass
+class RaySchema:
+    """The Ray cluster, used when `env_runners.num > 0`, `learners.num > 0` or `address` is set."""
+
+    # null = start a local instance for this run; "auto" or "host:port" = join a running cluster.
+    address: str | None = None
+    dashboard: bool = False
+    # Resources of a started instance; null = what the experiment asks for, at least this machine's cores / GPUs.
+    num_cpus: int | None = None
+    num_gpus: int | None = None
+
+
+@dataclass
 class CheckpointSchema:
     every_iterations: int = 0  # 0 = only the final checkpoint
 
@@ -124,6 +138,7 @@ class RunSchema:
     seed: int = 0
     stop: StopSchema = field(default_factory=StopSchema)
     checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
+    ray: RaySchema = field(default_factory=RaySchema)
     algo: Any = None
     env: Any = None
     env_runners: Any = None

@@ -1,8 +1,9 @@
 """EnvRunnerGroup: the algorithm's one handle on sampling, however many EnvRunners exist.
 
-With `num_env_runners=0` sampling happens in a local EnvRunner in this process.
-Callers use only `sample`, `sync_weights`, `get_metrics` and the state methods, so
-remote EnvRunner actors can be added behind them without changing any caller.
+`num_env_runners=0` samples with one EnvRunner in this process; `>=1` samples
+in parallel with that many EnvRunner actors on Ray (`EnvRunnerActors`, fault
+tolerant). Callers use only the methods below, so an algorithm never knows
+which one it drives.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlrun.core.columns import Columns
+from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
 
 if TYPE_CHECKING:
@@ -24,39 +26,73 @@ class EnvRunnerGroup:
     """Owns the EnvRunners of an algorithm and merges what they sample."""
 
     def __init__(self, *, config: AlgorithmConfig) -> None:
-        if config.num_env_runners > 0:
-            raise NotImplementedError(
-                "env_runners.num > 0 (EnvRunner actors on Ray) is not available yet; use env_runners.num=0"
-            )
         self.config = config
-        self._local = EnvRunner(config=config)
+        self._local: EnvRunner | None = None
+        self._remote = None
+        if config.num_env_runners > 0:
+            from rlrun.env.env_runner_actors import EnvRunnerActors
+
+            self._remote = EnvRunnerActors(config)
+            # The samplers are elsewhere; this env only tells the learners its spaces.
+            self._spaces_env: gym.Env | gym.vector.VectorEnv = make_env(
+                config.env, config.env_config, config.max_episode_steps
+            )
+        else:
+            self._local = EnvRunner(config=config)
+            self._spaces_env = self._local.env
 
     @property
-    def env(self) -> gym.vector.VectorEnv:
-        """A vector env of the group, for its observation and action spaces."""
-        return self._local.env
+    def env(self) -> gym.Env | gym.vector.VectorEnv:
+        """An env of the group, for its observation and action spaces."""
+        return self._spaces_env
 
     @property
     def num_healthy_env_runners(self) -> int:
-        return 1
+        """Runners whose samples made it into the last batch."""
+        return self._remote.num_healthy if self._remote else 1
+
+    @property
+    def num_restarts(self) -> int:
+        """Failed runner actors replaced so far in this run."""
+        return self._remote.num_restarts if self._remote else 0
 
     def sample(self) -> tuple[dict[str, np.ndarray], int]:
         """One fragment from every runner, merged on the env axis; also returns the real env steps."""
-        batch = self._local.sample()
+        batch = self._local.sample() if self._local else concat_env_axis(self._remote.sample())
         return batch, int(batch[Columns.LOSS_MASK].sum())
 
     def sync_weights(self, weights: Mapping[str, Any]) -> None:
         """Send the learners' module weights to every runner."""
-        self._local.set_weights(weights)
+        if self._local:
+            self._local.set_weights(weights)
+        else:
+            self._remote.sync_weights(weights)
 
     def get_metrics(self) -> dict[str, list[float]]:
-        return self._local.get_metrics()
+        return self._local.get_metrics() if self._local else self._remote.get_metrics()
 
     def get_state(self) -> dict[str, Any]:
-        return {"local": self._local.get_state()}
+        if self._local:
+            return {"local": self._local.get_state()}
+        return {"remote": self._remote.get_state()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        self._local.set_state(state["local"])
+        if self._local:
+            self._local.set_state(state["local"])
+        else:
+            self._remote.set_state(state["remote"])
 
     def stop(self) -> None:
-        self._local.stop()
+        if self._local:
+            self._local.stop()
+        else:
+            self._remote.stop()
+            self._spaces_env.close()
+
+
+def concat_env_axis(batches: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Merge time-major `[T, B, ...]` fragments of equal T along B (the bootstrap obs along its env axis)."""
+    return {
+        key: np.concatenate([b[key] for b in batches], axis=0 if key == Columns.BOOTSTRAP_OBS else 1)
+        for key in batches[0]
+    }

@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.cluster import ClusterError, ClusterInfo, cluster_session
 from rlrun.config.convert import build_algorithm_config, validate_run
 from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import save_checkpoint
@@ -47,10 +49,21 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
     except ConfigError:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    # Only a valid config starts processes: Ray (if asked for) comes up here and goes down on every exit path.
+    try:
+        with cluster_session(cfg.ray, config) as cluster:
+            return train_until_stop(cfg, config, run_dir, cluster)
+    except ClusterError:  # the cluster cannot host this config: nothing ran, so nothing is kept
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def train_until_stop(cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cluster: ClusterInfo) -> float | None:
+    """The training loop of a validated run: record every iteration, checkpoint, stop on a criterion."""
     algo = config.algo_class(config, smoothing_episodes=cfg.logger.smoothing_episodes)
     recorder = RunRecorder(run_dir, cfg.logger.tensorboard, OmegaConf.to_container(cfg, resolve=True))
     display = make_display(cfg.logger.console.value, cfg.stop.timesteps)
-    display.start(f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed}, embedded mode -> {run_dir}")
+    display.start(f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{cluster.describe(config)}")
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     metrics: dict[str, Any] = {}
     reason = "interrupted"

@@ -25,6 +25,7 @@ from rlrun.core.columns import (
     DEFAULT_MODULE_ID,
     Columns,
 )
+from rlrun.core.learner import distributed
 from rlrun.core.rl_module import MultiRLModule
 from rlrun.core.schedules import PiecewiseSchedule
 
@@ -108,12 +109,18 @@ class Learner:
     def build(self) -> None:
         """Create the module(s), optimizers and the RNG used for minibatch shuffling."""
         config = self.config
+        self._rank, self._world_size = distributed.world()
         # The learner's CPU share is its intra-op thread count; more threads than
         # cores (or busy-waiting beside the sampler) only slows small networks down.
         torch.set_num_threads(max(1, int(config.num_cpus_per_learner)))
         self.device = self._pick_device()
         module = config.build_rl_module(self.observation_space, self.action_space)
         self._module = MultiRLModule({DEFAULT_MODULE_ID: module}).to(self.device)
+        # In a process group the update loop goes through DDP, which all-reduces the gradients.
+        self._train_forward = {
+            mid: distributed.DDPTrainForward(m, self.device) if self._world_size > 1 else m.forward_train
+            for mid, m in self._module.items()
+        }
         self._built = True  # the optimizer hook below already uses `self.module`
         self._optimizers = {mid: self.configure_optimizers_for_module(mid, config) for mid in self._module}
         self._lr_schedule = PiecewiseSchedule(config.lr_schedule) if config.lr_schedule else None
@@ -156,23 +163,28 @@ class Learner:
         return all(isinstance(v, Mapping) for v in batch.values()) and set(batch) <= set(self._module)
 
     def num_minibatches(self, num_rows: int) -> int:
-        """Minibatches per epoch; a hook so data-parallel learners can agree on one count."""
+        """Minibatches per epoch of a `num_rows` batch; every data-parallel rank computes the same count."""
         return max(1, num_rows // self.config.minibatch_size)
 
     def _update_module(self, module_id: str, rows: TensorDict) -> dict[str, float]:
-        module, optimizer = self._module[module_id], self._optimizers[module_id]
+        optimizer = self._optimizers[module_id]
         params = [p for group in optimizer.param_groups for p in group["params"]]
+        num_rows = len(next(iter(rows.values())))
+        # Counted on the whole batch, so every rank runs the same number of steps (no DDP deadlock).
+        num_minibatches = self.num_minibatches(num_rows)
+        if self._world_size > 1:
+            rows = distributed.shard(rows, self._rank, self._world_size)
         n = len(next(iter(rows.values())))
-        mb_size = min(self.config.minibatch_size, n)
+        mb_size = min(math.ceil(self.config.minibatch_size / self._world_size), n)
         clip = self.config.grad_clip if self.config.grad_clip else math.inf
         self._minibatch_metrics: list[TensorDict] = []
         for _ in range(self.config.num_epochs):
             perm = torch.randperm(n, generator=self._generator).to(self.device)
-            for i in range(self.num_minibatches(n)):
+            for i in range(num_minibatches):
                 idx = perm[(i * mb_size) % n:][:mb_size]
                 minibatch = {k: v[idx] for k, v in rows.items()}
                 self._minibatch_metrics.append({})
-                fwd_out = module.forward_train(minibatch)
+                fwd_out = self._train_forward[module_id](minibatch)
                 loss = self.compute_loss_for_module(
                     module_id=module_id, config=self.config, batch=minibatch, fwd_out=fwd_out
                 )
@@ -181,12 +193,18 @@ class Learner:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
                 optimizer.step()
                 self.log_metrics(total_loss=loss.detach(), gradients_default_optimizer_global_norm=grad_norm)
-        metrics = {
-            k: torch.stack([m[k] for m in self._minibatch_metrics]).mean().item() for k in self._minibatch_metrics[0]
-        }
+        metrics = self._mean_minibatch_metrics()
         metrics["default_optimizer_learning_rate"] = optimizer.param_groups[0]["lr"]
-        metrics["num_module_steps_trained"] = n
+        metrics["num_module_steps_trained"] = num_rows
         return metrics
+
+    def _mean_minibatch_metrics(self) -> dict[str, float]:
+        """Means over all minibatches (and all ranks), fetched from the device in one transfer."""
+        keys = list(self._minibatch_metrics[0])
+        means = torch.stack([torch.stack([m[k] for m in self._minibatch_metrics]).mean() for k in keys])
+        if self._world_size > 1:
+            means = distributed.all_reduce_mean(means)
+        return dict(zip(keys, means.tolist()))
 
     def log_metrics(self, **scalars: torch.Tensor) -> None:
         """Record scalar tensors for the current minibatch (averaged over the update).
@@ -220,33 +238,25 @@ class Learner:
         for mid, learner_vars in state.get(COMPONENT_LEARNER_VARS, {}).items():
             self.learner_vars[mid].update(learner_vars)
 
+    def get_rng_state(self) -> torch.Tensor:
+        """The minibatch-shuffling RNG: without it a restored learner would not continue exactly.
+
+        All data-parallel ranks share one seed, so rank 0's state is every rank's state.
+        """
+        return self._generator.get_state()
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        self._generator.set_state(state)
+
     def save_to_path(self, path: str | Path) -> Path:
         """Write weights (safetensors), optimizer state (weights-only torch file) and vars (JSON)."""
-        state = self.get_state()
-        with ckpt.atomic_directory(path) as tmp:
-            for mid, weights in state[COMPONENT_RL_MODULE].items():
-                ckpt.save_arrays(tmp / f"module_{mid}.safetensors", weights)
-            ckpt.save_torch(tmp / "optimizer.pt", state[COMPONENT_OPTIMIZER])
-            ckpt.save_json(tmp / "learner_vars.json", state[COMPONENT_LEARNER_VARS])
-            # The minibatch-shuffling RNG: without it a restored learner would not continue exactly.
-            ckpt.save_torch(tmp / "rng.pt", self._generator.get_state())
-        return Path(path)
+        return save_learner_checkpoint(path, self.get_state(), self.get_rng_state())
 
     def restore_from_path(self, path: str | Path) -> None:
         """Load what `save_to_path` wrote; a missing or corrupt file raises CheckpointError."""
-        path = Path(path)
-        if not path.is_dir():
-            raise ckpt.CheckpointError(f"learner checkpoint {path} does not exist")
-        self.set_state(
-            {
-                COMPONENT_RL_MODULE: {
-                    mid: ckpt.load_arrays(path / f"module_{mid}.safetensors") for mid in self._module
-                },
-                COMPONENT_OPTIMIZER: ckpt.load_torch(path / "optimizer.pt"),
-                COMPONENT_LEARNER_VARS: ckpt.load_json(path / "learner_vars.json"),
-            }
-        )
-        self._generator.set_state(ckpt.load_torch(path / "rng.pt"))
+        state, rng = load_learner_checkpoint(path)
+        self.set_state(state)
+        self.set_rng_state(rng)
 
     def _check_built(self) -> None:
         if not self._built:
@@ -255,6 +265,31 @@ class Learner:
 
 class TorchLearner(Learner):
     """The PyTorch Learner; algorithms subclass it and implement `compute_loss_for_module`."""
+
+
+def save_learner_checkpoint(path: str | Path, state: Mapping[str, Any], rng: torch.Tensor) -> Path:
+    """Atomically write a learner's full state (as `get_state()` returns it) and its shuffling RNG."""
+    with ckpt.atomic_directory(path) as tmp:
+        for mid, weights in state[COMPONENT_RL_MODULE].items():
+            ckpt.save_arrays(tmp / f"module_{mid}.safetensors", weights)
+        ckpt.save_torch(tmp / "optimizer.pt", state[COMPONENT_OPTIMIZER])
+        ckpt.save_json(tmp / "learner_vars.json", state[COMPONENT_LEARNER_VARS])
+        ckpt.save_torch(tmp / "rng.pt", rng)
+    return Path(path)
+
+
+def load_learner_checkpoint(path: str | Path) -> tuple[dict[str, Any], torch.Tensor]:
+    """(state, rng) from a `save_learner_checkpoint` directory; missing or corrupt files raise CheckpointError."""
+    path = Path(path)
+    modules = sorted(path.glob("module_*.safetensors"))
+    if not path.is_dir() or not modules:
+        raise ckpt.CheckpointError(f"learner checkpoint {path} does not exist or holds no module weights")
+    state = {
+        COMPONENT_RL_MODULE: {f.stem.removeprefix("module_"): ckpt.load_arrays(f) for f in modules},
+        COMPONENT_OPTIMIZER: ckpt.load_torch(path / "optimizer.pt"),
+        COMPONENT_LEARNER_VARS: ckpt.load_json(path / "learner_vars.json"),
+    }
+    return state, ckpt.load_torch(path / "rng.pt")
 
 
 def _components(components: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """LearnerGroup: the single handle an algorithm uses to train, however many Learners there are.
 
-With `num_learners=0` it holds one local Learner in this process. Callers only
-use the methods below, so the data-parallel variant (Learner actors in one
-torch.distributed group) can be added behind them without changing any caller.
+`num_learners=0` holds one Learner in this process. `num_learners>=1` holds
+that many Learner actors on Ray forming one DDP process group
+(`LearnerActors`). Both answer the same calls, so an algorithm never knows
+which one it drives.
 """
 
 from __future__ import annotations
@@ -18,21 +19,29 @@ from rlrun.core.learner.learner import Learner
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.core.learner.learner_actors import LearnerActors
 
 
 class LearnerGroup:
-    """One local Learner (`num_learners=0`); remote DDP learners share this interface."""
+    """One local Learner, or `num_learners` DDP Learner actors behind the same interface."""
 
     def __init__(self, *, config: AlgorithmConfig, observation_space: gym.Space, action_space: gym.Space) -> None:
-        if config.num_learners > 0:
-            raise NotImplementedError(
-                "learners.num > 0 (DDP learner actors on Ray) is not available yet; use learners.num=0"
-            )
         self.config = config
-        self._learner: Learner = config.get_learner_class()(
-            config=config, observation_space=observation_space, action_space=action_space
-        )
-        self._learner.build()
+        self._learner: Learner | LearnerActors
+        if config.num_learners > 0:
+            from rlrun.core.learner.learner_actors import LearnerActors
+
+            self._learner = LearnerActors(config=config, observation_space=observation_space,
+                                          action_space=action_space)
+        else:
+            self._learner = config.get_learner_class()(
+                config=config, observation_space=observation_space, action_space=action_space
+            )
+            self._learner.build()
+
+    @property
+    def is_remote(self) -> bool:
+        return self.config.num_learners > 0
 
     def update(
         self,
@@ -41,18 +50,28 @@ class LearnerGroup:
         timesteps: Mapping[str, int] | None = None,
         async_update: bool = False,
     ) -> list[dict[str, Any]]:
-        """Update all learners on `batch`; returns one result dict per learner."""
+        """Update all learners on `batch`.
+
+        Blocking: returns one result dict per learner (DDP ranks report the same
+        all-reduced metrics). `async_update=True`: returns at once with the
+        results of earlier async updates that have finished, one dict per update.
+        """
+        if not self.is_remote:
+            if async_update:
+                raise ValueError(
+                    "async_update=True needs learner actors (learners.num >= 1); "
+                    "with learners.num=0 updates run in this process and are always blocking"
+                )
+            return [self._learner.update(batch=batch, timesteps=timesteps)]
         if async_update:
-            raise ValueError(
-                "async_update=True needs learner actors (learners.num >= 1); "
-                "with learners.num=0 updates run in this process and are always blocking"
-            )
-        return [self._learner.update(batch=batch, timesteps=timesteps)]
+            return self._learner.update_async(batch, timesteps)
+        return self._learner.update(batch, timesteps)
 
     def get_state(self, components: Any = None) -> dict[str, Any]:
         return self._learner.get_state(components)
 
     def set_state(self, state: Mapping[str, Any]) -> None:
+        """Applies to every learner, so all DDP ranks stay identical."""
         self._learner.set_state(state)
 
     def get_weights(self) -> dict[str, Any]:
@@ -68,4 +87,6 @@ class LearnerGroup:
         self._learner.restore_from_path(path)
 
     def stop(self) -> None:
-        """Release learner resources (nothing to release for a local learner)."""
+        """Release the learner actors and their placement group (nothing to release locally)."""
+        if self.is_remote:
+            self._learner.stop()

@@ -1,0 +1,5 @@
+"""The Ray cluster behind remote EnvRunners and Learner actors: start or join it, check it, leave it."""
+
+from rlrun.cluster.session import ClusterError, ClusterInfo, cluster_session, ensure_ray
+
+__all__ = ["ClusterError", "ClusterInfo", "cluster_session", "ensure_ray"]
