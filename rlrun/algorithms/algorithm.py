@@ -19,10 +19,14 @@ import numpy as np
 import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.core import COMPONENT_RL_MODULE
 from rlrun.core import checkpointing as ckpt
+from rlrun.core.learner.learner import load_learner_checkpoint
 from rlrun.env import EnvRunner, EnvRunnerGroup
+from rlrun.env.env_runner import summarize_episodes
 
-CHECKPOINT_FORMAT = 1
+# 2: env_runners.pt holds the episodes in flight (env state, observations), not only the RNG.
+CHECKPOINT_FORMAT = 2
 SMOOTHING_EPISODES = 100
 
 
@@ -42,6 +46,8 @@ class Algorithm:
         self._timers: dict[str, float] = {}
         self._time_total = 0.0
         self._eval_runner: EnvRunner | None = None
+        # The latest `evaluate()` results; saved with every checkpoint (`checkpoints/best` is ranked by them).
+        self.last_evaluation: dict[str, Any] | None = None
 
     def training_step(self) -> dict[str, Any]:
         """One iteration of the algorithm's pseudocode; returns its own metrics."""
@@ -97,26 +103,22 @@ class Algorithm:
             self._eval_runner = EnvRunner(config=self.config, worker_index=1_000)
         self._eval_runner.set_weights(self.learner_group.get_weights())
         episodes = self._eval_runner.sample_episodes(num_episodes, explore=False)
-        returns = np.asarray(episodes["episode_returns"])
-        return {
-            "evaluation": {
-                "episode_return_mean": float(returns.mean()),
-                "episode_return_std": float(returns.std()),
-                "episode_return_min": float(returns.min()),
-                "episode_return_max": float(returns.max()),
-                "episode_len_mean": float(np.mean(episodes["episode_lens"])),
-                "num_episodes": len(returns),
-            }
-        }
+        self.last_evaluation = summarize_episodes(episodes["episode_returns"], episodes["episode_lens"])
+        return {"evaluation": dict(self.last_evaluation)}
 
     # -- checkpoints -------------------------------------------------------------------
 
     def save_to_path(self, path: str | Path) -> Path:
-        """Everything needed to continue: learner group, env-runner RNG, counters, episode window."""
+        """Everything needed to continue exactly: learner group, env runners, counters, episode window.
+
+        The env runners' state (RNG, episodes in flight) is plain numpy data; it is stored as
+        tensors in a weights-only torch file. The global python/numpy/torch RNGs are seeded
+        once when the algorithm is built and not drawn from afterwards, so they are not saved.
+        """
         path = Path(path)
         with ckpt.atomic_directory(path) as tmp:
             self.learner_group.save_to_path(tmp / "learner_group")
-            ckpt.save_torch(tmp / "env_runners.pt", self.env_runner_group.get_state())
+            ckpt.save_torch(tmp / "env_runners.pt", _arrays_to_tensors(self.env_runner_group.get_state()))
             ckpt.save_json(
                 tmp / "algorithm_state.json",
                 {
@@ -127,22 +129,23 @@ class Algorithm:
                     "time_total_s": self._time_total,
                     "episode_returns": list(self._episode_returns),
                     "episode_lens": list(self._episode_lens),
+                    "evaluation": self.last_evaluation,
                 },
             )
         return path
 
     def restore_from_path(self, path: str | Path) -> None:
+        """Continue from a `save_to_path` checkpoint; a missing, corrupt or foreign one raises CheckpointError."""
         path = Path(path)
-        if not path.is_dir():
-            raise ckpt.CheckpointError(f"checkpoint directory {path} does not exist")
-        state = ckpt.load_json(path / "algorithm_state.json")
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("algorithm") != type(self).__name__:
-            raise ckpt.CheckpointError(
-                f"{path} is a {state.get('algorithm')} checkpoint of format {state.get('format')}; "
-                f"expected {type(self).__name__} format {CHECKPOINT_FORMAT}"
-            )
+        state = read_checkpoint_state(path)
+        if state.get("algorithm") != type(self).__name__:
+            raise ckpt.CheckpointError(f"{path} is a {state.get('algorithm')} checkpoint, not {type(self).__name__}")
         self.learner_group.restore_from_path(path / "learner_group")
-        self.env_runner_group.set_state(ckpt.load_torch(path / "env_runners.pt"))
+        runner_state = _tensors_to_arrays(ckpt.load_torch(path / "env_runners.pt"))
+        try:
+            self.env_runner_group.set_state(runner_state)
+        except (KeyError, ValueError) as e:
+            raise ckpt.CheckpointError(f"env-runner state in {path} does not fit this env: {e}") from None
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
         self.iteration = state["iteration"]
         self.counters = defaultdict(int, state["counters"])
@@ -151,6 +154,7 @@ class Algorithm:
         self._episode_returns.extend(state["episode_returns"])
         self._episode_lens.clear()
         self._episode_lens.extend(state["episode_lens"])
+        self.last_evaluation = state["evaluation"]
 
     def stop(self) -> None:
         """Release env runners, learners and anything they started."""
@@ -158,6 +162,47 @@ class Algorithm:
         self.learner_group.stop()
         if self._eval_runner is not None:
             self._eval_runner.stop()
+
+
+def read_checkpoint_state(path: str | Path) -> dict[str, Any]:
+    """The metadata of an algorithm checkpoint (iteration, counters, last evaluation), format-checked."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ckpt.CheckpointError(f"checkpoint directory {path} does not exist")
+    state = ckpt.load_json(path / "algorithm_state.json")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else None
+        raise ckpt.CheckpointError(f"{path} is a checkpoint of format {found}; expected format {CHECKPOINT_FORMAT}")
+    return state
+
+
+def load_module_weights(path: str | Path) -> dict[str, Any]:
+    """Module id -> weights of an algorithm checkpoint, e.g. to evaluate it without building learners."""
+    read_checkpoint_state(path)
+    state, _ = load_learner_checkpoint(Path(path) / "learner_group")
+    return state[COMPONENT_RL_MODULE]
+
+
+def _arrays_to_tensors(obj: Any) -> Any:
+    """numpy arrays -> tensors throughout nested dicts/lists, for a weights-only torch file."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return {k: _arrays_to_tensors(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_arrays_to_tensors(v) for v in obj)
+    return obj
+
+
+def _tensors_to_arrays(obj: Any) -> Any:
+    """The inverse of `_arrays_to_tensors`: env runners take plain numpy data."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numpy()
+    if isinstance(obj, dict):
+        return {k: _tensors_to_arrays(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_tensors_to_arrays(v) for v in obj)
+    return obj
 
 
 def _seed_everything(seed: int) -> None:

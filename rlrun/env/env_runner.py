@@ -10,7 +10,9 @@ truncated episode needs, with no extra forward pass.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
@@ -18,10 +20,13 @@ import numpy as np
 import torch
 
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.env import env_state
 from rlrun.env.env_creation import make_vector_env
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
+
+log = logging.getLogger("rlrun")
 
 
 class EnvRunner:
@@ -48,8 +53,8 @@ class EnvRunner:
         if isinstance(self.action_space, gym.spaces.Box):
             self._action_low, self._action_high = self.action_space.low, self.action_space.high
 
-    def _reset(self) -> None:
-        obs, _ = self.env.reset(seed=self._seed)
+    def _reset(self, seed: int | None = None) -> None:
+        obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
         self._obs = np.asarray(obs, dtype=np.float32)
         self._prev_done[:] = False
         self._episode_return[:] = 0.0
@@ -157,10 +162,58 @@ class EnvRunner:
         self.module.set_state(weights[DEFAULT_MODULE_ID])
 
     def get_state(self) -> dict[str, Any]:
-        return {"rng": self._generator.get_state()}
+        """Plain data (numpy arrays, numbers, dicts) from which `set_state` continues sampling exactly.
+
+        Besides the action-sampling RNG it holds the episodes in flight: the current
+        observations, per-env return/length accumulators and the env's own state (see
+        `rlrun.env.env_state`). Episodes finished since the last `get_metrics()` are not
+        part of it; `Algorithm.train()` collects them every iteration.
+        """
+        state: dict[str, Any] = {"rng": self._generator.get_state().numpy(), "sampling": self._obs is not None}
+        if self._obs is not None:
+            env = env_state.capture(self.env)
+            if env is None:
+                log.info("the state of env %s is not plain data; a resumed run starts fresh episodes", self.config.env)
+            else:
+                state["episodes_in_flight"] = {
+                    "env": env,
+                    "obs": self._obs.copy(),
+                    "episode_return": self._episode_return.copy(),
+                    "episode_len": self._episode_len.copy(),
+                    "prev_done": self._prev_done.copy(),
+                }
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._generator.set_state(state["rng"])
+        """Continue from `get_state()`; an env whose state could not be captured restarts its episodes."""
+        self._generator.set_state(torch.from_numpy(np.array(state["rng"], dtype=np.uint8)))
+        in_flight = state.get("episodes_in_flight")
+        if in_flight is not None:
+            env_state.restore(self.env, in_flight["env"])
+            self._obs = np.array(in_flight["obs"], dtype=np.float32)
+            self._episode_return = np.array(in_flight["episode_return"], dtype=np.float64)
+            self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
+            self._prev_done = np.array(in_flight["prev_done"], dtype=bool)
+        elif state["sampling"]:
+            log.warning("env %s: episodes in flight at the checkpoint cannot be restored; starting fresh ones",
+                        self.config.env)
+            # A seed drawn from the restored RNG: deterministic, and not a replay of the run's first episodes.
+            self._reset(seed=int(torch.randint(2**31 - 1, (1,), generator=self._generator)))
 
     def stop(self) -> None:
         self.env.close()
+
+
+def summarize_episodes(returns: Sequence[float], lens: Sequence[int]) -> dict[str, float]:
+    """Return mean/std/min/max and length mean/min/max of finished episodes (evaluation reports)."""
+    returns_arr, lens_arr = np.asarray(returns, dtype=np.float64), np.asarray(lens)
+    return {
+        "episode_return_mean": float(returns_arr.mean()),
+        "episode_return_std": float(returns_arr.std()),
+        "episode_return_min": float(returns_arr.min()),
+        "episode_return_max": float(returns_arr.max()),
+        "episode_len_mean": float(lens_arr.mean()),
+        "episode_len_min": int(lens_arr.min()),
+        "episode_len_max": int(lens_arr.max()),
+        "num_episodes": len(returns_arr),
+    }
