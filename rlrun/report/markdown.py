@@ -1,0 +1,106 @@
+"""report.md: the comparison table (one row per config), how each number is computed, the plots, the runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rlrun.report.stats import CONFIDENCE, NUM_RESAMPLES
+from rlrun.report.summary import EVAL_RETURN_KEY, ConfigSummary, Estimate
+from rlrun.run.plots import RETURN_KEY
+
+NONE = "—"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", r"\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _return(value: float | None) -> str:
+    # No thousands separators: a CI "[low, high]" must stay unambiguous.
+    return NONE if value is None else f"{value:.2f}"
+
+
+def _estimate(estimate: Estimate | None) -> str:
+    if estimate is None:
+        return NONE
+    return f"{estimate.mean:.2f} [{estimate.low:.2f}, {estimate.high:.2f}]"
+
+
+def _iqm(estimate: Estimate | None) -> str:
+    return NONE if estimate is None else f"{estimate.iqm:.2f}"
+
+
+def _count(value: float | None) -> str:
+    return NONE if value is None else f"{value:,.0f}"
+
+
+def _seconds(value: float | None) -> str:
+    return NONE if value is None else f"{value:.1f} s"
+
+
+def comparison_table(summaries: Sequence[ConfigSummary]) -> str:
+    """One row per config; the eval column only appears when some run recorded evaluations."""
+    with_eval = any(s.eval_return is not None for s in summaries)
+    ci = f"{CONFIDENCE:.0%} CI"
+    header = ["config", "seeds", f"final return: mean [{ci}]", "IQM"]
+    header += [f"eval return: mean [{ci}]"] if with_eval else []
+    header += ["threshold", "reached", "env steps to threshold", "wall time to threshold", "env steps/s"]
+    rows = []
+    for s in summaries:
+        row = [s.label, str(len(s.runs)), _estimate(s.final_return), _iqm(s.final_return)]
+        row += [_estimate(s.eval_return)] if with_eval else []
+        has_threshold = s.threshold is not None
+        row += [
+            f"{s.threshold:g}" if has_threshold else NONE,
+            f"{s.num_reached}/{len(s.runs)}" if has_threshold else NONE,
+            _count(s.steps_to_threshold),
+            _seconds(s.time_to_threshold_s),
+            _count(s.steps_per_s),
+        ]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def runs_table(summaries: Sequence[ConfigSummary]) -> str:
+    """Every run behind the comparison, so each aggregate can be traced to its directories."""
+    header = ["config", "seed", "run directory", "iterations", "env steps", "wall time", "final return"]
+    rows = [
+        [s.label, NONE if r.run.seed is None else str(r.run.seed), str(r.run.path), str(r.iterations),
+         _count(r.env_steps), _seconds(r.wall_time_s), _return(r.final_return)]
+        for s in summaries
+        for r in s.runs
+    ]
+    return _table(header, rows)
+
+
+def render_report(summaries: Sequence[ConfigSummary], common: Sequence[str], images: Sequence[str]) -> str:
+    """The whole report.md; `images` are PNG file names next to it."""
+    parts = ["# rlrun report", ""]
+    if common:
+        parts += ["Overrides common to all runs: " + " ".join(f"`{o}`" for o in common), ""]
+    parts += [
+        comparison_table(summaries),
+        "",
+        f"- **final return**: the last `{RETURN_KEY}` of each run (its training episodes' mean return); "
+        f"mean over seeds with a {CONFIDENCE:.0%} percentile bootstrap CI "
+        f"({NUM_RESAMPLES:,} resamples, fixed RNG seed).",
+        "- **IQM**: interquartile mean over seeds, the mean after cutting floor(n/4) seeds from each end "
+        "(`scipy.stats.trim_mean(x, 0.25)`, as rliable); equal to the mean below 4 seeds.",
+        f"- **eval return** (when runs have it): the last `{EVAL_RETURN_KEY}`, aggregated the same way.",
+        "- **threshold**: `--threshold`, else the run's `stop.return_mean`, else the env's registered "
+        "`reward_threshold`. **reached**: seeds whose mean return got there; env steps "
+        "(`num_env_steps_sampled_lifetime`) and wall time (`time_total_s`) to it are medians over those seeds.",
+        "- **env steps/s**: last `num_env_steps_sampled_lifetime / time_total_s`, mean over seeds.",
+        "",
+        "## Learning curves",
+        "",
+        f"Mean over seeds (each seed interpolated onto a common grid) with a {CONFIDENCE:.0%} bootstrap CI band; "
+        "faint lines are the single seeds.",
+        "",
+    ]
+    for name in images:
+        parts += [f"![{name}]({name})", ""]
+    parts += ["## Runs", "", runs_table(summaries), ""]
+    return "\n".join(parts)

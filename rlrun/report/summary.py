@@ -1,0 +1,136 @@
+"""Per-run numbers from metrics.jsonl rows, and their aggregate over the seeds of a config."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from rlrun.report.runs import ConfigGroup, Run
+from rlrun.report.stats import bootstrap_ci, iqm
+from rlrun.run.plots import RETURN_KEY
+
+EVAL_RETURN_KEY = "evaluation/episode_return_mean"
+STEPS_KEY = "num_env_steps_sampled_lifetime"
+TIME_KEY = "time_total_s"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run contributes; None where its metrics.jsonl does not have the number."""
+
+    run: Run
+    iterations: int
+    env_steps: int | None
+    wall_time_s: float | None
+    final_return: float | None
+    final_eval_return: float | None
+    reached_threshold: bool
+    steps_to_threshold: int | None
+    time_to_threshold_s: float | None
+    steps_per_s: float | None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Mean over seeds with its 95% bootstrap CI, and the IQM."""
+
+    mean: float
+    low: float
+    high: float
+    iqm: float
+    num_seeds: int
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """One row of the comparison table."""
+
+    label: str
+    runs: list[RunSummary]
+    final_return: Estimate | None
+    eval_return: Estimate | None
+    threshold: float | None
+    num_reached: int
+    steps_to_threshold: float | None
+    time_to_threshold_s: float | None
+    steps_per_s: float | None
+
+
+def _last(rows: list[dict[str, Any]], key: str) -> Any:
+    return next((row[key] for row in reversed(rows) if row.get(key) is not None), None)
+
+
+def default_threshold(config: dict[str, Any] | None) -> float | None:
+    """The run's own goal (`stop.return_mean`), else the env's registered `reward_threshold`, else None."""
+    if config is None:
+        return None
+    goal = (config.get("stop") or {}).get("return_mean")
+    if goal is not None:
+        return float(goal)
+    env_id = (config.get("env") or {}).get("id")
+    if not isinstance(env_id, str):
+        return None
+    import gymnasium as gym
+
+    try:
+        threshold = gym.spec(env_id).reward_threshold
+    except gym.error.Error:  # a custom `module:Class` env or an id registered elsewhere
+        return None
+    return None if threshold is None else float(threshold)
+
+
+def summarize_run(run: Run, threshold: float | None) -> RunSummary:
+    """A run's final numbers, and the first iteration whose mean return reaches the threshold.
+
+    "Reaches" is `>=` on `env_runners/episode_return_mean`, exactly as `stop.return_mean` stops a run.
+    """
+    rows = run.rows
+    reached = None
+    if threshold is not None:
+        reached = next((r for r in rows if r.get(RETURN_KEY) is not None and r[RETURN_KEY] >= threshold), None)
+    steps, wall = rows[-1].get(STEPS_KEY), rows[-1].get(TIME_KEY)
+    return RunSummary(
+        run=run,
+        iterations=len(rows),
+        env_steps=steps,
+        wall_time_s=wall,
+        final_return=_last(rows, RETURN_KEY),
+        final_eval_return=_last(rows, EVAL_RETURN_KEY),
+        reached_threshold=reached is not None,
+        steps_to_threshold=None if reached is None else reached.get(STEPS_KEY),
+        time_to_threshold_s=None if reached is None else reached.get(TIME_KEY),
+        steps_per_s=steps / wall if steps is not None and wall else None,
+    )
+
+
+def _estimate(values: list[float | None]) -> Estimate | None:
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return None
+    low, high = bootstrap_ci(present)
+    return Estimate(statistics.fmean(present), float(low), float(high), iqm(present), len(present))
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def summarize_config(group: ConfigGroup, threshold: float | None = None) -> ConfigSummary:
+    """Aggregate a config's seeds; `threshold` overrides each config's default (see default_threshold)."""
+    if threshold is None:
+        threshold = default_threshold(group.runs[0].config)
+    runs = [summarize_run(run, threshold) for run in group.runs]
+    steps_per_s = [r.steps_per_s for r in runs if r.steps_per_s is not None]
+    return ConfigSummary(
+        label=group.label,
+        runs=runs,
+        final_return=_estimate([r.final_return for r in runs]),
+        eval_return=_estimate([r.final_eval_return for r in runs]),
+        threshold=threshold,
+        num_reached=sum(r.reached_threshold for r in runs),
+        steps_to_threshold=_median([r.steps_to_threshold for r in runs]),
+        time_to_threshold_s=_median([r.time_to_threshold_s for r in runs]),
+        steps_per_s=statistics.fmean(steps_per_s) if steps_per_s else None,
+    )
