@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -57,3 +58,25 @@ class BrokenEnv(TinyEnv):
 
     def __init__(self, length: int = 10) -> None:
         raise RuntimeError("BrokenEnv refuses to start")
+
+
+class CrashOnceEnv(gym.Wrapper):
+    """CartPole that raises once, in whichever env first steps while `crash_file` exists.
+
+    The file is removed by the env that crashes (removal succeeds in one process
+    only), so exactly one env runner fails: a real env error mid-run, on demand.
+    """
+
+    def __init__(self, crash_file: str = "") -> None:
+        super().__init__(gym.make("CartPole-v1"))
+        self.crash_file = crash_file
+
+    def step(self, action):
+        if self.crash_file:
+            try:
+                os.remove(self.crash_file)
+            except FileNotFoundError:
+                pass
+            else:
+                raise RuntimeError("CrashOnceEnv crashed on purpose")
+        return self.env.step(action)

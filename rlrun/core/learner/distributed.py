@@ -49,18 +49,20 @@ def destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
-class DDPTrainForward(DistributedDataParallel):
-    """DDP around one RLModule whose `forward` is the module's `forward_train`.
+class _ForwardTrain(nn.Module):
+    """Makes an RLModule's `forward_train` its `forward`, the only method DDP intercepts."""
 
-    DDP only prepares its gradient all-reduce when called through `forward`,
-    so the learner's update loop calls this wrapper instead of the module.
-    """
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
 
-    def __init__(self, module: nn.Module, device: torch.device) -> None:
-        super().__init__(module, device_ids=[device] if device.type == "cuda" else None)
-
-    def forward(self, batch: TensorDict) -> TensorDict:  # type: ignore[override]
+    def forward(self, batch: TensorDict) -> TensorDict:
         return self.module.forward_train(batch)
+
+
+def ddp_forward_train(module: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """`module.forward_train` under DDP: calling the result prepares the gradient all-reduce of the backward."""
+    return DistributedDataParallel(_ForwardTrain(module), device_ids=[device] if device.type == "cuda" else None)
 
 
 def shard(rows: TensorDict, rank: int, world_size: int) -> TensorDict:

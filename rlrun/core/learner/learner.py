@@ -118,7 +118,7 @@ class Learner:
         self._module = MultiRLModule({DEFAULT_MODULE_ID: module}).to(self.device)
         # In a process group the update loop goes through DDP, which all-reduces the gradients.
         self._train_forward = {
-            mid: distributed.DDPTrainForward(m, self.device) if self._world_size > 1 else m.forward_train
+            mid: distributed.ddp_forward_train(m, self.device) if self._world_size > 1 else m.forward_train
             for mid, m in self._module.items()
         }
         self._built = True  # the optimizer hook below already uses `self.module`
