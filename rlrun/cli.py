@@ -62,11 +62,14 @@ def one_line(error: BaseException) -> str:
 
 def main() -> None:
     from rlrun.core.checkpointing import CheckpointError
+    from rlrun.run.resume import resume_argv
 
     # Let Hydra's exceptions reach us instead of being printed with a stack trace.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     register_schemas()
     try:
+        # `resume=<dir>`: Hydra recomposes the run's own config, into the run's own directory.
+        sys.argv[1:] = resume_argv(sys.argv[1:])
         _train()
     except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
         _exit_with_error(e)

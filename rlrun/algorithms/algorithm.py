@@ -28,6 +28,9 @@ from rlrun.env.env_runner import summarize_episodes
 # 2: env_runners.pt holds the episodes in flight (env state, observations), not only the RNG.
 CHECKPOINT_FORMAT = 2
 SMOOTHING_EPISODES = 100
+# The evaluation env runner's index: its seed (config.seed + 10_000 * index) is apart from every sampling runner's,
+# and `rlrun-eval` uses the same one, so it reproduces a run's `evaluation/*` numbers from its checkpoint.
+EVALUATION_WORKER_INDEX = 1_000
 
 
 class Algorithm:
@@ -100,7 +103,7 @@ class Algorithm:
     def evaluate(self, num_episodes: int = 10) -> dict[str, Any]:
         """Greedy episodes with the current weights, on an env runner of their own."""
         if self._eval_runner is None:
-            self._eval_runner = EnvRunner(config=self.config, worker_index=1_000)
+            self._eval_runner = EnvRunner(config=self.config, worker_index=EVALUATION_WORKER_INDEX)
         self._eval_runner.set_weights(self.learner_group.get_weights())
         episodes = self._eval_runner.sample_episodes(num_episodes, explore=False)
         self.last_evaluation = summarize_episodes(episodes["episode_returns"], episodes["episode_lens"])

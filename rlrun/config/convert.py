@@ -38,7 +38,7 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
 
 
 def validate_run(cfg: DictConfig) -> None:
-    """The run-level keys beside the algorithm: stop criteria, checkpoints, logging."""
+    """The run-level keys beside the algorithm: stop criteria, checkpoints, evaluation, logging."""
     stop = cfg.stop
     check(any(v is not None for v in stop.values()), "set at least one stop criterion (stop.timesteps, "
           "stop.iterations, stop.time_s or stop.return_mean)", dict(stop))
@@ -47,4 +47,10 @@ def validate_run(cfg: DictConfig) -> None:
         check(value is None or value > 0, f"stop.{key} must be > 0 or null", value)
     check(cfg.checkpoint.every_iterations >= 0, "checkpoint.every_iterations must be >= 0 (0 = final only)",
           cfg.checkpoint.every_iterations)
+    keep_last = cfg.checkpoint.keep_last
+    check(keep_last is None or keep_last >= 0, "checkpoint.keep_last must be >= 0 or null (0/null = keep all)",
+          keep_last)
+    check(cfg.evaluation.every_iterations >= 0, "evaluation.every_iterations must be >= 0 (0 = at the end only)",
+          cfg.evaluation.every_iterations)
+    check(cfg.evaluation.episodes >= 1, "evaluation.episodes must be >= 1", cfg.evaluation.episodes)
     check(cfg.logger.smoothing_episodes >= 1, "logger.smoothing_episodes must be >= 1", cfg.logger.smoothing_episodes)

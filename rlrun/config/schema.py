@@ -113,6 +113,16 @@ class RaySchema:
 @dataclass
 class CheckpointSchema:
     every_iterations: int = 0  # 0 = only the final checkpoint
+    # Periodic checkpoint_<iteration> dirs to keep, newest first; 0/null = all. `final` and `best` are extra.
+    keep_last: int | None = None
+
+
+@dataclass
+class EvaluationSchema:
+    """Greedy evaluation episodes on an env runner of their own, logged as `evaluation/...`."""
+
+    every_iterations: int = 0  # 0 = only once, at the end of the run
+    episodes: int = 10
 
 
 def register_schemas() -> None:
@@ -138,6 +148,9 @@ class RunSchema:
     seed: int = 0
     stop: StopSchema = field(default_factory=StopSchema)
     checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
+    evaluation: EvaluationSchema = field(default_factory=EvaluationSchema)
+    # A run directory or checkpoint directory to continue (`rlrun resume=<dir>`); see rlrun/run/resume.py.
+    resume: str | None = None
     ray: RaySchema = field(default_factory=RaySchema)
     algo: Any = None
     env: Any = None

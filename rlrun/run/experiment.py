@@ -8,16 +8,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.cluster import ClusterError, ClusterInfo, cluster_session
 from rlrun.config.convert import build_algorithm_config, validate_run
 from rlrun.config.errors import ConfigError
-from rlrun.run.checkpoints import save_checkpoint
+from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
 from rlrun.run.console import make_display
 from rlrun.run.plots import RETURN_KEY, plot_learning_curve
-from rlrun.run.recorder import RunRecorder, read_metrics
+from rlrun.run.recorder import RunRecorder, flatten, read_metrics
+from rlrun.run.resume import check_config_unchanged, metrics_row, resume_checkpoint, rewind_run_dir
+
+EVAL_RETURN_KEY = "evaluation/episode_return_mean"
 
 log = logging.getLogger("rlrun")
 
@@ -37,45 +42,72 @@ def stop_reason(cfg: DictConfig, metrics: dict[str, Any]) -> str | None:
 
 
 def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
-    """Train until a stop criterion; returns the final mean return (a sweeper's objective).
+    """Train until a stop criterion; returns the final evaluation's mean return (a sweeper's objective).
 
+    The run ends with one greedy evaluation (`evaluation.episodes` episodes) even
+    when periodic evaluation is off, so every run reports a comparable number.
     A config error removes the run directory Hydra just created, so a mistake
-    leaves nothing behind; an interrupted run still writes its final checkpoint.
+    leaves nothing behind -- unless the directory is a run being resumed, which
+    is left as it was; an interrupted run still writes its final checkpoint.
     """
+    resuming = cfg.resume is not None
     try:
         validate_run(cfg)
         config = build_algorithm_config(cfg)
         config.validate()
+        if resuming:
+            check_config_unchanged(cfg, run_dir)
     except ConfigError:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if not resuming:
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
     # Only a valid config starts processes: Ray (if asked for) comes up here and goes down on every exit path.
     try:
         with cluster_session(cfg.ray, config) as cluster:
             return train_until_stop(cfg, config, run_dir, cluster)
     except ClusterError:  # the cluster cannot host this config: nothing ran, so nothing is kept
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if not resuming:
+            shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
 def train_until_stop(cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cluster: ClusterInfo) -> float | None:
     """The training loop of a validated run: record every iteration, checkpoint, stop on a criterion."""
     algo = config.algo_class(config, smoothing_episodes=cfg.logger.smoothing_episodes)
-    recorder = RunRecorder(run_dir, cfg.logger.tensorboard, OmegaConf.to_container(cfg, resolve=True))
+    purge_step = None
+    if cfg.resume is not None:
+        try:
+            purge_step = resume(algo, cfg, run_dir)
+        except BaseException:
+            algo.stop()
+            raise
+    hparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    recorder = RunRecorder(run_dir, cfg.logger.tensorboard, hparams, purge_step=purge_step)
     display = make_display(cfg.logger.console.value, cfg.stop.timesteps)
     display.start(f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{cluster.describe(config)}")
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     metrics: dict[str, Any] = {}
     reason = "interrupted"
+    best = best_return(run_dir)
     try:
         while True:
-            metrics = recorder.record(algo.train())
+            results = flatten(algo.train())
+            stop = stop_reason(cfg, results)
+            every_eval = cfg.evaluation.every_iterations
+            evaluate = stop is not None or bool(every_eval and algo.iteration % every_eval == 0)
+            if evaluate:
+                results.update(flatten(algo.evaluate(cfg.evaluation.episodes)))
+            metrics = recorder.record(results)
             display.update(metrics)
+            if evaluate and (best is None or metrics[EVAL_RETURN_KEY] > best):
+                best = metrics[EVAL_RETURN_KEY]
+                save_best(algo, run_dir)
             every = cfg.checkpoint.every_iterations
             if every and algo.iteration % every == 0:
                 save_checkpoint(algo, run_dir)
-            reason = stop_reason(cfg, metrics)
-            if reason is not None:
+                prune_checkpoints(run_dir, cfg.checkpoint.keep_last)
+            if stop is not None:
+                reason = stop
                 break
     finally:
         save_checkpoint(algo, run_dir, final=True)
@@ -84,4 +116,26 @@ def train_until_stop(cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cl
         plot_learning_curve(read_metrics(run_dir), run_dir / "learning_curve.png", f"{cfg.algo.name} on {cfg.env.id}")
         display.finish(metrics, run_dir, reason)
         log.info("finished (%s) after %d iterations at %s", reason, algo.iteration, time.strftime("%X"))
-    return metrics.get(RETURN_KEY)
+    return metrics.get(EVAL_RETURN_KEY)
+
+
+def resume(algo: Algorithm, cfg: DictConfig, run_dir: Path) -> int:
+    """Restore the checkpoint `resume=` names and rewind the run directory to it.
+
+    Returns the first TensorBoard step after the checkpoint. Nothing in the run
+    directory changes unless the checkpoint loads and the run has not yet
+    reached its stop criteria.
+    """
+    checkpoint = resume_checkpoint(cfg.resume, run_dir)
+    algo.restore_from_path(checkpoint)
+    last = metrics_row(run_dir, algo.iteration)
+    reason = stop_reason(cfg, last) if last is not None else None
+    if reason is not None:
+        raise ConfigError(f"the run already reached {reason} at iteration {algo.iteration}; raise stop.* to go on")
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+    rewind_run_dir(run_dir, checkpoint, algo.iteration, cfg, overrides)
+    message = f"resuming {run_dir} from {checkpoint.name} (iteration {algo.iteration})"
+    log.info(message)
+    if cfg.logger.console.value != "none":
+        print(message, flush=True)
+    return algo.counters["num_env_steps_sampled_lifetime"] + 1

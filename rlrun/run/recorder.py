@@ -1,4 +1,9 @@
-"""RunRecorder: one line per iteration in metrics.jsonl, the same scalars in TensorBoard."""
+"""RunRecorder: one line per iteration in metrics.jsonl, the same scalars in TensorBoard.
+
+TensorBoard also gets the run's config twice: as text, and as hparams (flattened to
+`algo.lr`-style keys) so that `tensorboard --logdir outputs` compares runs in its
+HPARAMS tab against their training and evaluation returns.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
+# The scalars the HPARAMS tab shows beside each run's hparams.
+HPARAM_METRICS = ("env_runners/episode_return_mean", "evaluation/episode_return_mean")
 
 
 def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -24,10 +31,34 @@ def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-class RunRecorder:
-    """Appends metrics as they come: a crash loses at most the iteration in flight."""
+def flatten_hparams(config: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
+    """A nested config as hparams: dotted keys, values TensorBoard takes (None -> "null", lists -> JSON)."""
+    flat: dict[str, bool | int | float | str] = {}
+    for key, value in flatten(config).items():
+        name = key.replace("/", ".")
+        if value is None:
+            flat[name] = "null"
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = json.dumps(value, default=str)
+    return flat
 
-    def __init__(self, run_dir: Path, tensorboard: bool, hparams: Mapping[str, Any] | None = None) -> None:
+
+class RunRecorder:
+    """Appends metrics as they come: a crash loses at most the iteration in flight.
+
+    A resumed run passes `purge_step`, the first TensorBoard step after its checkpoint:
+    TensorBoard then hides what the interrupted process logged from that step on.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        tensorboard: bool,
+        hparams: Mapping[str, Any] | None = None,
+        purge_step: int | None = None,
+    ) -> None:
         self.run_dir = run_dir
         # Open for the whole run, line-buffered: every iteration reaches the file at once.
         self._file = open(run_dir / METRICS_FILE, "a", buffering=1)  # noqa: SIM115 - closed in close()
@@ -35,9 +66,17 @@ class RunRecorder:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
             if hparams:
                 self._writer.add_text("config", "```\n" + json.dumps(dict(hparams), indent=2) + "\n```")
+                self._add_hparams(hparams)
+
+    def _add_hparams(self, config: Mapping[str, Any]) -> None:
+        """Into this run's own event file: `SummaryWriter.add_hparams` would start a separate sub-run."""
+        from torch.utils.tensorboard.summary import hparams
+
+        for summary in hparams(flatten_hparams(config), dict.fromkeys(HPARAM_METRICS, 0.0)):
+            self._writer.file_writer.add_summary(summary)
 
     def record(self, results: Mapping[str, Any]) -> dict[str, Any]:
         """Write one iteration; returns the flat dict that was written."""

@@ -1,0 +1,96 @@
+"""Evaluate a saved policy: greedy episodes from a checkpoint, a JSON report in its run directory.
+
+The algorithm config is rebuilt from the run's `.hydra/config.yaml` in embedded
+mode (no Ray, no GPU) and only the module weights are loaded into one EnvRunner,
+the one `Algorithm.evaluate` would use: with the run's seed the numbers equal
+the `evaluation/*` metrics that the run logged for the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX, load_module_weights, read_checkpoint_state
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.config.convert import build_algorithm_config
+from rlrun.env import EnvRunner
+from rlrun.env.env_runner import summarize_episodes
+from rlrun.run.checkpoints import BEST, CHECKPOINTS_DIR, RUN_CONFIG, latest_checkpoint, locate
+from rlrun.run.video import record_video
+
+VIDEOS_DIR = "videos"
+
+
+@dataclass
+class EvalRequest:
+    """What `rlrun-eval` was asked for (its `key=value` arguments)."""
+
+    checkpoint: str
+    episodes: int = 10
+    seed: int | None = None  # None: the run's seed
+    video: bool = False
+    video_episodes: int = 1
+    video_format: str = "auto"
+
+
+def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
+    """Run the greedy policy of a checkpoint (a run directory means its best, else latest, checkpoint).
+
+    Returns the report that is also written to `<run dir>/eval_<time>.json`.
+    """
+    run_dir, checkpoint = locate(Path(request.checkpoint))
+    checkpoint = checkpoint or _default_checkpoint(run_dir)
+    state = read_checkpoint_state(checkpoint)
+    config = embedded_config(run_dir, request.seed)
+    runner = EnvRunner(config=config, worker_index=EVALUATION_WORKER_INDEX)
+    try:
+        runner.set_weights(load_module_weights(checkpoint))
+        episodes = runner.sample_episodes(request.episodes, explore=False)
+        # The pid keeps evaluations started in the same second (e.g. of several checkpoints) apart.
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        video = None
+        if request.video:
+            video = record_video(
+                runner.module, config.env, config.env_config, config.max_episode_steps, request.video_episodes,
+                config.seed, run_dir / VIDEOS_DIR / f"{checkpoint.name}_{stamp}", request.video_format,
+            )
+    finally:
+        runner.stop()
+    report = {
+        "checkpoint": str(checkpoint),
+        "iteration": state["iteration"],
+        "env": config.env,
+        "seed": config.seed,
+        **summarize_episodes(episodes["episode_returns"], episodes["episode_lens"]),
+        "episode_returns": episodes["episode_returns"],
+        "episode_lens": episodes["episode_lens"],
+        "video": None if video is None else str(video),
+    }
+    path = run_dir / f"eval_{stamp}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    report["report"] = str(path)
+    return report
+
+
+def embedded_config(run_dir: Path, seed: int | None) -> AlgorithmConfig:
+    """The run's algorithm config, in one process: no env-runner or learner actors, no GPU."""
+    cfg = OmegaConf.load(run_dir / RUN_CONFIG)
+    cfg.env_runners.num = 0
+    cfg.learners.num = 0
+    cfg.learners.num_gpus_per_learner = 0
+    if seed is not None:
+        cfg.seed = seed
+    return build_algorithm_config(cfg)
+
+
+def _default_checkpoint(run_dir: Path) -> Path:
+    best = run_dir / CHECKPOINTS_DIR / BEST
+    return best if best.is_dir() else latest_checkpoint(run_dir)
+

@@ -1,0 +1,168 @@
+"""`rlrun resume=<run dir or checkpoint dir>`: continue a run in its own directory.
+
+Hydra would compose the default config and create a new run directory. Instead,
+`resume_argv` rewrites the command line before Hydra sees it: the run's own
+overrides (`.hydra/overrides.yaml`), then the new ones, with `hydra.run.dir` set
+to the run's directory and no new `.hydra/` written. Only keys that do not change
+what is trained may be given anew -- `stop.*`, `logger.*`, `checkpoint.*`,
+`evaluation.*` -- and `check_config_unchanged` makes sure the result is the
+config in `.hydra/config.yaml` apart from those.
+
+After the checkpoint is restored, `rewind_run_dir` makes the directory look as
+if the run had stopped right after that checkpoint: metrics rows and checkpoints
+of later iterations (written before a crash, or after an older checkpoint that
+was asked for) and unfinished checkpoint writes are removed, so `metrics.jsonl`
+continues with no gap and no duplicate iteration. `.hydra/` is updated with the
+new overrides, so a later resume or `rlrun-eval` sees the config the run has now.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from rlrun.config.errors import ConfigError
+from rlrun.run.checkpoints import CHECKPOINTS_DIR, RUN_CONFIG, complete_checkpoints, latest_checkpoint, locate
+from rlrun.run.recorder import METRICS_FILE, read_metrics
+
+SAFE_SECTIONS = ("stop", "logger", "checkpoint", "evaluation")
+RUN_OVERRIDES = Path(".hydra") / "overrides.yaml"
+_MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """The command line Hydra should see; `argv` itself when it does not contain `resume=`."""
+    values = [arg.split("=", 1)[1] for arg in argv if _key(arg) == "resume"]
+    if not values:
+        return argv
+    if len(values) > 1:
+        raise ConfigError(f"resume is given {len(values)} times; name one run or checkpoint directory")
+    if any(arg in _MULTIRUN_FLAGS for arg in argv):
+        raise ConfigError("resume continues one run; it cannot be combined with --multirun (-m)")
+    run_dir, checkpoint = locate(Path(values[0]))
+    if checkpoint is None:
+        latest_checkpoint(run_dir)  # a run without a complete checkpoint fails here, before Hydra starts
+    flags = [arg for arg in argv if not _is_override(arg)]
+    overrides = [arg for arg in argv if _is_override(arg) and _key(arg) != "resume"]
+    hydra_args = [arg for arg in overrides if _key(arg).startswith(("hydra.", "hydra/"))]
+    new = [arg for arg in overrides if arg not in hydra_args]
+    unsafe = [_key(arg) for arg in new if _key(arg).split(".")[0] not in SAFE_SECTIONS]
+    if unsafe:
+        raise ConfigError(
+            f"cannot change {', '.join(unsafe)} when resuming: a run continues with its own config; "
+            f"only {', '.join(s + '.*' for s in SAFE_SECTIONS)} may change"
+        )
+    for arg in hydra_args:
+        if _key(arg) == "hydra.run.dir" and Path(arg.split("=", 1)[1]).expanduser().resolve() != run_dir:
+            raise ConfigError(f"a resumed run continues in its own directory {run_dir}; drop {arg}")
+    new_keys = {_key(arg) for arg in new}
+    merged = [arg for arg in run_overrides(run_dir) if _key(arg) not in new_keys] + new
+    return [
+        *flags,
+        *merged,
+        f"resume={_quote(checkpoint or run_dir)}",
+        *(arg for arg in hydra_args if _key(arg) != "hydra.run.dir"),
+        f"hydra.run.dir={_quote(run_dir)}",
+        "hydra.output_subdir=null",
+    ]
+
+
+def run_overrides(run_dir: Path) -> list[str]:
+    """The command-line overrides a run was started (or last resumed) with."""
+    path = run_dir / RUN_OVERRIDES
+    return [str(arg) for arg in yaml.safe_load(path.read_text()) or []] if path.is_file() else []
+
+
+def resume_checkpoint(resume: str, run_dir: Path) -> Path:
+    """The checkpoint `resume=` names: the given checkpoint, or the run's latest complete one."""
+    located_run, checkpoint = locate(Path(resume))
+    if located_run != run_dir.resolve():
+        raise ConfigError(f"resume={resume} belongs to run directory {located_run}, not {run_dir}")
+    return checkpoint or latest_checkpoint(run_dir)
+
+
+def check_config_unchanged(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse to resume if recomposing the run's overrides no longer gives its saved config."""
+    saved = _leaves(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
+    now = _leaves(OmegaConf.to_container(cfg, enum_to_str=True))
+    for key in sorted(saved.keys() | now.keys()):
+        if key.split(".")[0] in (*SAFE_SECTIONS, "resume"):
+            continue
+        if saved.get(key, "<missing>") != now.get(key, "<missing>"):
+            raise ConfigError(
+                f"cannot resume {run_dir}: its config has {key}={saved.get(key, '<missing>')!r} but this version of "
+                f"rlrun composes {key}={now.get(key, '<missing>')!r} from the same overrides"
+            )
+
+
+def metrics_row(run_dir: Path, iteration: int) -> dict[str, Any] | None:
+    """The metrics.jsonl row of one iteration, if it was written."""
+    if not (run_dir / METRICS_FILE).is_file():
+        return None
+    return next((row for row in read_metrics(run_dir) if row.get("training_iteration") == iteration), None)
+
+
+def rewind_run_dir(
+    run_dir: Path, checkpoint: Path, iteration: int, cfg: DictConfig, overrides: list[str] | None
+) -> None:
+    """Drop what the run wrote after `checkpoint` (iteration `iteration`) and record the resumed config.
+
+    `overrides` (the resumed command line's, from Hydra) replace `.hydra/overrides.yaml`; None keeps it.
+    """
+    if (run_dir / METRICS_FILE).is_file():
+        rows = [row for row in read_metrics(run_dir) if row["training_iteration"] <= iteration]
+        _write_atomically(run_dir / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in rows))
+    for later_iteration, path in complete_checkpoints(run_dir):
+        if later_iteration > iteration:
+            shutil.rmtree(path)
+    for leftover in (run_dir / CHECKPOINTS_DIR).glob(".*"):
+        if leftover != checkpoint:
+            shutil.rmtree(leftover, ignore_errors=True)
+    saved = cfg.copy()
+    OmegaConf.update(saved, "resume", None)
+    _write_atomically(run_dir / RUN_CONFIG, OmegaConf.to_yaml(saved))
+    if overrides is not None:
+        _write_atomically(run_dir / RUN_OVERRIDES, yaml.safe_dump([o for o in overrides if _key(o) != "resume"]))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config -> `{"algo.lr": 0.001, ...}`."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _is_override(arg: str) -> bool:
+    """`key=value`, `+key=value`, `~key`; not an option such as `--cfg` or its value."""
+    return not arg.startswith("-") and ("=" in arg or arg.startswith("~"))
+
+
+def _key(arg: str) -> str:
+    """`stop.iterations` of `stop.iterations=5`, `+stop.iterations=5` or `~stop.iterations`."""
+    return arg.split("=", 1)[0].lstrip("~+").split("@", 1)[0]
+
+
+def _quote(path: Path) -> str:
+    """A path as a quoted Hydra override value (spaces, commas and brackets stay literal)."""
+    escaped = str(path).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"

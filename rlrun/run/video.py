@@ -1,0 +1,89 @@
+"""Film greedy episodes of a policy: `rgb_array` frames to an mp4 (imageio-ffmpeg) or, without an encoder, a GIF.
+
+The evaluation statistics come from the vectorized EnvRunner; filming needs one
+env with `render_mode="rgb_array"`, so it plays its own episodes here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlrun.config.errors import ConfigError
+from rlrun.core.columns import Columns
+from rlrun.env.env_creation import make_env
+
+VIDEO_FORMATS = ("auto", "mp4", "gif")
+
+
+def mp4_available() -> bool:
+    """True when imageio and its bundled ffmpeg (`pip install 'rlrun[video]'`) are installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("imageio", "imageio_ffmpeg"))
+
+
+def record_video(
+    module: Any,
+    env_id: str,
+    env_config: dict[str, Any],
+    max_episode_steps: int | None,
+    episodes: int,
+    seed: int,
+    stem: Path,
+    video_format: str = "auto",
+) -> Path:
+    """Play `episodes` greedy episodes and write them to `stem` + `.mp4` / `.gif`; returns the file."""
+    if video_format == "mp4" and not mp4_available():
+        raise ConfigError("video_format=mp4 needs imageio and imageio-ffmpeg (pip install 'rlrun[video]'); "
+                          "use video_format=gif or auto")
+    # Off-screen frames need no display; without this pygame's SDL complains on headless machines.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    env = make_env(env_id, {**env_config, "render_mode": "rgb_array"}, max_episode_steps)
+    try:
+        frames = [frame for i in range(episodes) for frame in _play(module, env, seed + i)]
+        fps = int(env.metadata.get("render_fps") or 30)
+    finally:
+        env.close()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    if video_format != "gif" and mp4_available():
+        return _write_mp4(frames, fps, stem.with_suffix(".mp4"))
+    return _write_gif(frames, fps, stem.with_suffix(".gif"))
+
+
+def _play(module: Any, env: gym.Env, seed: int) -> list[np.ndarray]:
+    """The frames of one greedy episode, the initial state included."""
+    dist_cls = module.get_inference_action_dist_cls()
+    obs, _ = env.reset(seed=seed)
+    frames = [env.render()]
+    done = False
+    while not done:
+        with torch.inference_mode():
+            inputs = module.forward_inference({Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)[None]})
+            action = dist_cls.from_logits(inputs[Columns.ACTION_DIST_INPUTS]).deterministic_sample()[0].numpy()
+        if isinstance(env.action_space, gym.spaces.Box):
+            action = np.clip(action, env.action_space.low, env.action_space.high)
+        obs, _, terminated, truncated, _ = env.step(action)
+        frames.append(env.render())
+        done = terminated or truncated
+    return frames
+
+
+def _write_mp4(frames: list[np.ndarray], fps: int, path: Path) -> Path:
+    import imageio.v2 as imageio
+
+    # macro_block_size=2: H.264 needs even sizes; the default 16 would rescale most env frames.
+    imageio.mimwrite(path, frames, fps=fps, macro_block_size=2)
+    return path
+
+
+def _write_gif(frames: list[np.ndarray], fps: int, path: Path) -> Path:
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return path
