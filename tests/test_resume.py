@@ -1,0 +1,248 @@
+"""`rlrun resume=<dir>` through the real CLI: exact continuation, crashes, retention, refusals.
+
+Every run here is a real `rlrun` subprocess in embedded mode with a tiny config
+(256-step batches, 4 envs), so each takes a few seconds, mostly imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from test_reproducibility import is_timing
+
+from rlrun.algorithms.algorithm import read_checkpoint_state
+from rlrun.cli import EXIT_USAGE
+from rlrun.run.checkpoints import latest_checkpoint
+
+RLRUN = str(Path(sys.executable).with_name("rlrun"))
+FAST = ("stop.timesteps=null", "env_runners.num_envs_per_runner=4", "algo.train_batch_size=256",
+        "algo.minibatch_size=64", "algo.num_epochs=2", "evaluation.episodes=4", "logger.console=plain")
+ENV = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"} | {"PYTHONUNBUFFERED": "1"}
+
+# Runs `rlrun` with the checkpoint writer stopped inside its temporary directory: when the
+# algorithm_state.json of the checkpoint named by argv[1] is about to be written (the last file),
+# it touches the marker file argv[2] and sleeps until the test SIGKILLs it.
+PAUSE_IN_CHECKPOINT_WRITE = """
+import sys, time
+from pathlib import Path
+from rlrun.core import checkpointing
+from rlrun.cli import main
+
+checkpoint, marker = sys.argv[1], Path(sys.argv[2])
+real_save_json = checkpointing.save_json
+
+def save_json(path, obj):
+    if path.name == "algorithm_state.json" and path.parent.name.startswith(f".tmp-{checkpoint}-"):
+        marker.touch()
+        time.sleep(600)
+    real_save_json(path, obj)
+
+checkpointing.save_json = save_json
+sys.argv = ["rlrun", *sys.argv[3:]]
+main()
+"""
+
+
+def rlrun(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([RLRUN, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV)
+
+
+def train(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = rlrun(*FAST, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def iterations(run_dir: Path) -> list[int]:
+    return [r["training_iteration"] for r in rows(run_dir)]
+
+
+def deterministic(row: dict, drop_evaluation: bool = False) -> dict:
+    """A metrics row without wall-clock keys (and, if asked, without `evaluation/*`)."""
+    return {k: v for k, v in row.items() if not any(is_timing(part) for part in k.split("/"))
+            and k != "timestamp" and not (drop_evaluation and k.startswith("evaluation/"))}
+
+
+def snapshot(run_dir: Path) -> dict[str, str]:
+    """Every file of a run directory -> a hash of its content."""
+    return {str(p.relative_to(run_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+def checkpoint_names(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+
+
+def test_resumed_run_has_the_metrics_of_a_straight_run(tmp_path: Path) -> None:
+    """2N iterations straight == N iterations, then resume to 2N: every non-timing metric, every iteration."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda a: train(*a), [(straight, "stop.iterations=6", "evaluation.every_iterations=3"),
+                                            (resumed, "stop.iterations=3", "evaluation.every_iterations=3")]))
+    first_half = rows(resumed)
+    proc = rlrun(f"resume={resumed}", "stop.iterations=6", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming {resumed} from final (iteration 3)" in proc.stdout
+
+    assert iterations(straight) == iterations(resumed) == [1, 2, 3, 4, 5, 6]
+    assert rows(resumed)[:3] == first_half  # appended to, not rewritten
+    for a, b in zip(rows(straight), rows(resumed), strict=True):
+        assert deterministic(a) == deterministic(b), f"iteration {a['training_iteration']} differs"
+    assert "evaluation/episode_return_mean" in rows(resumed)[5]
+    assert "learners/default_policy/total_loss" in deterministic(rows(resumed)[5])
+
+    # The resumed run stays in its own directory, with the new stop criterion recorded in its config.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed", "straight"]
+    assert "stop.iterations=6" in (resumed / ".hydra" / "overrides.yaml").read_text()
+    assert "iterations: 6" in (resumed / ".hydra" / "config.yaml").read_text()
+    assert "resume: null" in (resumed / ".hydra" / "config.yaml").read_text()
+    assert len(list((resumed / "tensorboard").glob("events.out.tfevents.*"))) == 2
+
+
+def test_sigkill_mid_training_resumes_from_last_complete_checkpoint(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([RLRUN, *FAST, "stop.iterations=100000", "checkpoint.every_iterations=2",
+                             f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while not ((run_dir / "metrics.jsonl").exists() and len(rows(run_dir)) >= 5):
+            assert proc.poll() is None and time.monotonic() < deadline, "training did not get going"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_rows = rows(run_dir)
+    resumed_from = read_checkpoint_state(latest_checkpoint(run_dir))["iteration"]
+    assert resumed_from >= 4 and "final" not in checkpoint_names(run_dir)
+
+    stop_at = resumed_from + 3
+    proc = rlrun(f"resume={run_dir}", f"stop.iterations={stop_at}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"from checkpoint_{resumed_from:06d} (iteration {resumed_from})" in proc.stdout
+
+    assert iterations(run_dir) == list(range(1, stop_at + 1)), "a gap or a duplicate iteration"
+    assert rows(run_dir)[:resumed_from] == killed_rows[:resumed_from]
+    # Iterations the killed process finished after its last checkpoint come out the same again.
+    for before, after in zip(killed_rows[resumed_from:], rows(run_dir)[resumed_from:stop_at - 1]):
+        assert deterministic(before) == deterministic(after, drop_evaluation=True)
+    assert not [n for n in checkpoint_names(run_dir) if n.startswith(".")]
+
+
+def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path: Path) -> None:
+    run_dir, marker = tmp_path / "run", tmp_path / "in-checkpoint-write"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PAUSE_IN_CHECKPOINT_WRITE, "checkpoint_000004", str(marker),
+         *FAST, "stop.iterations=100000", "checkpoint.every_iterations=2", f"hydra.run.dir={run_dir}"],
+        cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the checkpoint write was never reached"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
+    unfinished = [n for n in checkpoint_names(run_dir) if n.startswith(".tmp-checkpoint_000004-")]
+    assert unfinished and (run_dir / "checkpoints" / unfinished[0] / "env_runners.pt").is_file()
+    assert checkpoint_names(run_dir) == sorted(["checkpoint_000002", *unfinished])
+    assert iterations(run_dir) == [1, 2, 3, 4]
+
+    proc = rlrun(f"resume={run_dir}", "stop.iterations=5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "from checkpoint_000002 (iteration 2)" in proc.stdout
+    assert iterations(run_dir) == [1, 2, 3, 4, 5]
+    assert checkpoint_names(run_dir) == ["best", "checkpoint_000002", "checkpoint_000004", "final"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """5 iterations, a checkpoint and an evaluation after each, the newest 2 periodic checkpoints kept."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    train(run_dir, "stop.iterations=5", "checkpoint.every_iterations=1", "checkpoint.keep_last=2",
+          "evaluation.every_iterations=1")
+    return run_dir
+
+
+def test_keep_last_and_best_checkpoint(finished_run: Path) -> None:
+    assert checkpoint_names(finished_run) == ["best", "checkpoint_000004", "checkpoint_000005", "final"]
+    returns = [r["evaluation/episode_return_mean"] for r in rows(finished_run)]
+    best = read_checkpoint_state(finished_run / "checkpoints" / "best")
+    assert best["evaluation"]["episode_return_mean"] == max(returns)
+    assert best["iteration"] == returns.index(max(returns)) + 1  # only a strictly better evaluation replaces it
+    assert read_checkpoint_state(finished_run / "checkpoints" / "final")["iteration"] == 5
+
+
+def test_resume_from_an_older_checkpoint_drops_what_came_after(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    old_final = read_checkpoint_state(run_dir / "checkpoints" / "final")
+    proc = rlrun(f"resume={run_dir / 'checkpoints' / 'checkpoint_000004'}", "stop.iterations=6",
+                 "checkpoint.every_iterations=0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "from checkpoint_000004 (iteration 4)" in proc.stdout
+    assert iterations(run_dir) == [1, 2, 3, 4, 5, 6]
+    assert deterministic(rows(run_dir)[4], drop_evaluation=True) == deterministic(
+        rows(finished_run)[4], drop_evaluation=True)
+    assert checkpoint_names(run_dir) == ["best", "checkpoint_000004", "final"]
+    assert read_checkpoint_state(run_dir / "checkpoints" / "final")["iteration"] == 6
+    assert old_final["iteration"] == 5
+
+
+def _corrupt_copy(finished_run: Path, dest: Path) -> Path:
+    shutil.copytree(finished_run, dest)
+    (dest / "checkpoints" / "final" / "env_runners.pt").write_bytes(b"\x00 not a checkpoint")
+    return dest
+
+
+def _without_checkpoints(finished_run: Path, dest: Path) -> Path:
+    shutil.copytree(finished_run, dest)
+    shutil.rmtree(dest / "checkpoints")
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("case", "make", "args", "expected"),
+    [
+        ("unsafe-override", None, ["algo.lr=0.1", "stop.iterations=9"], ["algo.lr", "stop.*", "evaluation.*"]),
+        ("unsafe-group", None, ["env=acrobot", "stop.iterations=9"], ["cannot change env"]),
+        ("missing-dir", "missing", ["stop.iterations=9"], ["does not exist"]),
+        ("no-checkpoint", _without_checkpoints, ["stop.iterations=9"], ["no complete checkpoint"]),
+        ("corrupt-checkpoint", _corrupt_copy, ["stop.iterations=9"], ["corrupt checkpoint file", "env_runners.pt"]),
+        ("already-stopped", None, [], ["already reached iterations >= 5", "stop.*"]),
+        ("multirun", None, ["-m", "stop.iterations=7,8"], ["--multirun"]),
+    ],
+)
+def test_bad_resume_is_one_line_and_changes_nothing(finished_run: Path, tmp_path: Path, case, make, args, expected):
+    if make is None:
+        run_dir = finished_run
+    elif make == "missing":
+        run_dir = tmp_path / "nowhere"
+    else:
+        run_dir = make(finished_run, tmp_path / "run")
+    before = snapshot(run_dir) if run_dir.exists() else None
+    proc = rlrun(f"resume={run_dir}", *args, cwd=tmp_path)
+    assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlrun: error: "), proc.stderr
+    for text in expected:
+        assert text in lines[0]
+    assert (snapshot(run_dir) if run_dir.exists() else None) == before
+    assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
