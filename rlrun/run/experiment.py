@@ -52,11 +52,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
     """
     resuming = cfg.resume is not None
     try:
+        if resuming:
+            check_config_unchanged(cfg, run_dir)
         validate_run(cfg)
         config = build_algorithm_config(cfg)
         config.validate()
-        if resuming:
-            check_config_unchanged(cfg, run_dir)
     except ConfigError:
         if not resuming:
             shutil.rmtree(run_dir, ignore_errors=True)

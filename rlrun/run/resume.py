@@ -71,6 +71,7 @@ def resume_argv(argv: list[str]) -> list[str]:
         *(arg for arg in hydra_args if _key(arg) != "hydra.run.dir"),
         f"hydra.run.dir={_quote(run_dir)}",
         "hydra.output_subdir=null",
+        "hydra.mode=RUN",  # a sweep job's overrides may select a sweeper config that implies --multirun
     ]
 
 
@@ -89,16 +90,22 @@ def resume_checkpoint(resume: str, run_dir: Path) -> Path:
 
 
 def check_config_unchanged(cfg: DictConfig, run_dir: Path) -> None:
-    """Refuse to resume if recomposing the run's overrides no longer gives its saved config."""
-    saved = _leaves(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG)))
-    now = _leaves(OmegaConf.to_container(cfg, enum_to_str=True))
+    """Refuse to resume unless everything but the safe sections resolves as in the saved config.
+
+    Compared resolved, so this also catches a safe key that something else interpolates
+    (`lr_schedule: [[0, 1e-3], ["${stop.timesteps}", 0]]`), and defaults that changed
+    in rlrun since the run started.
+    """
+    saved = _leaves(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG), resolve=True))
+    now = _leaves(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     for key in sorted(saved.keys() | now.keys()):
         if key.split(".")[0] in (*SAFE_SECTIONS, "resume"):
             continue
-        if saved.get(key, "<missing>") != now.get(key, "<missing>"):
+        before, after = saved.get(key, "<missing>"), now.get(key, "<missing>")
+        if before != after:
             raise ConfigError(
-                f"cannot resume {run_dir}: its config has {key}={saved.get(key, '<missing>')!r} but this version of "
-                f"rlrun composes {key}={now.get(key, '<missing>')!r} from the same overrides"
+                f"cannot resume {run_dir}: {key} would change from {before!r} to {after!r}; a run continues "
+                f"with its own config, and only {', '.join(s + '.*' for s in SAFE_SECTIONS)} may change"
             )
 
 
