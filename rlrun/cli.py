@@ -3,18 +3,27 @@
 User mistakes -- a bad override, an unknown env, an out-of-range value -- end
 in one line `rlrun: error: ...` and exit status 2, never a traceback. Set
 `RLRUN_DEBUG=1` to see the full traceback instead.
+
+In a sweep (`rlrun -m ...`) a failed job does not end the sweep: its directory
+keeps `error.txt`, the remaining jobs run, and at the end rlrun prints one line
+per failed job and exits with status 1.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
 
 import hydra
+from hydra.conf import HydraConf
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
@@ -22,6 +31,11 @@ from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
 
 EXIT_USAGE = 2
+EXIT_JOBS_FAILED = 1
+# main() names a file here; each failed sweep job appends a JSON line to it. Sweep jobs may run in
+# other processes (the parallel launcher), so a file is what they and main() can both reach.
+FAILED_JOBS_ENV = "RLRUN_FAILED_JOBS_FILE"
+log = logging.getLogger("rlrun")
 _NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment variable", "Config search path")
 
 
@@ -30,11 +44,50 @@ def _train(cfg: DictConfig) -> float | None:
     from rlrun.core.checkpointing import CheckpointError
     from rlrun.run.experiment import run_experiment
 
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
-        return run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (ConfigError, CheckpointError) as e:
-        # Reported here: past this point Hydra would add its own "Error executing job" line.
-        _exit_with_error(e)
+        objective = run_experiment(cfg, run_dir)
+    except Exception as e:
+        user_error = isinstance(e, (ConfigError, CheckpointError))
+        if hydra_cfg.mode == RunMode.MULTIRUN and not os.environ.get("RLRUN_DEBUG"):
+            # Hydra's sweepers stop at a job that raises (the basic one after its batch, Optuna at once).
+            _record_failed_job(hydra_cfg, run_dir, e, user_error)
+            # No objective: the basic sweeper ignores it, Optuna marks the trial failed and goes on.
+            return None
+        if user_error:
+            # Reported here: past this point Hydra would add its own "Error executing job" line.
+            _exit_with_error(e)
+        raise
+    # Sweepers keep only the best objective (Optuna); the run's log keeps every job's.
+    log.info("objective for sweepers: %r", objective)
+    return objective
+
+
+def _record_failed_job(hydra_cfg: HydraConf, run_dir: Path, error: Exception, user_error: bool) -> None:
+    """Keep a failed sweep job's error in its directory and in the list that main() reports at the end.
+
+    A user mistake is one line, as in a single run; anything else is a crash, so its traceback
+    goes to the job's log (and the console) while the sweep goes on.
+    """
+    message = one_line(error) if user_error else f"{type(error).__name__}: {one_line(error)}"
+    if not user_error:
+        log.error("job %s failed", hydra_cfg.job.num, exc_info=error)
+    run_dir.mkdir(parents=True, exist_ok=True)  # a config error has removed it
+    (run_dir / "error.txt").write_text(message + "\n")
+    record = {"job": hydra_cfg.job.num, "overrides": " ".join(hydra_cfg.overrides.task), "error": message}
+    with open(os.environ[FAILED_JOBS_ENV], "a") as f:  # one short line per write: concurrent appends stay whole
+        f.write(json.dumps(record) + "\n")
+
+
+def _exit_if_jobs_failed(failed_jobs_file: Path) -> None:
+    """End a sweep that had failed jobs with one line per job and status 1."""
+    if not failed_jobs_file.exists():
+        return
+    records = [json.loads(line) for line in failed_jobs_file.read_text().splitlines()]
+    for r in sorted(records, key=lambda r: r["job"]):
+        print(f"rlrun: error: job {r['job']} ({r['overrides']}) failed: {r['error']}", file=sys.stderr)
+    sys.exit(EXIT_JOBS_FAILED)
 
 
 def _exit_with_error(error: BaseException) -> NoReturn:
@@ -67,12 +120,21 @@ def main() -> None:
     # Let Hydra's exceptions reach us instead of being printed with a stack trace.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     register_schemas()
-    try:
-        # `resume=<dir>`: Hydra recomposes the run's own config, into the run's own directory.
-        sys.argv[1:] = resume_argv(sys.argv[1:])
-        _train()
-    except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
-        _exit_with_error(e)
-    except KeyboardInterrupt:
-        print("rlrun: interrupted; the final checkpoint was written", file=sys.stderr)
-        sys.exit(130)
+    with tempfile.TemporaryDirectory(prefix="rlrun-") as tmp:
+        failed_jobs_file = Path(tmp) / "failed_jobs.jsonl"
+        os.environ[FAILED_JOBS_ENV] = str(failed_jobs_file)
+        try:
+            # `resume=<dir>`: Hydra recomposes the run's own config, into the run's own directory.
+            sys.argv[1:] = resume_argv(sys.argv[1:])
+            _train()
+        except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
+            _exit_with_error(e)
+        except KeyboardInterrupt:
+            print("rlrun: interrupted; the final checkpoint was written", file=sys.stderr)
+            sys.exit(130)
+        except Exception:
+            # A sweeper may give up once every job failed (Optuna: "No trials are completed yet");
+            # then the jobs' own errors are the ones to show.
+            _exit_if_jobs_failed(failed_jobs_file)
+            raise
+        _exit_if_jobs_failed(failed_jobs_file)
