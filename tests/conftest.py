@@ -24,3 +24,24 @@ def run_cli(tmp_path: Path):
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=env)
 
     return run
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A real local Ray instance for one test module; actors can import `user_envs` from tests/."""
+    import ray
+
+    tests_dir = str(REPO / "tests")
+    pythonpath = os.environ.get("PYTHONPATH")
+    # Workers inherit PYTHONPATH from the process that starts Ray.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, pythonpath]))
+    sys.path.insert(0, tests_dir)
+    # address="local": never join a cluster another test (or `ray start`) left behind.
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    sys.path.remove(tests_dir)
+    if pythonpath is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = pythonpath

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import psutil
@@ -15,23 +14,6 @@ from rlrun.algorithms.ppo import PPOConfig
 from rlrun.env.env_runner_actors import EnvRunnerFailure
 
 pytestmark = pytest.mark.ray
-TESTS_DIR = Path(__file__).resolve().parent
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    # Actors import `user_envs` from tests/: workers inherit PYTHONPATH from the process that starts Ray.
-    sys.path.insert(0, str(TESTS_DIR))
-    pythonpath = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS_DIR), pythonpath]))
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-    sys.path.remove(str(TESTS_DIR))
-    if pythonpath is None:
-        del os.environ["PYTHONPATH"]
-    else:
-        os.environ["PYTHONPATH"] = pythonpath
 
 
 def small_config(env: str = "CartPole-v1", **env_config) -> PPOConfig:

@@ -14,13 +14,6 @@ from rlrun.env import EnvRunner
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def one_minibatch_config() -> PPOConfig:
     """Each epoch is one minibatch of the whole batch: DDP's averaged shard gradients equal the full-batch one."""
     return (

@@ -42,18 +42,23 @@ class ClusterInfo:
         if self.address is None:
             return "embedded mode: 1 local env runner, 1 local learner (cpu), no Ray"
         runners = (
-            f"{config.num_env_runners} env runners x {config.num_envs_per_env_runner} envs "
+            f"{_count(config.num_env_runners, 'env runner')} x {config.num_envs_per_env_runner} envs "
             f"({config.num_cpus_per_env_runner:g} CPU each)"
             if config.num_env_runners
             else "1 local env runner"
         )
         if config.num_learners:
-            device = f"{config.num_gpus_per_learner:g} GPU" if config.num_gpus_per_learner else "cpu"
-            learners = f"{config.num_learners} DDP learners ({device}, {ddp_backend(config)})"
+            device = f"{config.num_gpus_per_learner:g} GPU each" if config.num_gpus_per_learner else "cpu"
+            learners = (f"{config.num_learners} DDP learners ({device}, {ddp_backend(config)})"
+                        if config.num_learners > 1 else f"1 learner actor ({device})")
         else:
             learners = "1 local learner"
         return (f"Ray cluster {self.address} ({self.num_cpus:g} CPUs, {self.num_gpus:g} GPUs): "
                 f"{runners}, {learners}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def ddp_backend(config: AlgorithmConfig) -> str:
@@ -87,7 +92,7 @@ def cluster_session(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[ClusterIn
                                           ray_cfg.dashboard))
     except (ConnectionError, ValueError, RuntimeError) as e:
         where = f"ray.address={ray_cfg.address}" if ray_cfg.address else "a local Ray instance"
-        raise ClusterError(f"could not start or join {where}: {str(e).splitlines()[0]}") from None
+        raise ClusterError(f"could not start or join {where}: {_root_cause(e)}") from None
     try:
         info = ClusterInfo(address=context.address_info.get("address") or ray_cfg.address or "local",
                            **_totals(ray.cluster_resources()))
@@ -98,6 +103,13 @@ def cluster_session(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[ClusterIn
         ray.shutdown()  # stops a local instance; only disconnects from a joined cluster
 
 
+def _root_cause(error: BaseException) -> str:
+    """Ray wraps the reason (e.g. a missing auth token) in generic connection errors; name the reason."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return str(error).strip().splitlines()[0]
+
+
 def _totals(resources: dict[str, float]) -> dict[str, float]:
     return {"num_cpus": resources.get("CPU", 0.0), "num_gpus": resources.get("GPU", 0.0)}
 
@@ -106,13 +118,16 @@ def _init_kwargs(
     config: AlgorithmConfig, address: str | None, num_cpus: int | None, num_gpus: int | None, dashboard: bool
 ) -> dict[str, Any]:
     """`ray.init` arguments: join `address`, or start an instance big enough for the run."""
+    # Ray announces on every start that token authentication is on (it is); keep that out of the console.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
         return {**kwargs, "address": address}
     need = required_resources(config)
     # Ray's CPUs are scheduling slots: on a small machine a run may reserve more than it has cores.
     cpus = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, math.ceil(need["CPU"]))
-    return {**kwargs, "num_cpus": cpus, "num_gpus": num_gpus, "include_dashboard": dashboard}
+    # address="local": a new instance even when `ray start` or RAY_ADDRESS left one for ray.init() to find.
+    return {**kwargs, "address": "local", "num_cpus": cpus, "num_gpus": num_gpus, "include_dashboard": dashboard}
 
 
 def check_resources(info: ClusterInfo, config: AlgorithmConfig) -> None:
