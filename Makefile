@@ -31,6 +31,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_cartpole.py
 	$(PY) scripts/bench_sampling.py
+	$(PY) scripts/bench_learners.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -42,6 +42,7 @@ _NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment v
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def _train(cfg: DictConfig) -> float | None:
     from rlrun.core.checkpointing import CheckpointError
+    from rlrun.env.env_runner_actors import EnvRunnerFailure
     from rlrun.run.experiment import run_experiment
 
     hydra_cfg = HydraConfig.get()
@@ -49,7 +50,8 @@ def _train(cfg: DictConfig) -> float | None:
     try:
         objective = run_experiment(cfg, run_dir)
     except Exception as e:
-        user_error = isinstance(e, (ConfigError, CheckpointError))
+        # Errors whose message says all (an env that keeps crashing names itself and the restart limit).
+        user_error = isinstance(e, (ConfigError, CheckpointError, EnvRunnerFailure))
         if hydra_cfg.mode == RunMode.MULTIRUN and not os.environ.get("RLRUN_DEBUG"):
             # Hydra's sweepers stop at a job that raises (the basic one after its batch, Optuna at once).
             _record_failed_job(hydra_cfg, run_dir, e, user_error)

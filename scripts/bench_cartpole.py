@@ -1,16 +1,28 @@
-"""Time to solve CartPole-v1 with the tuned preset, measured from process start.
+"""Time to solve CartPole-v1 with the tuned preset, embedded mode beside Ray mode, measured from process start.
 
-For each seed, runs `rlrun experiment=cartpole_ppo_fast seed=S` in a fresh
-process and reads its metrics.jsonl: the solve time is the wall-clock stamp of
-the first iteration whose mean return over the last 100 episodes reaches 475,
-minus the moment the process was spawned (so imports and start-up count).
+For each mode and seed, runs `rlrun experiment=cartpole_ppo_fast seed=S <mode overrides>`
+in a fresh process, samples the memory of its whole process tree (Ray's GCS,
+raylet and actors included) while it runs, and reads its metrics.jsonl:
 
-Usage: python scripts/bench_cartpole.py [--seeds 0 1 2] [--threshold 475] [extra overrides...]
+- start-up: process spawn to the start of the first sample (first iteration's
+  timestamp minus its duration);
+- steps/s: env steps over training time (start-up excluded);
+- time to solve: spawn to the first iteration whose mean return over the last
+  100 episodes reaches the threshold;
+- peak memory: the largest sum of PSS (proportional set size, so shared pages
+  such as Ray's object store count once) over the process tree.
+
+It also times Ray's own start-up (`ray.init` + `ray.shutdown` in a fresh
+process) to check the target: Ray mode adds at most Ray's start-up cost plus 30%
+of embedded mode's steady-state (post-start-up) time to solve.
+
+Usage: python scripts/bench_cartpole.py [--seeds 0 1 2] [--threshold 475] [--modes embedded ray] [overrides...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -18,51 +30,109 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from rlrun.run.recorder import read_metrics
 
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 RETURN_KEY = "env_runners/episode_return_mean"
+# Ray mode splits the preset's 16 envs over 2 runners, so both modes sample the same batches.
+MODES = {"embedded": [], "ray": ["env_runners.num=2", "env_runners.num_envs_per_runner=8", "learners.num=2"]}
+RAY_STARTUP = "import ray; ray.init(address='local', include_dashboard=False, logging_level='ERROR'); ray.shutdown()"
 
 
-def solve(seed: int, threshold: float, overrides: list[str], workdir: Path) -> dict[str, float]:
-    run_dir = workdir / f"seed{seed}"
+def tree_pss_mb(root: psutil.Process) -> float:
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # a process that just exited
+            total += proc.memory_full_info().pss
+    return total / 2**20
+
+
+def run_and_watch(cmd: list[str], cwd: Path) -> float:
+    """Run `cmd` to completion; return the peak memory of its process tree in MiB."""
+    proc = subprocess.Popen(cmd, cwd=cwd)
+    root = psutil.Process(proc.pid)
+    peak = 0.0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, tree_pss_mb(root))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.25)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
+    return peak
+
+
+def solve(mode: str, seed: int, threshold: float, overrides: list[str], workdir: Path) -> dict[str, float]:
+    run_dir = workdir / f"{mode}-seed{seed}"
     cmd = [RLRUN, "experiment=cartpole_ppo_fast", f"seed={seed}", "logger.console=none",
-           f"hydra.run.dir={run_dir}", *overrides]
+           f"hydra.run.dir={run_dir}", *MODES[mode], *overrides]
     start = time.time()
-    subprocess.run(cmd, check=True, cwd=workdir)
+    peak_mb = run_and_watch(cmd, workdir)
     rows = read_metrics(run_dir)
     hit = next((r for r in rows if r.get(RETURN_KEY, -1.0) >= threshold), None)
     first = rows[0]
     result = {
         "startup_s": first["timestamp"] - first["time_this_iter_s"] - start,
         "steps_per_s": rows[-1]["num_env_steps_sampled_lifetime"] / rows[-1]["time_total_s"],
+        "peak_mb": peak_mb,
+        "solved": 0.0, "time_s": float("nan"), "steps": float("nan"),
     }
-    if hit is None:
-        return {**result, "solved": 0.0, "time_s": float("nan"), "steps": float("nan")}
-    return {**result, "solved": 1.0, "time_s": hit["timestamp"] - start, "steps": hit["num_env_steps_sampled_lifetime"]}
+    if hit is not None:
+        result.update(solved=1.0, time_s=hit["timestamp"] - start, steps=hit["num_env_steps_sampled_lifetime"])
+    return result
+
+
+def ray_startup_s(repeats: int = 3) -> float:
+    """Median wall time of starting and stopping a local Ray instance in a fresh process (imports included)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", RAY_STARTUP], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def median(results: list[dict[str, float]], key: str) -> float:
+    values = [r[key] for r in results if r["solved"] or key not in ("time_s", "steps")]
+    return statistics.median(values) if values else float("nan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threshold", type=float, default=475.0)
-    parser.add_argument("overrides", nargs="*", help="extra rlrun overrides, e.g. env_runners.num=2")
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("overrides", nargs="*", help="extra rlrun overrides for every run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = [solve(s, args.threshold, args.overrides, Path(tmp)) for s in args.seeds]
+        results = {m: [solve(m, s, args.threshold, args.overrides, Path(tmp)) for s in args.seeds] for m in args.modes}
     extra = " ".join(args.overrides)
     print(f"CartPole-v1 time to mean return {args.threshold:g} (experiment=cartpole_ppo_fast {extra})")
-    print(f"{'seed':>6} {'solved':>7} {'time_s':>8} {'env_steps':>10} {'steps/s':>9} {'startup_s':>10}")
-    for seed, r in zip(args.seeds, results):
-        print(f"{seed:>6} {'yes' if r['solved'] else 'NO':>7} {r['time_s']:>8.2f} {r['steps']:>10,.0f} "
-              f"{r['steps_per_s']:>9,.0f} {r['startup_s']:>10.2f}")
-    times = [r["time_s"] for r in results if r["solved"]]
-    if times:
-        print(f"time_s  min {min(times):.2f}  median {statistics.median(times):.2f}  max {max(times):.2f}  "
-              f"({len(times)}/{len(results)} seeds solved)")
-    steps = [r["steps"] for r in results if r["solved"]]
-    if steps:
-        print(f"env steps  min {min(steps):,.0f}  median {statistics.median(steps):,.0f}  max {max(steps):,.0f}")
+    print(f"{'mode':>9} {'seed':>5} {'solved':>7} {'time_s':>7} {'env_steps':>10} {'steps/s':>8} {'startup_s':>10} "
+          f"{'peak_MiB':>9}")
+    for mode, runs in results.items():
+        for seed, r in zip(args.seeds, runs):
+            print(f"{mode:>9} {seed:>5} {'yes' if r['solved'] else 'NO':>7} {r['time_s']:>7.2f} {r['steps']:>10,.0f} "
+                  f"{r['steps_per_s']:>8,.0f} {r['startup_s']:>10.2f} {r['peak_mb']:>9,.0f}")
+    print("medians:")
+    for mode, runs in results.items():
+        solved = sum(int(r["solved"]) for r in runs)
+        print(f"{mode:>9}  time_s {median(runs, 'time_s'):.2f} ({solved}/{len(runs)} solved)  "
+              f"steps/s {median(runs, 'steps_per_s'):,.0f}  startup_s {median(runs, 'startup_s'):.2f}  "
+              f"peak_MiB {median(runs, 'peak_mb'):,.0f}")
+    if {"embedded", "ray"} <= results.keys():
+        ray_init = ray_startup_s()
+        emb, ray_runs = results["embedded"], results["ray"]
+        steady = median(emb, "time_s") - median(emb, "startup_s")
+        added = median(ray_runs, "time_s") - median(emb, "time_s")
+        budget = ray_init + 0.3 * steady
+        verdict = "met" if added <= budget else "MISSED"
+        print(f"Ray start-up alone (init + shutdown, fresh process): {ray_init:.2f} s")
+        print(f"Ray mode adds {added:.2f} s to the median time to solve; target <= {ray_init:.2f} + 0.3 x {steady:.2f} "
+              f"= {budget:.2f} s: {verdict}")
 
 
 if __name__ == "__main__":

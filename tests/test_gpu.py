@@ -30,3 +30,31 @@ def test_learner_trains_on_gpu_and_matches_cpu_update() -> None:
     gpu.update(batch=batch, timesteps={"num_env_steps_sampled_lifetime": 512})
     for name, w in cpu.get_state()["rl_module"]["default_policy"].items():
         np.testing.assert_allclose(gpu.get_state()["rl_module"]["default_policy"][name], w, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.ray
+def test_ddp_learner_actors_train_on_their_own_gpu(ray_cluster) -> None:
+    """Learner actors with `num_gpus_per_learner=1` see one GPU each (nccl with two) and match a CPU update."""
+    num_learners = min(torch.cuda.device_count(), 2)
+    config = (
+        PPOConfig()
+        .environment("CartPole-v1")
+        .env_runners(num_envs_per_env_runner=8, rollout_fragment_length=32)
+        .training(train_batch_size=256, minibatch_size=256, num_epochs=2)
+    )
+    batch = EnvRunner(config=config).sample()
+    batch["loss_mask"][:] = True  # 256 rows: equal shards
+    env = gym.make("CartPole-v1")
+    cpu = config.build_learner(env=env)
+    cpu.build()
+    group = config.copy().learners(num_learners=num_learners, num_gpus_per_learner=1).build_learner_group(env=env)
+    try:
+        assert group._learner.devices == ["cuda:0"] * num_learners  # each actor sees only its own GPU
+        group.set_state(cpu.get_state())
+        group.update(batch=batch)
+        gpu_weights = group.get_weights()["default_policy"]
+    finally:
+        group.stop()
+    cpu.update(batch=batch)
+    for name, w in cpu.get_state()["rl_module"]["default_policy"].items():
+        np.testing.assert_allclose(gpu_weights[name], w, atol=1e-4, err_msg=name)

@@ -64,7 +64,9 @@ def assert_all_gone(processes: list[psutil.Process]) -> None:
 def test_ray_mode_solves_cartpole_through_a_crashing_runner(tmp_path: Path) -> None:
     """2 EnvRunner actors + 2 DDP learners reach the return threshold although one runner's env crashes mid-run."""
     run_dir, crash = tmp_path / "run", tmp_path / "crash"
-    proc = start(["experiment=cartpole_ppo_fast", "env_runners.num=2", "learners.num=2", "stop.return_mean=300",
+    # The preset's 16 envs, split over 2 runners: the same samples per iteration as in embedded mode.
+    proc = start(["experiment=cartpole_ppo_fast", "env_runners.num=2", "env_runners.num_envs_per_runner=8",
+                  "learners.num=2", "stop.return_mean=300",
                   "env.id=user_envs:CrashOnceEnv", f"+env.env_config.crash_file={crash}"], run_dir, tmp_path)
     wait_for(lambda: len(rows(run_dir)) >= 3, proc)
     tree = process_tree(proc.pid)
@@ -72,7 +74,7 @@ def test_ray_mode_solves_cartpole_through_a_crashing_runner(tmp_path: Path) -> N
     out, err = proc.communicate(timeout=400)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert "2 env runners x 16 envs" in out and "2 DDP learners (cpu, gloo)" in out
+    assert "2 env runners x 8 envs" in out and "2 DDP learners (cpu, gloo)" in out
     metrics = rows(run_dir)
     assert not crash.exists(), "the env never crashed"
     assert metrics[-1][RETURN_KEY] >= 300
@@ -144,3 +146,21 @@ def test_missing_gpus_fail_fast_with_one_line(tmp_path: Path) -> None:
     assert len([line for line in lines if line.startswith("rlrun: error:")]) == 1, err
     assert "needs 2 GPUs" in lines[-1] and "learners.num_gpus_per_learner" in lines[-1]
     assert not run_dir.exists(), "a run that never started left a run directory"
+
+
+def test_env_that_keeps_crashing_ends_in_one_line_and_stops_ray(tmp_path: Path) -> None:
+    """The error exit path: restarts used up -> one line naming the limit and the env's error; Ray is gone."""
+    run_dir, crash = tmp_path / "run", tmp_path / "crash"
+    proc = start(["env_runners.num=1", "env_runners.max_restarts=0", "stop.timesteps=100000000",
+                  "env.id=user_envs:CrashOnceEnv", f"+env.env_config.crash_file={crash}"], run_dir, tmp_path)
+    wait_for(lambda: len(rows(run_dir)) >= 1, proc)
+    tree = process_tree(proc.pid)
+    crash.touch()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("rlrun: error: env runner 1 failed")
+    assert "env_runners.max_restarts=0" in last and "CrashOnceEnv crashed on purpose" in last
+    assert (run_dir / "checkpoints" / "final" / "algorithm_state.json").is_file(), "the final checkpoint was lost"
+    assert_all_gone(tree)

@@ -189,7 +189,7 @@ def load_module_weights(path: str | Path) -> dict[str, Any]:
 def _arrays_to_tensors(obj: Any) -> Any:
     """numpy arrays -> tensors throughout nested dicts/lists, for a weights-only torch file."""
     if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
+        return torch.from_numpy(np.array(obj))  # a copy: arrays from Ray actors are read-only
     if isinstance(obj, dict):
         return {k: _arrays_to_tensors(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
