@@ -63,7 +63,8 @@ class RLModule(nn.Module):
             raise ValueError(f"module state lacks weights {sorted(missing)}")
         with torch.no_grad():
             for k, v in current.items():
-                v.copy_(torch.as_tensor(np.asarray(state[k])))
+                # Weights fetched from Ray's object store are read-only views; copy_ only reads them.
+                v.copy_(torch.as_tensor(_writable(state[k])))
 
 
 class MultiRLModule(nn.ModuleDict):
@@ -77,3 +78,8 @@ class MultiRLModule(nn.ModuleDict):
             if module_id not in self:
                 raise ValueError(f"unknown module id {module_id!r}; have {list(self.keys())}")
             self[module_id].set_state(module_state)
+
+
+def _writable(array: Any) -> np.ndarray:
+    array = np.asarray(array)
+    return array if array.flags.writeable else array.copy()
