@@ -61,22 +61,33 @@ def assert_all_gone(processes: list[psutil.Process]) -> None:
     assert not alive, f"orphaned processes: {[(p.pid, p.cmdline()[:2]) for p in alive]}"
 
 
-def test_ray_mode_solves_cartpole_through_a_crashing_runner(tmp_path: Path) -> None:
-    """2 EnvRunner actors + 2 DDP learners reach the return threshold although one runner's env crashes mid-run."""
+def run_with_a_crash(args: list[str], after_iterations: int, tmp_path: Path) -> tuple[subprocess.Popen, str, str, list]:
+    """Run rlrun on CrashOnceEnv; once `after_iterations` are recorded, make one env runner's env raise.
+
+    Returns the finished process, its stdout and stderr, and the process tree
+    snapshotted while it ran (to check that none of it outlives the run).
+    """
     run_dir, crash = tmp_path / "run", tmp_path / "crash"
-    # The preset's 16 envs, split over 2 runners: the same samples per iteration as in embedded mode.
-    proc = start(["experiment=cartpole_ppo_fast", "env_runners.num=2", "env_runners.num_envs_per_runner=8",
-                  "learners.num=2", "stop.return_mean=300",
-                  "env.id=user_envs:CrashOnceEnv", f"+env.env_config.crash_file={crash}"], run_dir, tmp_path)
-    wait_for(lambda: len(rows(run_dir)) >= 3, proc)
+    proc = start([*args, "env.id=user_envs:CrashOnceEnv", f"+env.env_config.crash_file={crash}"], run_dir, tmp_path)
+    wait_for(lambda: len(rows(run_dir)) >= after_iterations, proc)
     tree = process_tree(proc.pid)
     crash.touch()
     out, err = proc.communicate(timeout=400)
+    assert not crash.exists(), "the env never crashed"
+    return proc, out, err, tree
+
+
+def test_ray_mode_solves_cartpole_through_a_crashing_runner(tmp_path: Path) -> None:
+    """2 EnvRunner actors + 2 DDP learners reach the return threshold although one runner's env crashes mid-run."""
+    run_dir = tmp_path / "run"
+    # The preset's 16 envs, split over 2 runners: the same samples per iteration as in embedded mode.
+    proc, out, err, tree = run_with_a_crash(["experiment=cartpole_ppo_fast", "env_runners.num=2",
+                                             "env_runners.num_envs_per_runner=8", "learners.num=2",
+                                             "stop.return_mean=300"], 3, tmp_path)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert "2 env runners x 8 envs" in out and "2 DDP learners (cpu, gloo)" in out
     metrics = rows(run_dir)
-    assert not crash.exists(), "the env never crashed"
     assert metrics[-1][RETURN_KEY] >= 300
     assert metrics[-1]["fault_tolerance/num_remote_worker_restarts"] == 1
     healthy = [r["env_runners/num_healthy_env_runners"] for r in metrics]
@@ -150,13 +161,9 @@ def test_missing_gpus_fail_fast_with_one_line(tmp_path: Path) -> None:
 
 def test_env_that_keeps_crashing_ends_in_one_line_and_stops_ray(tmp_path: Path) -> None:
     """The error exit path: restarts used up -> one line naming the limit and the env's error; Ray is gone."""
-    run_dir, crash = tmp_path / "run", tmp_path / "crash"
-    proc = start(["env_runners.num=1", "env_runners.max_restarts=0", "stop.timesteps=100000000",
-                  "env.id=user_envs:CrashOnceEnv", f"+env.env_config.crash_file={crash}"], run_dir, tmp_path)
-    wait_for(lambda: len(rows(run_dir)) >= 1, proc)
-    tree = process_tree(proc.pid)
-    crash.touch()
-    _, err = proc.communicate(timeout=120)
+    run_dir = tmp_path / "run"
+    proc, _, err, tree = run_with_a_crash(["env_runners.num=1", "env_runners.max_restarts=0",
+                                           "stop.timesteps=100000000"], 1, tmp_path)
     assert proc.returncode == 2, err
     assert "Traceback" not in err
     last = err.strip().splitlines()[-1]
