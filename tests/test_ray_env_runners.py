@@ -11,6 +11,7 @@ import pytest
 import ray
 
 from rlrun.algorithms.ppo import PPOConfig
+from rlrun.core.checkpointing import CheckpointError
 from rlrun.env.env_runner_actors import EnvRunnerFailure
 
 pytestmark = pytest.mark.ray
@@ -73,5 +74,21 @@ def test_env_error_restarts_runner_within_limit_and_fails_clearly_beyond(ray_clu
         crash_file.touch()
         with pytest.raises(EnvRunnerFailure, match=r"env_runners.max_restarts=0.*CrashOnceEnv crashed on purpose"):
             algo.train()
+    finally:
+        algo.stop()
+
+
+def test_env_runner_state_is_restored_only_into_the_same_mode(ray_cluster, tmp_path: Path) -> None:
+    embedded = small_config().env_runners(num_env_runners=0).build_algo()
+    embedded.train()
+    embedded.save_to_path(tmp_path / "embedded")
+    embedded.stop()
+    algo = small_config().build_algo()
+    try:
+        algo.train()
+        algo.save_to_path(tmp_path / "remote")
+        algo.restore_from_path(tmp_path / "remote")  # same mode: fine
+        with pytest.raises(CheckpointError, match="env_runners.num"):
+            algo.restore_from_path(tmp_path / "embedded")
     finally:
         algo.stop()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from rlrun.core.checkpointing import CheckpointError
 from rlrun.core.columns import Columns
 from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
@@ -77,6 +78,10 @@ class EnvRunnerGroup:
         return {"remote": self._remote.get_state()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
+        mode = "local" if self._local else "remote"
+        if mode not in state:
+            raise CheckpointError(f"the env-runner state was saved with env_runners.num "
+                                  f"{'> 0' if mode == 'local' else '= 0'}; restore it with the same env_runners.num")
         if self._local:
             self._local.set_state(state["local"])
         else:
