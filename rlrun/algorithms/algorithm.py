@@ -21,6 +21,7 @@ import torch
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.core import COMPONENT_RL_MODULE
 from rlrun.core import checkpointing as ckpt
+from rlrun.core.arrays import map_leaves
 from rlrun.core.learner.learner import load_learner_checkpoint
 from rlrun.env import EnvRunner, EnvRunnerGroup
 from rlrun.env.env_runner import summarize_episodes
@@ -121,7 +122,10 @@ class Algorithm:
         path = Path(path)
         with ckpt.atomic_directory(path) as tmp:
             self.learner_group.save_to_path(tmp / "learner_group")
-            ckpt.save_torch(tmp / "env_runners.pt", _arrays_to_tensors(self.env_runner_group.get_state()))
+            # A copy of each array: those from Ray actors are read-only.
+            runner_state = map_leaves(self.env_runner_group.get_state(), np.ndarray,
+                                      lambda a: torch.from_numpy(np.array(a)))
+            ckpt.save_torch(tmp / "env_runners.pt", runner_state)
             ckpt.save_json(
                 tmp / "algorithm_state.json",
                 {
@@ -144,7 +148,7 @@ class Algorithm:
         if state.get("algorithm") != type(self).__name__:
             raise ckpt.CheckpointError(f"{path} is a {state.get('algorithm')} checkpoint, not {type(self).__name__}")
         self.learner_group.restore_from_path(path / "learner_group")
-        runner_state = _tensors_to_arrays(ckpt.load_torch(path / "env_runners.pt"))
+        runner_state = map_leaves(ckpt.load_torch(path / "env_runners.pt"), torch.Tensor, torch.Tensor.numpy)
         try:
             self.env_runner_group.set_state(runner_state)
         except (KeyError, ValueError) as e:
@@ -184,28 +188,6 @@ def load_module_weights(path: str | Path) -> dict[str, Any]:
     read_checkpoint_state(path)
     state, _ = load_learner_checkpoint(Path(path) / "learner_group")
     return state[COMPONENT_RL_MODULE]
-
-
-def _arrays_to_tensors(obj: Any) -> Any:
-    """numpy arrays -> tensors throughout nested dicts/lists, for a weights-only torch file."""
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.array(obj))  # a copy: arrays from Ray actors are read-only
-    if isinstance(obj, dict):
-        return {k: _arrays_to_tensors(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_arrays_to_tensors(v) for v in obj)
-    return obj
-
-
-def _tensors_to_arrays(obj: Any) -> Any:
-    """The inverse of `_arrays_to_tensors`: env runners take plain numpy data."""
-    if isinstance(obj, torch.Tensor):
-        return obj.numpy()
-    if isinstance(obj, dict):
-        return {k: _tensors_to_arrays(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_tensors_to_arrays(v) for v in obj)
-    return obj
 
 
 def _seed_everything(seed: int) -> None:

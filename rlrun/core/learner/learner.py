@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from rlrun.core import checkpointing as ckpt
+from rlrun.core.arrays import as_tensor
 from rlrun.core.columns import (
     COMPONENT_LEARNER_VARS,
     COMPONENT_OPTIMIZER,
@@ -93,12 +93,12 @@ class Learner:
         trajectories (PPO's GAE) override this and call it last.
         """
         mask = batch.get(Columns.LOSS_MASK)
-        keep = None if mask is None else torch.as_tensor(np.asarray(mask), dtype=torch.bool).reshape(-1)
+        keep = None if mask is None else as_tensor(mask).bool().reshape(-1)
         rows: TensorDict = {}
         for key, value in batch.items():
             if key in (Columns.LOSS_MASK, Columns.BOOTSTRAP_OBS):
                 continue
-            t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+            t = as_tensor(value)
             if mask is not None:
                 t = t.reshape(-1, *t.shape[2:])[keep]
             rows[key] = t.to(self.device)

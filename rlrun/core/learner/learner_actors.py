@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
-import numpy as np
 
 from rlrun.core.learner import distributed
 from rlrun.core.learner.learner import Learner, load_learner_checkpoint, save_learner_checkpoint
@@ -51,8 +50,7 @@ class LearnerActor:
         self._learner.build()
 
     def update(self, batch: Mapping[str, Any], timesteps: Mapping[str, int] | None) -> dict[str, Any]:
-        # Arrays from the object store are read-only views; torch wants writable memory.
-        return self._learner.update(batch=_writable(batch), timesteps=timesteps)
+        return self._learner.update(batch=batch, timesteps=timesteps)
 
     def get_state(self, components: Any = None) -> dict[str, Any]:
         return self._learner.get_state(components)
@@ -181,7 +179,3 @@ class LearnerActors:
         for actor in self._actors:
             ray.kill(actor)
         remove_placement_group(self._placement_group)
-
-
-def _writable(batch: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _writable(v) if isinstance(v, Mapping) else np.array(v) for k, v in batch.items()}

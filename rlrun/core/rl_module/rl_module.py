@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlrun.core.arrays import as_tensor
 from rlrun.core.rl_module.distributions import Distribution
 
 TensorDict = dict[str, torch.Tensor]
@@ -63,8 +64,7 @@ class RLModule(nn.Module):
             raise ValueError(f"module state lacks weights {sorted(missing)}")
         with torch.no_grad():
             for k, v in current.items():
-                # Weights fetched from Ray's object store are read-only views; copy_ only reads them.
-                v.copy_(torch.as_tensor(_writable(state[k])))
+                v.copy_(as_tensor(state[k]))
 
 
 class MultiRLModule(nn.ModuleDict):
@@ -78,8 +78,3 @@ class MultiRLModule(nn.ModuleDict):
             if module_id not in self:
                 raise ValueError(f"unknown module id {module_id!r}; have {list(self.keys())}")
             self[module_id].set_state(module_state)
-
-
-def _writable(array: Any) -> np.ndarray:
-    array = np.asarray(array)
-    return array if array.flags.writeable else array.copy()
