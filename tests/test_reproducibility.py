@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rlrun.algorithms.ppo import PPOConfig
+from rlrun.run.recorder import flatten
 
 ITERATIONS = 5
 TIMING_WORDS = ("time", "timer", "throughput")
@@ -44,22 +45,12 @@ def run(seed: int) -> list[dict]:
         algo.stop()
 
 
-def _leaves(d: Mapping, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out.update(_leaves(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def test_same_seed_identical_metrics_different_seed_different():
     first = run(seed=11)
     second = run(seed=11)
     other = run(seed=12)
 
-    leaves = _leaves(first[-1])
+    leaves = flatten(first[-1])
     assert "learners/default_policy/total_loss" in leaves
     assert "env_runners/episode_return_mean" in leaves
     assert "num_env_steps_sampled_lifetime" in leaves
@@ -67,13 +58,13 @@ def test_same_seed_identical_metrics_different_seed_different():
     assert "time_this_iter_s" not in leaves and "timers" not in first[-1]
 
     for i, (a, b) in enumerate(zip(first, second, strict=True)):
-        la, lb = _leaves(a), _leaves(b)
+        la, lb = flatten(a), flatten(b)
         assert set(la) == set(lb), f"iteration {i + 1}: different keys"
         diffs = {k: (la[k], lb[k]) for k in la if la[k] != lb[k]}
         assert not diffs, f"iteration {i + 1}: same seed, different metrics: {diffs}"
 
     differing = [
-        k for k in _leaves(first[-1]) if k in _leaves(other[-1]) and _leaves(first[-1])[k] != _leaves(other[-1])[k]
+        k for k in flatten(first[-1]) if k in flatten(other[-1]) and flatten(first[-1])[k] != flatten(other[-1])[k]
     ]
     assert "learners/default_policy/total_loss" in differing
     assert "env_runners/episode_return_mean" in differing

@@ -19,13 +19,13 @@ METRICS_FILE = "metrics.jsonl"
 HPARAM_METRICS = ("env_runners/episode_return_mean", "evaluation/episode_return_mean")
 
 
-def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested results -> RLlib-style slash keys (`learners/default_policy/total_loss`)."""
+def flatten(tree: Mapping[str, Any], sep: str = "/", prefix: str = "") -> dict[str, Any]:
+    """Nested results -> RLlib-style slash keys (`learners/default_policy/total_loss`); configs use `sep="."`."""
     flat: dict[str, Any] = {}
-    for key, value in results.items():
+    for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(flatten(value, f"{name}/"))
+            flat.update(flatten(value, sep, f"{name}{sep}"))
         else:
             flat[name] = value
     return flat
@@ -34,8 +34,7 @@ def flatten(results: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def flatten_hparams(config: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
     """A nested config as hparams: dotted keys, values TensorBoard takes (None -> "null", lists -> JSON)."""
     flat: dict[str, bool | int | float | str] = {}
-    for key, value in flatten(config).items():
-        name = key.replace("/", ".")
+    for name, value in flatten(config, sep=".").items():
         if value is None:
             flat[name] = "null"
         elif isinstance(value, (bool, int, float, str)):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import CHECKPOINTS_DIR, RUN_CONFIG, complete_checkpoints, latest_checkpoint, locate
-from rlrun.run.recorder import METRICS_FILE, read_metrics
+from rlrun.run.recorder import METRICS_FILE, flatten, read_metrics
 
 SAFE_SECTIONS = ("stop", "logger", "checkpoint", "evaluation")
 RUN_OVERRIDES = Path(".hydra") / "overrides.yaml"
@@ -96,8 +95,8 @@ def check_config_unchanged(cfg: DictConfig, run_dir: Path) -> None:
     (`lr_schedule: [[0, 1e-3], ["${stop.timesteps}", 0]]`), and defaults that changed
     in rlrun since the run started.
     """
-    saved = _leaves(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG), resolve=True))
-    now = _leaves(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    saved = flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG), resolve=True), sep=".")
+    now = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), sep=".")
     for key in sorted(saved.keys() | now.keys()):
         if key.split(".")[0] in (*SAFE_SECTIONS, "resume"):
             continue
@@ -146,17 +145,6 @@ def _write_atomically(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-
-
-def _leaves(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config -> `{"algo.lr": 0.001, ...}`."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping) and value:
-            out.update(_leaves(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _is_override(arg: str) -> bool:
