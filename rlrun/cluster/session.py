@@ -39,8 +39,9 @@ class ClusterInfo:
 
     def describe(self, config: AlgorithmConfig) -> str:
         """The layout line the console shows at start: runners, learners, devices."""
+        local_learner = f"1 local learner ({'cuda' if config.num_gpus_per_learner else 'cpu'})"
         if self.address is None:
-            return "embedded mode: 1 local env runner, 1 local learner (cpu), no Ray"
+            return f"embedded mode: 1 local env runner, {local_learner}, no Ray"
         runners = (
             f"{_count(config.num_env_runners, 'env runner')} x {config.num_envs_per_env_runner} envs "
             f"({config.num_cpus_per_env_runner:g} CPU each)"
@@ -52,7 +53,7 @@ class ClusterInfo:
             learners = (f"{config.num_learners} DDP learners ({device}, {ddp_backend(config)})"
                         if config.num_learners > 1 else f"1 learner actor ({device})")
         else:
-            learners = "1 local learner"
+            learners = local_learner
         return (f"Ray cluster {self.address} ({self.num_cpus:g} CPUs, {self.num_gpus:g} GPUs): "
                 f"{runners}, {learners}")
 
