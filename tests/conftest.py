@@ -11,6 +11,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
+TESTS_DIR = REPO / "tests"
+
+
+def pythonpath_with_tests() -> str:
+    """PYTHONPATH for a subprocess (or Ray's workers) that must import `user_envs` from tests/."""
+    return os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture
@@ -31,10 +37,10 @@ def ray_cluster():
     """A real local Ray instance for one test module; actors can import `user_envs` from tests/."""
     import ray
 
-    tests_dir = str(REPO / "tests")
+    tests_dir = str(TESTS_DIR)
     pythonpath = os.environ.get("PYTHONPATH")
     # Workers inherit PYTHONPATH from the process that starts Ray.
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [tests_dir, pythonpath]))
+    os.environ["PYTHONPATH"] = pythonpath_with_tests()
     sys.path.insert(0, tests_dir)
     # address="local": never join a cluster another test (or `ray start`) left behind.
     ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)

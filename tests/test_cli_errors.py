@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import hydra
 import pytest
 import torch
+from conftest import RLRUN, pythonpath_with_tests
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.config.schema import LoggerSchema, register_schemas
 
-TESTS_DIR = Path(__file__).resolve().parent
-RLRUN = str(Path(sys.executable).with_name("rlrun"))
 # If a regression lets one of these runs start training, stop it after one short iteration.
 SHORT_RUN = ("stop.timesteps=null", "stop.iterations=1", "algo.train_batch_size=64", "algo.minibatch_size=32",
              "algo.num_epochs=1")
@@ -90,7 +88,7 @@ def _rlrun(overrides: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess
     cmd = [RLRUN, *overrides, f"hydra.run.dir={run_dir}", "logger.console=plain"]
     env = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"}
     # `user_envs:<Class>` envs live in tests/user_envs.py; the CLI runs from a temporary directory.
-    env.update(PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS_DIR), env.get("PYTHONPATH")])))
+    env.update(PYTHONUNBUFFERED="1", PYTHONPATH=pythonpath_with_tests())
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=cwd, env=env)
     return proc, run_dir
 

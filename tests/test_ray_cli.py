@@ -15,17 +15,15 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
-from conftest import RLRUN
+from conftest import RLRUN, pythonpath_with_tests
 
 pytestmark = pytest.mark.ray
-TESTS_DIR = Path(__file__).resolve().parent
 RETURN_KEY = "env_runners/episode_return_mean"
 
 
 def cli_env() -> dict[str, str]:
     # Env runner actors import `user_envs` from tests/; Ray's workers inherit PYTHONPATH.
-    pythonpath = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath}
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath_with_tests()}
 
 
 def start(args: list[str], run_dir: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
