@@ -66,7 +66,8 @@ def assert_state_equal(a, b, path="state"):
 
 def _adam_moments(state):
     """{param index: (exp_avg, exp_avg_sq, step)} of the default module's Adam."""
-    return {k: (s["exp_avg"], s["exp_avg_sq"], s["step"]) for k, s in state[COMPONENT_OPTIMIZER][MID]["state"].items()}
+    adam = state[COMPONENT_OPTIMIZER][MID]["default_optimizer"]["state"]
+    return {k: (s["exp_avg"], s["exp_avg_sq"], s["step"]) for k, s in adam.items()}
 
 
 def _assert_same_adam(a, b):
@@ -203,7 +204,7 @@ def test_learner_checkpoint_files_load_without_pickle(tmp_path, batches):
         assert p.suffix in {".safetensors", ".pt", ".json"}, f"unexpected checkpoint file {p}"
         if p.suffix == ".pt":
             obj = torch.load(p, weights_only=True)  # raises on any pickled class
-            if isinstance(obj, Mapping) and MID in obj and "state" in obj[MID]:
+            if isinstance(obj, Mapping) and MID in obj and "state" in obj[MID].get("default_optimizer", {}):
                 _assert_same_adam({COMPONENT_OPTIMIZER: obj}, learner.get_state())
                 optimizer_files += 1
     assert optimizer_files == 1

@@ -1,20 +1,31 @@
-"""The torch.distributed side of data-parallel learners: the process group and the DDP forward.
+"""The torch.distributed side of data-parallel learners: the process group and the gradient average.
 
-Every rank receives the whole batch, builds the same training rows from it
+Every rank receives the whole batch and builds the same training rows from it
 (so GAE and advantage normalisation see the whole batch, exactly as one local
-learner would), then trains on its own equal shard. Gradients are averaged by
-DDP before each optimizer step, so all copies stay identical.
+learner would). All ranks draw the same minibatch permutation; each trains on
+its slice of every minibatch, and before each optimizer step the gradients are
+averaged, weighted by the rows each rank held. The step therefore uses the
+gradient of the whole minibatch: a DDP update equals the local learner's
+update to float tolerance, for any loss that is a mean over rows.
+
+The average is an explicit all-reduce of all of a module's gradients in one
+flat buffer, not `DistributedDataParallel`: DDP reduces only parameters that
+the autograd graph reached in the way it saw first, so a loss that leaves some
+parameters without gradients (behaviour cloning ignores the value head), a
+loss that changes between updates, or several optimizers per module silently
+skip the average or hang. A parameter that no rank gave a gradient keeps
+`grad=None`, so optimizers skip it exactly as they would locally.
 """
 
 from __future__ import annotations
 
 import datetime
 import socket
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 TensorDict = dict[str, torch.Tensor]
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10)
@@ -28,13 +39,14 @@ def world() -> tuple[int, int]:
 
 
 def free_address() -> tuple[str, int]:
-    """This node's IP and a free TCP port, for rank 0 to host the rendezvous."""
+    """This node's IP and a free TCP port on it, for rank 0 to host the rendezvous."""
     import ray
 
+    address = ray.util.get_node_ip_address()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("", 0))
+        s.bind((address, 0))
         port = s.getsockname()[1]
-    return ray.util.get_node_ip_address(), port
+    return address, port
 
 
 def init_process_group(backend: str, address: str, port: int, rank: int, world_size: int) -> None:
@@ -49,32 +61,46 @@ def destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
-class _ForwardTrain(nn.Module):
-    """Makes an RLModule's `forward_train` its `forward`, the only method DDP intercepts."""
-
-    def __init__(self, module: nn.Module) -> None:
-        super().__init__()
-        self.module = module
-
-    def forward(self, batch: TensorDict) -> TensorDict:
-        return self.module.forward_train(batch)
+def broadcast_parameters(module: nn.Module) -> None:
+    """Make every rank start from rank 0's weights (and buffers)."""
+    for tensor in module.state_dict().values():
+        dist.broadcast(tensor, src=0)
 
 
-def ddp_forward_train(module: nn.Module, device: torch.device) -> DistributedDataParallel:
-    """`module.forward_train` under DDP: calling the result prepares the gradient all-reduce of the backward."""
-    return DistributedDataParallel(_ForwardTrain(module), device_ids=[device] if device.type == "cuda" else None)
+def rank_rows(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """This rank's contiguous slice of one minibatch's row indices; slice sizes differ by at most one row."""
+    n = len(indices)
+    if n < world_size:
+        raise ValueError(
+            f"a minibatch of {n} rows cannot be split over {world_size} learners; "
+            "raise algo.minibatch_size or lower learners.num"
+        )
+    return indices[rank * n // world_size:(rank + 1) * n // world_size]
 
 
-def shard(rows: TensorDict, rank: int, world_size: int) -> TensorDict:
-    """This rank's contiguous slice of `rows`; every rank gets the same number (a remainder is dropped)."""
-    n = len(next(iter(rows.values())))
-    per_rank = n // world_size
-    if per_rank == 0:
-        raise ValueError(f"a batch of {n} training rows cannot be split over {world_size} learners")
-    return {k: v[rank * per_rank:(rank + 1) * per_rank] for k, v in rows.items()}
+def average_gradients(params: Sequence[torch.Tensor], weight: float) -> None:
+    """Replace each rank's gradients by their weighted sum over all ranks, in one all-reduce.
+
+    `weight` is this rank's share of the minibatch's rows (the shares sum to 1),
+    so for a loss that is a mean over rows the result is the gradient of the
+    mean over the whole minibatch. One presence flag per parameter travels in
+    the same buffer: a parameter no rank reached keeps `grad=None`.
+    """
+    device = params[0].device
+    grads = [p.grad.reshape(-1) * weight if p.grad is not None else torch.zeros(p.numel(), device=device)
+             for p in params]
+    present = torch.tensor([p.grad is not None for p in params], dtype=grads[0].dtype, device=device)
+    flat = torch.cat([*grads, present])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    reached = flat[-len(params):].tolist()
+    offset = 0
+    for p, flag in zip(params, reached):
+        numel = p.numel()
+        p.grad = flat[offset:offset + numel].view_as(p) if flag > 0 else None
+        offset += numel
 
 
-def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
-    """Mean of a tensor over all ranks (so every rank reports, and adapts to, the same metrics)."""
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    """Sum of a tensor over all ranks (for row-weighted metrics, so every rank reports the same numbers)."""
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return values / dist.get_world_size()
+    return values

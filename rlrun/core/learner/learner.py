@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 TensorDict = dict[str, torch.Tensor]
 ALL_COMPONENTS = (COMPONENT_RL_MODULE, COMPONENT_OPTIMIZER, COMPONENT_LEARNER_VARS)
+DEFAULT_OPTIMIZER = "default_optimizer"
 
 
 class Learner:
@@ -58,8 +59,14 @@ class Learner:
 
     # -- hooks an algorithm overrides -------------------------------------------------
 
-    def configure_optimizers_for_module(self, module_id: str, config: AlgorithmConfig) -> torch.optim.Optimizer:
-        """Create the optimizer of one module (default: Adam over all its parameters).
+    def configure_optimizers_for_module(
+        self, module_id: str, config: AlgorithmConfig
+    ) -> torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer]:
+        """Create the optimizer(s) of one module (default: Adam over all its parameters).
+
+        Return one optimizer (named `default_optimizer`) or a mapping name ->
+        optimizer (SAC: actor, critic, alpha), each over its own parameters. One
+        loss trains them all: every optimizer steps after each backward pass.
 
         The fused kernel updates all parameters in one call: for small policy
         networks the per-tensor loop of the default implementation costs more
@@ -78,9 +85,10 @@ class Learner:
         if self._lr_schedule is None:
             return
         lr = self._lr_schedule.value(timesteps.get("num_env_steps_sampled_lifetime", 0))
-        for optimizer in self._optimizers.values():
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+        for optimizers in self._optimizers.values():
+            for optimizer in optimizers.values():
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
 
     def after_gradient_based_update(self, *, timesteps: Mapping[str, int]) -> None:
         """Non-gradient changes after the update (KL coefficients, target networks, ...)."""
@@ -114,15 +122,16 @@ class Learner:
         # cores (or busy-waiting beside the sampler) only slows small networks down.
         torch.set_num_threads(max(1, int(config.num_cpus_per_learner)))
         self.device = self._pick_device()
-        module = config.build_rl_module(self.observation_space, self.action_space)
+        # Initial weights from the config's seed alone, not from whatever this process drew before:
+        # a learner actor then starts where the local learner would (Ray mode reproduces embedded mode).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            module = config.build_rl_module(self.observation_space, self.action_space)
         self._module = MultiRLModule({DEFAULT_MODULE_ID: module}).to(self.device)
-        # In a process group the update loop goes through DDP, which all-reduces the gradients.
-        self._train_forward = {
-            mid: distributed.ddp_forward_train(m, self.device) if self._world_size > 1 else m.forward_train
-            for mid, m in self._module.items()
-        }
+        if self._world_size > 1:
+            distributed.broadcast_parameters(self._module)
         self._built = True  # the optimizer hook below already uses `self.module`
-        self._optimizers = {mid: self.configure_optimizers_for_module(mid, config) for mid in self._module}
+        self._optimizers = {mid: _named(self.configure_optimizers_for_module(mid, config)) for mid in self._module}
         self._lr_schedule = PiecewiseSchedule(config.lr_schedule) if config.lr_schedule else None
         self._generator = torch.Generator().manual_seed(config.seed)
         # Metrics logged outside `update()` (e.g. calling the loss by hand) land here and are dropped.
@@ -162,48 +171,67 @@ class Learner:
     def _is_multi_module_batch(self, batch: Mapping[str, Any]) -> bool:
         return all(isinstance(v, Mapping) for v in batch.values()) and set(batch) <= set(self._module)
 
-    def num_minibatches(self, num_rows: int) -> int:
-        """Minibatches per epoch of a `num_rows` batch; every data-parallel rank computes the same count."""
-        return max(1, num_rows // self.config.minibatch_size)
+    def minibatches(self, num_rows: int) -> tuple[torch.Tensor, ...]:
+        """One epoch's minibatches: a shuffle of all rows cut into `ceil(rows / minibatch_size)` near-equal parts.
+
+        Every row trains once per epoch (none is dropped), and every
+        data-parallel rank draws the same permutation from the same generator,
+        so together the ranks train on exactly the local learner's minibatches.
+        """
+        perm = torch.randperm(num_rows, generator=self._generator)
+        return torch.tensor_split(perm, max(1, math.ceil(num_rows / self.config.minibatch_size)))
 
     def _update_module(self, module_id: str, rows: TensorDict) -> dict[str, float]:
-        optimizer = self._optimizers[module_id]
-        params = [p for group in optimizer.param_groups for p in group["params"]]
+        optimizers = self._optimizers[module_id]
+        params = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
+        all_params = [p for ps in params.values() for p in ps]
         num_rows = len(next(iter(rows.values())))
-        # Counted on the whole batch, so every rank runs the same number of steps (no DDP deadlock).
-        num_minibatches = self.num_minibatches(num_rows)
-        if self._world_size > 1:
-            rows = distributed.shard(rows, self._rank, self._world_size)
-        n = len(next(iter(rows.values())))
-        mb_size = min(math.ceil(self.config.minibatch_size / self._world_size), n)
         clip = self.config.grad_clip if self.config.grad_clip else math.inf
-        self._minibatch_metrics: list[TensorDict] = []
+        self._minibatch_metrics = []
+        self._minibatch_weights: list[float] = []
+        rows_trained = 0
         for _ in range(self.config.num_epochs):
-            perm = torch.randperm(n, generator=self._generator).to(self.device)
-            for i in range(num_minibatches):
-                idx = perm[(i * mb_size) % n:][:mb_size]
-                minibatch = {k: v[idx] for k, v in rows.items()}
+            for indices in self.minibatches(num_rows):
+                own = distributed.rank_rows(indices, self._rank, self._world_size) if self._world_size > 1 else indices
+                minibatch = {k: v[own.to(self.device)] for k, v in rows.items()}
+                # This rank's share of the minibatch: it weighs the gradient average and the metrics.
+                weight = len(own) / len(indices)
                 self._minibatch_metrics.append({})
-                fwd_out = self._train_forward[module_id](minibatch)
+                self._minibatch_weights.append(weight)
+                fwd_out = self._module[module_id].forward_train(minibatch)
                 loss = self.compute_loss_for_module(
                     module_id=module_id, config=self.config, batch=minibatch, fwd_out=fwd_out
                 )
-                optimizer.zero_grad(set_to_none=True)
+                for optimizer in optimizers.values():
+                    optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-                optimizer.step()
-                self.log_metrics(total_loss=loss.detach(), gradients_default_optimizer_global_norm=grad_norm)
+                if self._world_size > 1:
+                    distributed.average_gradients(all_params, weight)
+                norms = {f"gradients_{name}_global_norm": torch.nn.utils.clip_grad_norm_(params[name], clip)
+                         for name in optimizers}
+                for optimizer in optimizers.values():
+                    optimizer.step()
+                self.log_metrics(total_loss=loss.detach(), **norms)
+                rows_trained += len(indices)
         metrics = self._mean_minibatch_metrics()
-        metrics["default_optimizer_learning_rate"] = optimizer.param_groups[0]["lr"]
-        metrics["num_module_steps_trained"] = num_rows
+        for name, optimizer in optimizers.items():
+            metrics[f"{name}_learning_rate"] = optimizer.param_groups[0]["lr"]
+        # Row visits over all epochs and all ranks, as RLlib counts them; each epoch visits every row once.
+        metrics["num_module_steps_trained"] = rows_trained
         return metrics
 
     def _mean_minibatch_metrics(self) -> dict[str, float]:
-        """Means over all minibatches (and all ranks), fetched from the device in one transfer."""
+        """Means over all minibatches (each weighted over the ranks by its rows), fetched in one transfer.
+
+        Every rank reports the same numbers, the ones a local learner would
+        report for the same minibatches (exactly so for per-row means).
+        """
         keys = list(self._minibatch_metrics[0])
-        means = torch.stack([torch.stack([m[k] for m in self._minibatch_metrics]).mean() for k in keys])
+        weights = torch.tensor(self._minibatch_weights, device=self.device)
+        per_minibatch = torch.stack([torch.stack([m[k] for m in self._minibatch_metrics]) for k in keys])
+        means = (per_minibatch * weights).sum(dim=1) / len(weights)
         if self._world_size > 1:
-            means = distributed.all_reduce_mean(means)
+            means = distributed.all_reduce_sum(means)
         return dict(zip(keys, means.tolist()))
 
     def log_metrics(self, **scalars: torch.Tensor) -> None:
@@ -223,7 +251,10 @@ class Learner:
         if COMPONENT_RL_MODULE in wanted:
             state[COMPONENT_RL_MODULE] = self._module.get_state()
         if COMPONENT_OPTIMIZER in wanted:
-            state[COMPONENT_OPTIMIZER] = {mid: _to_cpu(opt.state_dict()) for mid, opt in self._optimizers.items()}
+            state[COMPONENT_OPTIMIZER] = {
+                mid: {name: _to_cpu(opt.state_dict()) for name, opt in optimizers.items()}
+                for mid, optimizers in self._optimizers.items()
+            }
         if COMPONENT_LEARNER_VARS in wanted:
             state[COMPONENT_LEARNER_VARS] = {mid: dict(v) for mid, v in self.learner_vars.items()}
         return state
@@ -233,8 +264,9 @@ class Learner:
         self._check_built()
         if COMPONENT_RL_MODULE in state:
             self._module.set_state(state[COMPONENT_RL_MODULE])
-        for mid, opt_state in state.get(COMPONENT_OPTIMIZER, {}).items():
-            self._optimizers[mid].load_state_dict(opt_state)
+        for mid, opt_states in state.get(COMPONENT_OPTIMIZER, {}).items():
+            for name, opt_state in _by_optimizer_name(opt_states).items():
+                self._optimizers[mid][name].load_state_dict(opt_state)
         for mid, learner_vars in state.get(COMPONENT_LEARNER_VARS, {}).items():
             self.learner_vars[mid].update(learner_vars)
 
@@ -290,6 +322,20 @@ def load_learner_checkpoint(path: str | Path) -> tuple[dict[str, Any], torch.Ten
         COMPONENT_LEARNER_VARS: ckpt.load_json(path / "learner_vars.json"),
     }
     return state, ckpt.load_torch(path / "rng.pt")
+
+
+def _named(
+    optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+) -> dict[str, torch.optim.Optimizer]:
+    """The optimizers of one module by name; a single optimizer is `default_optimizer` (RLlib's name)."""
+    if isinstance(optimizers, torch.optim.Optimizer):
+        return {DEFAULT_OPTIMIZER: optimizers}
+    return dict(optimizers)
+
+
+def _by_optimizer_name(opt_states: Mapping[str, Any]) -> Mapping[str, Any]:
+    """One module's optimizer states by name; checkpoints written before optimizers had names hold one bare state."""
+    return {DEFAULT_OPTIMIZER: opt_states} if "param_groups" in opt_states else opt_states
 
 
 def _components(components: str | Sequence[str] | None) -> tuple[str, ...]:
