@@ -1,8 +1,16 @@
-"""Same config + seed -> identical training metrics; another seed -> different ones."""
+"""Same config + seed -> identical training metrics; another seed -> different ones. Embedded and Ray mode.
+
+Ray mode is reproducible for synchronous algorithms: learner actors draw their
+initial weights from the seed, env runner actors seed their envs and action
+sampling by worker index, and fragments merge in worker order.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
 
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.run.recorder import flatten
@@ -37,12 +45,25 @@ def strip_timing(results: Mapping) -> dict:
     return out
 
 
-def run(seed: int) -> list[dict]:
-    algo = config(seed).build_algo()
+def ray_config(seed: int) -> PPOConfig:
+    """2 env runner actors x 2 envs and 2 DDP learners."""
+    return config(seed).env_runners(num_env_runners=2, num_envs_per_env_runner=2).learners(num_learners=2)
+
+
+def run(seed: int, iterations: int = ITERATIONS, build=config) -> list[dict]:
+    algo = build(seed).build_algo()
     try:
-        return [strip_timing(algo.train()) for _ in range(ITERATIONS)]
+        return [strip_timing(algo.train()) for _ in range(iterations)]
     finally:
         algo.stop()
+
+
+def assert_same_metrics(first: list[dict], second: list[dict], start: int = 1) -> None:
+    for i, (a, b) in enumerate(zip(first, second, strict=True), start=start):
+        la, lb = flatten(a), flatten(b)
+        assert set(la) == set(lb), f"iteration {i}: different keys"
+        diffs = {k: (la[k], lb[k]) for k in la if la[k] != lb[k]}
+        assert not diffs, f"iteration {i}: same seed, different metrics: {diffs}"
 
 
 def test_same_seed_identical_metrics_different_seed_different():
@@ -57,14 +78,38 @@ def test_same_seed_identical_metrics_different_seed_different():
     assert not any(is_timing(part) for k in leaves for part in k.split("/"))
     assert "time_this_iter_s" not in leaves and "timers" not in first[-1]
 
-    for i, (a, b) in enumerate(zip(first, second, strict=True)):
-        la, lb = flatten(a), flatten(b)
-        assert set(la) == set(lb), f"iteration {i + 1}: different keys"
-        diffs = {k: (la[k], lb[k]) for k in la if la[k] != lb[k]}
-        assert not diffs, f"iteration {i + 1}: same seed, different metrics: {diffs}"
+    assert_same_metrics(first, second)
 
     differing = [
         k for k in flatten(first[-1]) if k in flatten(other[-1]) and flatten(first[-1])[k] != flatten(other[-1])[k]
     ]
     assert "learners/default_policy/total_loss" in differing
     assert "env_runners/episode_return_mean" in differing
+
+
+@pytest.mark.ray
+def test_ray_mode_same_seed_identical_metrics(ray_cluster) -> None:
+    first = run(seed=11, iterations=3, build=ray_config)
+    second = run(seed=11, iterations=3, build=ray_config)
+    assert flatten(first[-1])["learners/default_policy/num_module_steps_trained"] > 0
+    assert_same_metrics(first, second)
+
+
+@pytest.mark.ray
+def test_ray_mode_resume_continues_exactly(ray_cluster, tmp_path: Path) -> None:
+    """Train 2 iterations, checkpoint, restore into new actors, train 2 more: the straight run's iterations 3-4."""
+    straight = run(seed=5, iterations=4, build=ray_config)
+    algo = ray_config(5).build_algo()
+    try:
+        for _ in range(2):
+            algo.train()
+        algo.save_to_path(tmp_path / "checkpoint")
+    finally:
+        algo.stop()
+    restored = ray_config(5).build_algo()
+    try:
+        restored.restore_from_path(tmp_path / "checkpoint")
+        resumed = [strip_timing(restored.train()) for _ in range(2)]
+    finally:
+        restored.stop()
+    assert_same_metrics(straight[2:], resumed, start=3)
