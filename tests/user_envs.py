@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -60,6 +62,26 @@ class BrokenEnv(TinyEnv):
         raise RuntimeError("BrokenEnv refuses to start")
 
 
+class BarrierEnv(TinyEnv):
+    """TinyEnv whose construction waits until `parties` processes have constructed one.
+
+    Each process announces itself with a file named after its pid in `barrier_dir` and waits
+    for the others' files, so sweep jobs on this env can only get past building it while they
+    run at the same time: overlap by construction, not by timing. Jobs that run one after
+    another fail with TimeoutError after `timeout_s`.
+    """
+
+    def __init__(self, barrier_dir: str, parties: int, timeout_s: float = 120.0, length: int = 10) -> None:
+        super().__init__(length)
+        directory = Path(barrier_dir)
+        (directory / str(os.getpid())).touch()
+        deadline = time.monotonic() + timeout_s
+        while (arrived := len(list(directory.iterdir()))) < parties:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"BarrierEnv: {arrived} of {parties} processes arrived within {timeout_s} s")
+            time.sleep(0.05)
+
+
 class CrashOnceEnv(gym.Wrapper):
     """CartPole that raises once, in whichever env first steps while `crash_file` exists.
 
@@ -79,4 +101,30 @@ class CrashOnceEnv(gym.Wrapper):
                 pass
             else:
                 raise RuntimeError("CrashOnceEnv crashed on purpose")
+        return self.env.step(action)
+
+
+class CrashAtStepEnv(gym.Wrapper):
+    """CartPole that raises at its `crash_at_step`-th step, only in the env first reset with seed `crash_seed`.
+
+    Env runners seed their envs from the run's seed and their worker index, and a
+    replacement runner draws other seeds: one chosen env of one runner fails once,
+    at the same step in every run, so a run with a crash is as reproducible as one without.
+    """
+
+    def __init__(self, crash_seed: int = -1, crash_at_step: int = 0) -> None:
+        super().__init__(gym.make("CartPole-v1"))
+        self.crash_seed, self.crash_at_step = crash_seed, crash_at_step
+        self.first_seed: int | None = None
+        self.num_steps = 0
+
+    def reset(self, *, seed=None, options=None):
+        if self.first_seed is None:
+            self.first_seed = seed
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.num_steps += 1
+        if self.first_seed == self.crash_seed and self.num_steps == self.crash_at_step:
+            raise RuntimeError("CrashAtStepEnv crashed on purpose")
         return self.env.step(action)
