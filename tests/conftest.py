@@ -32,22 +32,41 @@ def run_cli(tmp_path: Path):
     return run
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A real local Ray instance for one test module; actors can import `user_envs` from tests/."""
-    import ray
-
+@pytest.fixture(scope="session")
+def _ray_worker_path():
+    """For the whole session: Ray's workers (which inherit PYTHONPATH) and this process import from tests/."""
     tests_dir = str(TESTS_DIR)
     pythonpath = os.environ.get("PYTHONPATH")
-    # Workers inherit PYTHONPATH from the process that starts Ray.
     os.environ["PYTHONPATH"] = pythonpath_with_tests()
     sys.path.insert(0, tests_dir)
-    # address="local": never join a cluster another test (or `ray start`) left behind.
-    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
     yield
+    import ray
+
     ray.shutdown()
     sys.path.remove(tests_dir)
     if pythonpath is None:
         del os.environ["PYTHONPATH"]
     else:
         os.environ["PYTHONPATH"] = pythonpath
+
+
+_shared_ray: dict[str, str] = {}
+
+
+@pytest.fixture
+def ray_cluster(_ray_worker_path):
+    """One real local Ray instance shared by every test that only needs a cluster to run on.
+
+    Starting Ray costs seconds, so the instance lives for the whole session. Tests
+    whose subject is the cluster's lifecycle start and stop their own; if one left
+    another instance connected (or none), it is replaced here by a fresh shared one.
+    """
+    import ray
+
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address != _shared_ray.get("address"):
+        ray.shutdown()
+    if not ray.is_initialized():
+        # address="local": never join a cluster another test (or `ray start`) left behind.
+        context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+        _shared_ray["address"] = context.address_info["gcs_address"]
+    yield
