@@ -1,8 +1,10 @@
 """Console entry point `rlrun`: Hydra composes the config, `run_experiment` does the work.
 
-User mistakes -- a bad override, an unknown env, an out-of-range value -- end
-in one line `rlrun: error: ...` and exit status 2, never a traceback. Set
-`RLRUN_DEBUG=1` to see the full traceback instead.
+User mistakes -- a bad override, an unknown env, an out-of-range value, flags
+that do not go together -- end in one line `rlrun: error: ...` and exit status 2,
+never a traceback, and leave no directory behind. Set `RLRUN_DEBUG=1` to see the
+full traceback instead. `rlrun --help` is rlrun's own page (rlrun/cli_help.py);
+`rlrun --hydra-help` is Hydra's.
 
 In a sweep (`rlrun -m ...`) a failed job does not end the sweep: its directory
 keeps `error.txt`, the remaining jobs run, and at the end rlrun prints one line
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import hydra
+from hydra._internal.utils import get_args_parser  # Hydra's flag parser: read --help, -m, --cfg as Hydra will
 from hydra.conf import HydraConf
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
@@ -27,6 +30,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from rlrun.cli_dirs import remove_new_dirs
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
 
@@ -93,10 +97,32 @@ def _exit_if_jobs_failed(failed_jobs_file: Path) -> None:
 
 
 def _exit_with_error(error: BaseException) -> NoReturn:
+    """One line, status 2, and none of the directories Hydra made for the rejected command."""
     if os.environ.get("RLRUN_DEBUG"):
         raise error
+    remove_new_dirs()
     print(f"rlrun: error: {one_line(error)}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
+
+
+def _check_flags(argv: list[str]) -> None:
+    """Answer `--help` with rlrun's own page; reject flag combinations Hydra ends in a ValueError traceback."""
+    args, _ = get_args_parser().parse_known_args(argv)
+    if args.help:
+        from rlrun.cli_help import rlrun_help
+
+        print(rlrun_help())
+        sys.exit(0)
+    commands = {"--run": args.run, "--multirun": args.multirun, "--cfg": args.cfg is not None,
+                "--info": args.info is not None, "--shell-completion": args.shell_completion}
+    given = [flag for flag, on in commands.items() if on]
+    if {"--multirun", "--cfg"} <= set(given):
+        raise ConfigError("-m/--multirun and --cfg cannot be combined: a sweep has one config per job; print one "
+                          "job's with `rlrun --cfg job key=value ...`, one value per key")
+    if len(given) > 1:
+        raise ConfigError(f"{' and '.join(given)} cannot be combined: give one of {', '.join(commands)}")
+    if args.resolve and args.cfg is None:
+        raise ConfigError("--resolve only goes with --cfg (rlrun --cfg job --resolve)")
 
 
 def one_line(error: BaseException) -> str:
@@ -126,6 +152,7 @@ def main() -> None:
         failed_jobs_file = Path(tmp) / "failed_jobs.jsonl"
         os.environ[FAILED_JOBS_ENV] = str(failed_jobs_file)
         try:
+            _check_flags(sys.argv[1:])
             # `resume=<dir>`: Hydra recomposes the run's own config, into the run's own directory.
             sys.argv[1:] = resume_argv(sys.argv[1:])
             _train()

@@ -3,7 +3,7 @@
     rlrun-eval checkpoint=<run dir or checkpoint dir> [episodes=10] [seed=<int>]
                [video=true] [video_episodes=1] [video_format=auto|mp4|gif]
 
-Arguments are Hydra-style `key=value` pairs. Prints the return mean / std / min /
+Arguments are Hydra-style `key=value` pairs (`rlrun-eval --help` lists them). Prints the return mean / std / min /
 max and the episode lengths, and writes `eval_<time>.json` (and with
 `video=true` a file in `videos/`) into the run directory. As with `rlrun`, a
 mistake ends in one line `rlrun-eval: error: ...` and exit status 2.
@@ -24,6 +24,32 @@ from rlrun.run.video import VIDEO_FORMATS
 
 EXIT_USAGE = 2
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+# One line per EvalRequest field for `--help` (a field without one fails test_cli_help).
+KEY_HELP = {
+    "checkpoint": "run dir (its best/, else latest checkpoint) or checkpoint dir; required",
+    "episodes": "greedy episodes to run",
+    "seed": "the run's own seed reproduces its evaluation/* numbers",
+    "video": "also film greedy episodes into <run dir>/videos/",
+    "video_episodes": "episodes to film",
+    "video_format": f"{', '.join(VIDEO_FORMATS)} (auto: mp4 if imageio-ffmpeg is installed, else gif)",
+}
+EXAMPLES = """\
+examples:
+  rlrun-eval checkpoint=outputs/2024-05-01/12-00-00 episodes=20
+  rlrun-eval checkpoint=outputs/2024-05-01/12-00-00/checkpoints/final video=true seed=7"""
+
+
+def usage() -> str:
+    """The `rlrun-eval --help` page: every key with its default, and examples."""
+    lines = ["usage: rlrun-eval checkpoint=<dir> [key=value ...]", "",
+             "Evaluates a checkpoint's greedy policy in this process (no Ray, no GPU), prints the return",
+             "mean / std / min / max and episode lengths, and writes eval_<time>-<pid>.json into the run",
+             "directory.", "", "keys:"]
+    for f in dataclasses.fields(EvalRequest):
+        default = "<the run's>" if f.name == "seed" else "<dir>" if f.default is dataclasses.MISSING else f.default
+        shown = str(default).lower() if isinstance(default, bool) else default
+        lines.append(f"  {f'{f.name}={shown}':<26}{KEY_HELP[f.name]}")
+    return "\n".join([*lines, "", EXAMPLES])
 
 
 def parse_args(argv: list[str]) -> EvalRequest:
@@ -38,9 +64,9 @@ def parse_args(argv: list[str]) -> EvalRequest:
         values[key] = _convert(key, text, fields[key].type)
     if "checkpoint" not in values:
         raise ConfigError("checkpoint=<run dir or checkpoint dir> is required")
-    for key in ("episodes", "video_episodes"):
-        if values.get(key, 1) < 1:
-            raise ConfigError(f"{key} must be >= 1 (got {values[key]})")
+    for key, low in (("episodes", 1), ("video_episodes", 1), ("seed", 0)):
+        if values.get(key, low) < low:
+            raise ConfigError(f"{key} must be >= {low} (got {values[key]})")
     if values.get("video_format", "auto") not in VIDEO_FORMATS:
         raise ConfigError(f"video_format must be one of {', '.join(VIDEO_FORMATS)} (got {values['video_format']!r})")
     return EvalRequest(**values)
@@ -61,6 +87,9 @@ def _convert(key: str, text: str, annotation: str) -> Any:
 
 
 def main() -> None:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(usage())
+        sys.exit(0)
     try:
         report = evaluate_checkpoint(parse_args(sys.argv[1:]))
     except (ConfigError, CheckpointError, EnvError) as e:

@@ -74,6 +74,12 @@ CASES = [
     ("stop-none", ["stop.timesteps=null"], ["stop criterion"]),
     ("checkpoint.every_iterations", ["checkpoint.every_iterations=-1"], ["checkpoint.every_iterations", ">= 0"]),
     ("logger.console", ["logger.console=fancy"], ["logger.console", "fancy"]),
+    ("seed<0", ["seed=-5"], ["seed must be an integer in [0, ", "(got -5)"]),
+    ("seed>2**32-1", ["seed=4294967296"], ["seed must be an integer in [0, ", "2**32 - 1"]),
+    # Valid alone (test_config), but a replaced Ray runner's seed would pass 2**32 - 1.
+    ("seed-derived-restart", ["seed=4284967288", "env_runners.num=1"], ["seed", "(got 4284967288)"]),
+    ("multirun+cfg", ["-m", "seed=0,1", "--cfg", "job"], ["--multirun", "--cfg", "rlrun --cfg job"]),
+    ("resolve-without-cfg", ["--resolve"], ["--resolve", "--cfg"]),
 ]
 
 
@@ -183,3 +189,34 @@ def test_one_line_flattens_omegaconf_validation_error():
         cfg.console = "fancy"
     assert "\n" in str(info.value)
     assert one_line(info.value) == "Invalid value 'fancy', expected one of [rich, plain, none]"
+
+
+def _rlrun_in(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """`rlrun <args>` in `cwd` with Hydra's own output directories (no hydra.run.dir given)."""
+    env = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"}
+    return subprocess.run([RLRUN, *args, "logger.console=plain"], capture_output=True, text=True, timeout=180,
+                          cwd=cwd, env=env)
+
+
+def test_rejected_commands_leave_no_directory(tmp_path: Path):
+    """Hydra's `outputs/<date>/` and a rejected sweep's `multirun/<date>/<time>/` go; a user's directories stay."""
+    mine = tmp_path / "mine"
+    commands = {
+        "run": ["seed=-5"],  # outputs/<date>/<time>
+        "sweep": ["-m", "algo.nosuchkey=1,2"],  # multirun/<date>/<time>/multirun.yaml
+        "run-in-user-dir": ["seed=-5", f"hydra.run.dir={mine}/a/b"],
+        "sweep-in-user-dir": ["-m", "algo.nosuchkey=1,2", f"hydra.sweep.dir={mine}/sweep"],
+    }
+    for name in commands:
+        (tmp_path / name).mkdir()
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's\n")
+    (mine / "empty").mkdir()
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        procs = dict(zip(commands, pool.map(lambda n: _rlrun_in(tmp_path / n, *commands[n]), commands), strict=True))
+    for name, proc in procs.items():
+        assert proc.returncode == EXIT_USAGE, f"{name}: {proc.stderr}"
+        assert len(proc.stderr.splitlines()) == 1, f"{name}: {proc.stderr}"
+        assert not any((tmp_path / name).iterdir()), f"{name} left {sorted((tmp_path / name).rglob('*'))}"
+    assert sorted(p.name for p in mine.iterdir()) == ["empty", "notes.txt"]
+

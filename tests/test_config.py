@@ -8,20 +8,28 @@ that does not reach `AlgorithmConfig` fails here without starting a run.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from importlib import resources
 from pathlib import Path
 
 import gymnasium as gym
 import hydra
+import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX
+from rlrun.algorithms.algorithm_config import MAX_NUMPY_SEED, AlgorithmConfig
 from rlrun.algorithms.ppo.ppo import PPO, PPOConfig, PPOSchema
 from rlrun.config.convert import build_algorithm_config, validate_run
+from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
+from rlrun.core import Columns
+from rlrun.env import EnvRunner
 from rlrun.env.env_creation import env_spaces
+from rlrun.env.env_runner import WORKER_SEED_STRIDE
+from rlrun.env.env_runner_actors import RESTART_SEED_STRIDE
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:  # `user_envs` must be importable for env.id=user_envs:TinyEnv
@@ -227,3 +235,27 @@ def test_user_env_class_gets_env_config():
     _, config = build("env.id=user_envs:TinyEnv", "+env.env_config.length=5", "env.max_episode_steps=3")
     assert config.env_config == {"length": 5}
     assert config.max_episode_steps == 3
+
+
+@pytest.mark.parametrize("num_env_runners", [0, 2], ids=["embedded", "ray"])
+def test_seed_range_keeps_every_derived_seed_a_numpy_seed(num_env_runners: int):
+    """The largest valid seed makes the largest derived seed exactly 2**32 - 1, and numpy takes it."""
+    config = PPOConfig().env_runners(num_env_runners=num_env_runners, num_envs_per_env_runner=3)
+    config.debugging(seed=MAX_NUMPY_SEED + 1)
+    with pytest.raises(ConfigError, match=r"^seed must be an integer in \[0, (\d+)\]") as info:
+        config.validate()
+    top = int(re.search(r"\[0, (\d+)\]", str(info.value)).group(1))
+    config.debugging(seed=top).validate()
+    for bad in (top + 1, -1, True, 1.5):
+        with pytest.raises(ConfigError, match="^seed must be"):
+            config.copy().debugging(seed=bad).validate()
+
+    # Derived as env_runner.py / env_runner_actors.py / algorithm.py do: runner index, sub-env, restarts.
+    restarts = config.max_num_env_runner_restarts if num_env_runners else 0
+    largest = (top + WORKER_SEED_STRIDE * max(num_env_runners, EVALUATION_WORKER_INDEX) + 3 - 1
+               + RESTART_SEED_STRIDE * restarts)
+    assert largest == MAX_NUMPY_SEED
+    np.random.seed(largest)
+    runner = EnvRunner(config=config, worker_index=EVALUATION_WORKER_INDEX)  # seeds its envs and RNG from `top`
+    assert runner.sample(num_timesteps=6)[Columns.OBS].shape[:2] == (2, 3)
+    runner.stop()

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from rlrun.core.rl_module import RLModule
 
 
+MAX_NUMPY_SEED = 2**32 - 1
+
+
 class AlgorithmConfig:
     """Builder for an algorithm; subclasses set `algo_class`, `schema` and the default learner."""
 
@@ -160,6 +163,7 @@ class AlgorithmConfig:
 
     def validate(self) -> None:
         """Raise ConfigError for the first out-of-range or inconsistent value."""
+        self._validate_seed()
         check(self.max_episode_steps is None or self.max_episode_steps >= 1,
               "env.max_episode_steps must be >= 1 or null", self.max_episode_steps)
         check(self.num_learners >= 0, "learners.num must be >= 0", self.num_learners)
@@ -178,12 +182,15 @@ class AlgorithmConfig:
               self.max_num_env_runner_restarts)
         check(self.lr > 0, "algo.lr must be > 0", self.lr)
         if self.lr_schedule is not None:
-            _check_schedule(self.lr_schedule)
+            check_schedule(self.lr_schedule, "algo.lr_schedule", "lr")
         check(0 < self.gamma <= 1, "algo.gamma must be in (0, 1]", self.gamma)
         check(self.train_batch_size >= 1, "algo.train_batch_size must be >= 1", self.train_batch_size)
         check(self.minibatch_size >= 1, "algo.minibatch_size must be >= 1", self.minibatch_size)
         check(self.minibatch_size <= self.train_batch_size,
                f"algo.minibatch_size must be <= algo.train_batch_size ({self.train_batch_size})", self.minibatch_size)
+        # Every DDP learner trains on its own slice of each minibatch.
+        check(self.minibatch_size >= max(1, self.num_learners),
+              f"algo.minibatch_size must be >= learners.num ({self.num_learners})", self.minibatch_size)
         check(self.num_epochs >= 1, "algo.num_epochs must be >= 1", self.num_epochs)
         check(self.grad_clip is None or self.grad_clip > 0, "algo.grad_clip must be > 0 or null", self.grad_clip)
         self._validate_model()
@@ -195,6 +202,29 @@ class AlgorithmConfig:
 
             check(torch.cuda.is_available(), "learners.num_gpus_per_learner > 0 with learners.num=0 needs a CUDA "
                   "device on this machine, none is visible", self.num_gpus_per_learner)
+
+    def _max_seed(self) -> int:
+        """The largest `seed` whose derived seeds all stay numpy seeds (at most 2**32 - 1).
+
+        Env runner i seeds with seed + WORKER_SEED_STRIDE * i (the evaluation runner is index
+        EVALUATION_WORKER_INDEX), its sub-envs add their index, and a replaced Ray runner adds
+        RESTART_SEED_STRIDE per restart.
+        """
+        from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX
+        from rlrun.env.env_runner import WORKER_SEED_STRIDE
+        from rlrun.env.env_runner_actors import RESTART_SEED_STRIDE
+
+        restarts = self.max_num_env_runner_restarts if self.num_env_runners > 0 else 0
+        offset = (WORKER_SEED_STRIDE * max(self.num_env_runners, EVALUATION_WORKER_INDEX)
+                  + self.num_envs_per_env_runner - 1 + RESTART_SEED_STRIDE * restarts)
+        return MAX_NUMPY_SEED - offset
+
+    def _validate_seed(self) -> None:
+        # Here, not where the seeds are used: np.random.seed would end the run with a traceback.
+        top = self._max_seed()
+        check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= top,
+              f"seed must be an integer in [0, {top}] so that the seeds derived from it stay within numpy's "
+              "[0, 2**32 - 1]", self.seed)
 
     def _validate_model(self) -> None:
         from rlrun.core.rl_module.default_models import ACTIVATIONS
@@ -250,11 +280,14 @@ def check(ok: bool, message: str, value: Any) -> None:
         raise ConfigError(f"{message} (got {value!r})")
 
 
-def _check_schedule(schedule: Any) -> None:
+def check_schedule(schedule: Any, key: str, value_name: str, upper: float | None = None) -> None:
+    """A piecewise schedule `[[timestep, value], ...]` at YAML key `key`: pairs, timesteps not decreasing,
+    values >= 0 (and <= `upper` if given)."""
     ok = isinstance(schedule, (list, tuple)) and len(schedule) > 0 and all(
         isinstance(p, (list, tuple)) and len(p) == 2 for p in schedule
     )
-    check(ok, "algo.lr_schedule must be a list of [timestep, lr] pairs", schedule)
+    check(ok, f"{key} must be a list of [timestep, {value_name}] pairs", schedule)
     ts = [p[0] for p in schedule]
-    check(all(b >= a for a, b in zip(ts, ts[1:])), "algo.lr_schedule timesteps must not decrease", schedule)
-    check(all(p[1] >= 0 for p in schedule), "algo.lr_schedule values must be >= 0", schedule)
+    check(all(b >= a for a, b in zip(ts, ts[1:])), f"{key} timesteps must not decrease", schedule)
+    check(all(p[1] >= 0 for p in schedule), f"{key} values must be >= 0", schedule)
+    check(upper is None or all(p[1] <= upper for p in schedule), f"{key} values must be <= {upper}", schedule)

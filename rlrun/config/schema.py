@@ -125,6 +125,16 @@ class EvaluationSchema:
     episodes: int = 10
 
 
+# The schema every option of a group inherits; `algo` has one per algorithm (registry.algorithm_schemas).
+GROUP_SCHEMAS: dict[str, type] = {
+    "env": EnvSchema,
+    "env_runners": EnvRunnersSchema,
+    "learners": LearnersSchema,
+    "model": ModelSchema,
+    "logger": LoggerSchema,
+}
+
+
 def register_schemas() -> None:
     """Put every group's schema into Hydra's ConfigStore (group files inherit from them)."""
     from rlrun.algorithms.registry import algorithm_schemas
@@ -133,11 +143,8 @@ def register_schemas() -> None:
     # Under schema/<group> so they do not show up as choices of the group itself.
     for name, schema in algorithm_schemas().items():
         cs.store(group="schema/algo", name=name, node=schema)
-    cs.store(group="schema/env", name="env", node=EnvSchema)
-    cs.store(group="schema/env_runners", name="env_runners", node=EnvRunnersSchema)
-    cs.store(group="schema/learners", name="learners", node=LearnersSchema)
-    cs.store(group="schema/model", name="model", node=ModelSchema)
-    cs.store(group="schema/logger", name="logger", node=LoggerSchema)
+    for group, schema in GROUP_SCHEMAS.items():
+        cs.store(group=f"schema/{group}", name=group, node=schema)
     cs.store(name="run_schema", node=RunSchema)
 
 

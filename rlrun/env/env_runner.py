@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
 
 log = logging.getLogger("rlrun")
+# Env runner `worker_index` seeds with `config.seed + WORKER_SEED_STRIDE * worker_index`, its sub-envs with that + j.
+WORKER_SEED_STRIDE = 10_000
 
 
 class EnvRunner:
@@ -41,7 +43,7 @@ class EnvRunner:
         self.action_space = self.env.single_action_space
         self.module = config.build_rl_module(self.observation_space, self.action_space)
         self.module.eval()
-        self._seed = config.seed + 10_000 * worker_index
+        self._seed = config.seed + WORKER_SEED_STRIDE * worker_index
         self._generator = torch.Generator().manual_seed(self._seed)
         self._obs: np.ndarray | None = None
         self._prev_done = np.zeros(self.num_envs, dtype=bool)

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,11 +29,22 @@ PLOTS = (
     ("learning_curves_time.png", TIME_KEY, "wall time [s] (time_total_s)"),
 )
 
+EXAMPLES = """\
+examples:
+  rlrun-report multirun/lr                                  one sweep, report in ./rlrun-report/
+  rlrun-report multirun/lr outputs/2024-05-01 --out report/ several sweeps and runs side by side
+  rlrun-report outputs/baseline --threshold 450             steps and time to a return of 450"""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rlrun-report",
-        description="Compare rlrun runs and multirun sweeps (seeds grouped per config) from their metrics.jsonl.",
+        description=textwrap.fill(
+            "Compare rlrun runs and multirun sweeps (seeds grouped per config) from their metrics.jsonl: writes "
+            f"{REPORT_FILE} (per config: final return with a 95% bootstrap CI and IQM, env steps and wall time "
+            f"to the threshold) and {' and '.join(name for name, _, _ in PLOTS)}.", 80),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="run or multirun directories (searched recursively)")
     parser.add_argument("--out", type=Path, default=Path("rlrun-report"),
