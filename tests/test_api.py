@@ -118,12 +118,10 @@ def algo():
 
 
 def test_build_algo_train_returns_documented_keys(algo):
-    results = None
     for _ in range(5):
         results = algo.train()
         if "episode_return_mean" in results["env_runners"]:
             break
-    assert results is not None
     env_runners = results["env_runners"]
     assert "episode_return_mean" in env_runners, f"no finished episodes reported: {env_runners}"
     # A random-ish CartPole policy: episodes of ~10-100 steps, every step rewards 1.
@@ -154,9 +152,15 @@ def test_algo_evaluate_returns_evaluation_return(algo):
 
 
 def test_algo_stop_is_callable_on_fresh_algo():
-    algo = small_config().build_algo()
-    algo.train()
+    """stop() straight after build_algo(), with no train() in between, closes the envs it built.
+
+    On a user env: CartPole's native vector env does not record that it was closed; SyncVectorEnv does.
+    """
+    algo = small_config().environment("user_envs:TinyEnv").build_algo()
+    env = algo.env_runner_group.env
+    assert not env.closed
     algo.stop()
+    assert env.closed
 
 
 # -- Learner -------------------------------------------------------------------------------

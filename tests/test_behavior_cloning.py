@@ -1,4 +1,8 @@
-"""A user's behaviour-cloning Learner (tests/user_learners.py) imitates a PPO expert on CartPole."""
+"""A user's behaviour-cloning Learner (tests/user_learners.py) imitates a scripted CartPole expert.
+
+The expert is a PD controller on the pole's angle and angular velocity: it balances for the
+full 500 steps from any start, and its demonstrations cost no training.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,15 @@ from user_learners import BCLearner
 
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.core import COMPONENT_RL_MODULE, DEFAULT_MODULE_ID, Columns
-from rlrun.env import EnvRunner
 
 MID = DEFAULT_MODULE_ID
 ENV = "CartPole-v1"
-EXPERT_RETURN = 150.0
-MAX_ITERATIONS = 80
+DEMO_EPISODES = 4
 
 
-def expert_config() -> PPOConfig:
-    return (
-        PPOConfig()
-        .environment(ENV)
-        .env_runners(num_envs_per_env_runner=16)
-        .training(train_batch_size=1024, minibatch_size=256, num_epochs=4, lr=1e-3)
-        .debugging(seed=0)
-    )
+def pd_controller(obs: np.ndarray) -> int:
+    """Push the cart towards the side the pole falls to (angle plus damping on its angular velocity)."""
+    return int(obs[2] + 0.5 * obs[3] > 0)
 
 
 def bc_config(learner_class=BCLearner) -> PPOConfig:
@@ -40,20 +37,23 @@ def bc_config(learner_class=BCLearner) -> PPOConfig:
 
 
 @pytest.fixture(scope="module")
-def expert():
-    """PPO trained on CartPole until its moving-average return reaches EXPERT_RETURN."""
-    config = expert_config()
-    algo = config.build_algo()
-    returns = []
-    for _ in range(MAX_ITERATIONS):
-        ret = algo.train()["env_runners"].get("episode_return_mean", 0.0)
-        returns.append(ret)
-        if ret >= EXPERT_RETURN:
-            break
-    weights = algo.learner_group.get_weights()
-    algo.stop()
-    assert returns[-1] >= EXPERT_RETURN, f"PPO did not reach {EXPERT_RETURN} in {len(returns)} iterations: {returns}"
-    return config, weights
+def demonstrations() -> tuple[dict[str, np.ndarray], list[float]]:
+    """A flat batch of the controller's observations and actions over DEMO_EPISODES episodes, and their returns."""
+    env = gymnasium.make(ENV)
+    observations, actions, returns = [], [], []
+    for seed in range(DEMO_EPISODES):
+        obs, _ = env.reset(seed=seed)
+        episode_return, done = 0.0, False
+        while not done:
+            action = pd_controller(obs)
+            observations.append(obs)
+            actions.append(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            episode_return += float(reward)
+            done = terminated or truncated
+        returns.append(episode_return)
+    env.close()
+    return {Columns.OBS: np.stack(observations), Columns.ACTIONS: np.asarray(actions)}, returns
 
 
 def test_learner_class_from_import_string():
@@ -63,18 +63,11 @@ def test_learner_class_from_import_string():
     assert type(learner) is BCLearner
 
 
-def test_behaviour_cloning_imitates_ppo_expert(expert):
-    config, expert_weights = expert
-
-    # demonstrations: the expert's greedy actions
-    runner = EnvRunner(config=config)
-    runner.set_weights(expert_weights)
-    batch = runner.sample(num_timesteps=2048, explore=False)
-    demo_episodes = runner.get_metrics()["episode_returns"]
-    runner.stop()
-    assert batch[Columns.OBS].shape[:2] == (128, 16)
-    if demo_episodes:
-        assert np.mean(demo_episodes) >= 100, f"expert demonstrations are poor: {demo_episodes}"
+def test_behaviour_cloning_imitates_scripted_expert(demonstrations):
+    batch, demo_returns = demonstrations
+    assert demo_returns == [500.0] * DEMO_EPISODES, f"the expert does not balance the pole: {demo_returns}"
+    assert batch[Columns.OBS].shape == (500 * DEMO_EPISODES, 4)
+    assert 0.3 < batch[Columns.ACTIONS].mean() < 0.7  # it pushes both ways
 
     env = gymnasium.make(ENV)
     learner = bc_config().build_learner(env=env)
@@ -84,7 +77,9 @@ def test_behaviour_cloning_imitates_ppo_expert(expert):
     assert all(math.isfinite(x) for x in losses)
     # the first update starts near-uniform (NLL ~ log 2) and averages over its minibatches
     assert 0.2 < losses[0] <= math.log(2) + 0.05, losses
-    assert losses[-1] < 0.5 * losses[0], f"BC loss did not decrease enough: {losses}"
+    # The expert's actions flip around a line through state space it keeps the pole on, so
+    # many rows sit close to it: the NLL falls well below log 2 but not towards 0.
+    assert losses[-1] < 0.75 * losses[0], f"BC loss did not decrease enough: {losses}"
     assert losses[-1] < losses[len(losses) // 2] < losses[0], losses
 
     # greedy evaluation of the cloned policy in an Algorithm built with the BC learner class
@@ -95,5 +90,5 @@ def test_behaviour_cloning_imitates_ppo_expert(expert):
     finally:
         algo.stop()
     assert evaluation["num_episodes"] == 10
-    # a random policy scores ~20 on CartPole; the expert scores >= 150
-    assert evaluation["episode_return_mean"] >= 100, f"BC policy evaluates to {evaluation}; BC losses {losses}"
+    # a random policy scores ~20 on CartPole; the expert scores 500
+    assert evaluation["episode_return_mean"] >= 195, f"BC policy evaluates to {evaluation}; BC losses {losses}"

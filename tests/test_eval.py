@@ -19,6 +19,7 @@ from rlrun.cli_eval import EXIT_USAGE
 from rlrun.config.convert import validate_run
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
+from rlrun.run.recorder import read_metrics
 from rlrun.run.video import mp4_available
 
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
@@ -67,10 +68,6 @@ def evals(run_dir: Path) -> dict[str, subprocess.CompletedProcess]:
         return dict(zip(EVAL_CASES, pool.map(run, EVAL_CASES.values()), strict=True))
 
 
-def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def report_of(proc: subprocess.CompletedProcess) -> dict:
     assert proc.returncode == 0, proc.stderr
     path = re.search(r"^report\s+(\S+)$", proc.stdout, re.MULTILINE).group(1)
@@ -78,7 +75,7 @@ def report_of(proc: subprocess.CompletedProcess) -> dict:
 
 
 def test_periodic_evaluation_metrics(run_dir: Path) -> None:
-    rows = metrics(run_dir)
+    rows = read_metrics(run_dir)
     assert [r["training_iteration"] for r in rows] == [1, 2, 3, 4]
     for row in rows:
         evaluated = row["training_iteration"] % 2 == 0
@@ -98,7 +95,7 @@ def test_rlrun_eval_prints_and_saves_the_run_s_evaluation(run_dir: Path, evals) 
     assert report["episode_return_mean"] == pytest.approx(sum(report["episode_returns"]) / EPISODES)
     assert report["episode_len_max"] == max(report["episode_lens"]) and report["video"] is None
     # Same weights, seed, evaluation runner and episode count as the run's own final evaluation.
-    assert report["episode_return_mean"] == metrics(run_dir)[-1]["evaluation/episode_return_mean"]
+    assert report["episode_return_mean"] == read_metrics(run_dir)[-1]["evaluation/episode_return_mean"]
     for label, key in (("mean", "episode_return_mean"), ("std", "episode_return_std"),
                        ("min", "episode_return_min"), ("max", "episode_return_max")):
         assert f"{label} {report[key]:.2f}" in proc.stdout

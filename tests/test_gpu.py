@@ -1,4 +1,4 @@
-"""The CUDA path of a local Learner (`learners.num_gpus_per_learner=1`); skipped without a GPU."""
+"""The CUDA path of Learners (`learners.num_gpus_per_learner=1`): local, one actor, two over nccl; needs GPUs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rlrun.algorithms.ppo import PPOConfig
+from rlrun.cluster.session import ddp_backend
 from rlrun.env import EnvRunner
 
 pytestmark = [
@@ -32,10 +33,8 @@ def test_learner_trains_on_gpu_and_matches_cpu_update() -> None:
         np.testing.assert_allclose(gpu.get_state()["rl_module"]["default_policy"][name], w, atol=1e-4, err_msg=name)
 
 
-@pytest.mark.ray
-def test_ddp_learner_actors_train_on_their_own_gpu(ray_cluster) -> None:
-    """Learner actors with `num_gpus_per_learner=1` see one GPU each (nccl with two) and match a CPU update."""
-    num_learners = min(torch.cuda.device_count(), 2)
+def assert_gpu_learner_actors_match_cpu(num_learners: int) -> None:
+    """`num_learners` actors with `num_gpus_per_learner=1` each see one GPU, and one update equals a CPU update."""
     config = (
         PPOConfig()
         .environment("CartPole-v1")
@@ -58,3 +57,21 @@ def test_ddp_learner_actors_train_on_their_own_gpu(ray_cluster) -> None:
     cpu.update(batch=batch)
     for name, w in cpu.get_state()["rl_module"]["default_policy"].items():
         np.testing.assert_allclose(gpu_weights[name], w, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.ray
+def test_learner_actor_trains_on_its_own_gpu(ray_cluster) -> None:
+    """One learner actor on a GPU matches a CPU update.
+
+    With a single learner no process group forms, so this exercises neither DDP nor nccl:
+    test_two_learner_actors_train_over_nccl does, where two GPUs exist.
+    """
+    assert_gpu_learner_actors_match_cpu(num_learners=1)
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl between learners needs two GPUs, one per learner")
+def test_two_learner_actors_train_over_nccl(ray_cluster) -> None:
+    """Two learner actors, one whole GPU each, form an nccl process group; their DDP update equals the CPU one."""
+    assert ddp_backend(PPOConfig().learners(num_learners=2, num_gpus_per_learner=1)) == "nccl"
+    assert_gpu_learner_actors_match_cpu(num_learners=2)

@@ -17,6 +17,7 @@ from rlrun.report.cli import main
 from rlrun.report.runs import discover_runs, group_runs, load_run
 from rlrun.report.stats import bootstrap_ci, iqm
 from rlrun.report.summary import default_threshold, summarize_run
+from rlrun.run.recorder import read_metrics
 
 REPORT = str(Path(sys.executable).with_name("rlrun-report"))
 RETURN_KEY = "env_runners/episode_return_mean"
@@ -161,7 +162,9 @@ def test_report_on_a_real_sweep(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
         [RLRUN, "-m", "seed=0,1", "algo.lr=0.001,0.0003", "stop.iterations=3", "logger.console=none",
-         f"hydra.sweep.dir={sweep}"],
+         # 64 steps per env and iteration: every iteration finishes CartPole episodes, and costs little
+         "algo.train_batch_size=128", "algo.minibatch_size=64", "algo.num_epochs=1",
+         "env_runners.num_envs_per_runner=2", "evaluation.episodes=2", f"hydra.sweep.dir={sweep}"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
@@ -170,7 +173,7 @@ def test_report_on_a_real_sweep(tmp_path: Path) -> None:
     by_lr: dict[str, list[list[dict]]] = {}
     for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
         lr = next(o for o in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) if o.startswith("algo.lr"))
-        by_lr.setdefault(lr, []).append([json.loads(line) for line in (job / "metrics.jsonl").read_text().splitlines()])
+        by_lr.setdefault(lr, []).append(read_metrics(job))
     assert sorted(by_lr) == ["algo.lr=0.0003", "algo.lr=0.001"] and all(len(v) == 2 for v in by_lr.values())
 
     out = tmp_path / "rep"

@@ -7,7 +7,6 @@ Every run here is a real `rlrun` subprocess in embedded mode with a tiny config
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -22,32 +21,53 @@ from test_reproducibility import is_timing
 
 from rlrun.algorithms.algorithm import read_checkpoint_state
 from rlrun.cli import EXIT_USAGE
-from rlrun.run.checkpoints import latest_checkpoint
+from rlrun.run.recorder import read_metrics
 
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 FAST = ("stop.timesteps=null", "env_runners.num_envs_per_runner=4", "algo.train_batch_size=256",
         "algo.minibatch_size=64", "algo.num_epochs=2", "evaluation.episodes=4", "logger.console=plain")
 ENV = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"} | {"PYTHONUNBUFFERED": "1"}
 
-# Runs `rlrun` with the checkpoint writer stopped inside its temporary directory: when the
-# algorithm_state.json of the checkpoint named by argv[1] is about to be written (the last file),
-# it touches the marker file argv[2] and sleeps until the test SIGKILLs it.
-PAUSE_IN_CHECKPOINT_WRITE = """
-import sys, time
+# Runs `rlrun` (argv[3:]) and stops it at a chosen point until the test SIGKILLs it: argv[1] is
+# `train:<N>` (training iteration N is about to begin, so N - 1 metrics rows are written),
+# `checkpoint:<name>` (the last file of that checkpoint, algorithm_state.json, is about to be
+# written in its temporary directory) or `replace:<name>` (an existing checkpoint <name> has been
+# moved aside to `.old-<name>-<pid>` and the complete new one is about to be moved in: the one
+# moment of atomic_directory when <name> does not exist). There it touches the marker file
+# argv[2] and sleeps.
+PAUSE_FOR_KILL = """
+import os, sys, time
 from pathlib import Path
+from rlrun.algorithms.algorithm import Algorithm
 from rlrun.core import checkpointing
 from rlrun.cli import main
 
-checkpoint, marker = sys.argv[1], Path(sys.argv[2])
-real_save_json = checkpointing.save_json
+(where, what), marker = sys.argv[1].split(":"), Path(sys.argv[2])
+real_save_json, real_train, real_replace = checkpointing.save_json, Algorithm.train, os.replace
+
+def replace(src, dst):
+    src = Path(src)
+    if where == "replace" and src.name.startswith(f".tmp-{what}-") and list(src.parent.glob(f".old-{what}-*")):
+        pause()
+    real_replace(src, dst)
+
+def pause():
+    marker.touch()
+    time.sleep(600)
 
 def save_json(path, obj):
-    if path.name == "algorithm_state.json" and path.parent.name.startswith(f".tmp-{checkpoint}-"):
-        marker.touch()
-        time.sleep(600)
+    if where == "checkpoint" and path.name == "algorithm_state.json" and path.parent.name.startswith(f".tmp-{what}-"):
+        pause()
     real_save_json(path, obj)
 
+def train(self):
+    if where == "train" and self.iteration + 1 == int(what):
+        pause()
+    return real_train(self)
+
 checkpointing.save_json = save_json
+Algorithm.train = train
+checkpointing.os.replace = replace
 sys.argv = ["rlrun", *sys.argv[3:]]
 main()
 """
@@ -63,12 +83,8 @@ def train(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def rows(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
 def iterations(run_dir: Path) -> list[int]:
-    return [r["training_iteration"] for r in rows(run_dir)]
+    return [r["training_iteration"] for r in read_metrics(run_dir)]
 
 
 def deterministic(row: dict, drop_evaluation: bool = False) -> dict:
@@ -93,17 +109,17 @@ def test_resumed_run_has_the_metrics_of_a_straight_run(tmp_path: Path) -> None:
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda a: train(*a), [(straight, "stop.iterations=6", "evaluation.every_iterations=3"),
                                             (resumed, "stop.iterations=3", "evaluation.every_iterations=3")]))
-    first_half = rows(resumed)
+    first_half = read_metrics(resumed)
     proc = rlrun(f"resume={resumed}", "stop.iterations=6", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"resuming {resumed} from final (iteration 3)" in proc.stdout
 
     assert iterations(straight) == iterations(resumed) == [1, 2, 3, 4, 5, 6]
-    assert rows(resumed)[:3] == first_half  # appended to, not rewritten
-    for a, b in zip(rows(straight), rows(resumed), strict=True):
+    assert read_metrics(resumed)[:3] == first_half  # appended to, not rewritten
+    for a, b in zip(read_metrics(straight), read_metrics(resumed), strict=True):
         assert deterministic(a) == deterministic(b), f"iteration {a['training_iteration']} differs"
-    assert "evaluation/episode_return_mean" in rows(resumed)[5]
-    assert "learners/default_policy/total_loss" in deterministic(rows(resumed)[5])
+    assert "evaluation/episode_return_mean" in read_metrics(resumed)[5]
+    assert "learners/default_policy/total_loss" in deterministic(read_metrics(resumed)[5])
 
     # The resumed run stays in its own directory, with the new stop criterion recorded in its config.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed", "straight"]
@@ -113,52 +129,48 @@ def test_resumed_run_has_the_metrics_of_a_straight_run(tmp_path: Path) -> None:
     assert len(list((resumed / "tensorboard").glob("events.out.tfevents.*"))) == 2
 
 
-def test_sigkill_mid_training_resumes_from_last_complete_checkpoint(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    proc = subprocess.Popen([RLRUN, *FAST, "stop.iterations=100000", "checkpoint.every_iterations=2",
-                             f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 180
-        while not ((run_dir / "metrics.jsonl").exists() and len(rows(run_dir)) >= 5):
-            assert proc.poll() is None and time.monotonic() < deadline, "training did not get going"
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    killed_rows = rows(run_dir)
-    resumed_from = read_checkpoint_state(latest_checkpoint(run_dir))["iteration"]
-    assert resumed_from >= 4 and "final" not in checkpoint_names(run_dir)
-
-    stop_at = resumed_from + 3
-    proc = rlrun(f"resume={run_dir}", f"stop.iterations={stop_at}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert f"from checkpoint_{resumed_from:06d} (iteration {resumed_from})" in proc.stdout
-
-    assert iterations(run_dir) == list(range(1, stop_at + 1)), "a gap or a duplicate iteration"
-    assert rows(run_dir)[:resumed_from] == killed_rows[:resumed_from]
-    # Iterations the killed process finished after its last checkpoint come out the same again.
-    for before, after in zip(killed_rows[resumed_from:], rows(run_dir)[resumed_from:stop_at - 1]):
-        assert deterministic(before) == deterministic(after, drop_evaluation=True)
-    assert not [n for n in checkpoint_names(run_dir) if n.startswith(".")]
-
-
-def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path: Path) -> None:
-    run_dir, marker = tmp_path / "run", tmp_path / "in-checkpoint-write"
+def kill_when_paused(where: str, run_dir: Path, *args: str) -> None:
+    """Run `rlrun <args>` into run_dir until it pauses at `where` (see PAUSE_FOR_KILL), then SIGKILL it."""
+    marker = run_dir.parent / "paused"
     proc = subprocess.Popen(
-        [sys.executable, "-c", PAUSE_IN_CHECKPOINT_WRITE, "checkpoint_000004", str(marker),
-         *FAST, "stop.iterations=100000", "checkpoint.every_iterations=2", f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [sys.executable, "-c", PAUSE_FOR_KILL, where, str(marker), *args, f"hydra.run.dir={run_dir}"],
+        cwd=run_dir.parent, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 180
         while not marker.exists():
             assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "the checkpoint write was never reached"
+            assert time.monotonic() < deadline, f"{where} was never reached"
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
+
+
+def test_sigkill_mid_training_resumes_from_last_complete_checkpoint(tmp_path: Path) -> None:
+    """Killed in iteration 6 with checkpoints every 3: iterations 4 and 5 were done after the last checkpoint."""
+    run_dir = tmp_path / "run"
+    kill_when_paused("train:6", run_dir, *FAST, "stop.iterations=100000", "checkpoint.every_iterations=3")
+    killed_rows = read_metrics(run_dir)
+    assert iterations(run_dir) == [1, 2, 3, 4, 5]
+    assert checkpoint_names(run_dir) == ["checkpoint_000003"]
+
+    proc = rlrun(f"resume={run_dir}", "stop.iterations=6", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "from checkpoint_000003 (iteration 3)" in proc.stdout
+
+    assert iterations(run_dir) == [1, 2, 3, 4, 5, 6], "a gap or a duplicate iteration"
+    assert read_metrics(run_dir)[:3] == killed_rows[:3]
+    # Iterations the killed process finished after its last checkpoint come out the same again.
+    for before, after in zip(killed_rows[3:], read_metrics(run_dir)[3:5], strict=True):
+        assert deterministic(before) == deterministic(after, drop_evaluation=True)
+    assert not [n for n in checkpoint_names(run_dir) if n.startswith(".")]
+
+
+def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    kill_when_paused("checkpoint:checkpoint_000004", run_dir, *FAST, "stop.iterations=100000",
+                     "checkpoint.every_iterations=2")
     unfinished = [n for n in checkpoint_names(run_dir) if n.startswith(".tmp-checkpoint_000004-")]
     assert unfinished and (run_dir / "checkpoints" / unfinished[0] / "env_runners.pt").is_file()
     assert checkpoint_names(run_dir) == sorted(["checkpoint_000002", *unfinished])
@@ -169,6 +181,37 @@ def test_sigkill_while_writing_a_checkpoint_resumes_from_the_previous_one(tmp_pa
     assert "from checkpoint_000002 (iteration 2)" in proc.stdout
     assert iterations(run_dir) == [1, 2, 3, 4, 5]
     assert checkpoint_names(run_dir) == ["best", "checkpoint_000002", "checkpoint_000004", "final"]
+
+
+def test_sigkill_between_moving_a_checkpoint_aside_and_its_replacement_in(tmp_path: Path) -> None:
+    """The crash window of atomic_directory: `best` moved to `.old-best-*`, its complete replacement still `.tmp-*`.
+
+    An evaluation every iteration rewrites `best` at the first improvement after iteration 1;
+    the kill lands right there. Resuming starts from the last complete checkpoint (the unfinished
+    replacement never counts), continues the metrics without a gap, ends with a `best` that holds
+    the best evaluation, and leaves no `.old-*` or `.tmp-*` directory behind.
+    """
+    run_dir = tmp_path / "run"
+    kill_when_paused("replace:best", run_dir, *FAST, "stop.iterations=100000", "checkpoint.every_iterations=1",
+                     "evaluation.every_iterations=1")
+    names = checkpoint_names(run_dir)
+    old = [n for n in names if n.startswith(".old-best-")]
+    unfinished = [n for n in names if n.startswith(".tmp-best-")]
+    assert old and unfinished and "best" not in names, names
+    crashed_at = read_checkpoint_state(run_dir / "checkpoints" / unfinished[0])["iteration"]
+    old_best = read_checkpoint_state(run_dir / "checkpoints" / old[0])
+    assert old_best["iteration"] < crashed_at == len(read_metrics(run_dir))
+
+    proc = rlrun(f"resume={run_dir}", f"stop.iterations={crashed_at + 1}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    resumed_from = crashed_at - 1  # checkpoint_<crashed_at> comes after best: it was never written
+    assert f"(iteration {resumed_from})" in proc.stdout, proc.stdout
+    assert iterations(run_dir) == list(range(1, crashed_at + 2))
+    assert not [n for n in checkpoint_names(run_dir) if n.startswith(".")], checkpoint_names(run_dir)
+    returns = [r["evaluation/episode_return_mean"] for r in read_metrics(run_dir)]
+    best = read_checkpoint_state(run_dir / "checkpoints" / "best")
+    assert old_best["evaluation"]["episode_return_mean"] == returns[old_best["iteration"] - 1]
+    assert best["evaluation"]["episode_return_mean"] == max(returns)
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +225,7 @@ def finished_run(tmp_path_factory) -> Path:
 
 def test_keep_last_and_best_checkpoint(finished_run: Path) -> None:
     assert checkpoint_names(finished_run) == ["best", "checkpoint_000004", "checkpoint_000005", "final"]
-    returns = [r["evaluation/episode_return_mean"] for r in rows(finished_run)]
+    returns = [r["evaluation/episode_return_mean"] for r in read_metrics(finished_run)]
     best = read_checkpoint_state(finished_run / "checkpoints" / "best")
     assert best["evaluation"]["episode_return_mean"] == max(returns)
     assert best["iteration"] == returns.index(max(returns)) + 1  # only a strictly better evaluation replaces it
@@ -198,8 +241,8 @@ def test_resume_from_an_older_checkpoint_drops_what_came_after(finished_run: Pat
     assert proc.returncode == 0, proc.stderr
     assert "from checkpoint_000004 (iteration 4)" in proc.stdout
     assert iterations(run_dir) == [1, 2, 3, 4, 5, 6]
-    assert deterministic(rows(run_dir)[4], drop_evaluation=True) == deterministic(
-        rows(finished_run)[4], drop_evaluation=True)
+    assert deterministic(read_metrics(run_dir)[4], drop_evaluation=True) == deterministic(
+        read_metrics(finished_run)[4], drop_evaluation=True)
     assert checkpoint_names(run_dir) == ["best", "checkpoint_000004", "final"]
     assert read_checkpoint_state(run_dir / "checkpoints" / "final")["iteration"] == 6
     assert old_final["iteration"] == 5
