@@ -380,3 +380,22 @@ def test_atomic_directory_save_of_learner_that_fails_keeps_previous_checkpoint(t
     fresh.restore_from_path(tmp_path / "ckpt")
     assert_state_equal(fresh.get_state(), before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_a_replacement_cut_short_by_a_crash_is_undone(tmp_path: Path) -> None:
+    """The layout a crash leaves inside atomic_directory: `best` moved aside, its replacement still temporary."""
+    with atomic_directory(tmp_path / "best") as d:
+        (d / "algorithm_state.json").write_text('{"iteration": 3}')
+    with atomic_directory(tmp_path / "checkpoint_000004") as d:
+        (d / "algorithm_state.json").write_text('{"iteration": 4}')
+    os.replace(tmp_path / "best", tmp_path / ".old-best-4242")
+    (tmp_path / ".tmp-best-4242").mkdir()
+    (tmp_path / ".tmp-best-4242" / "algorithm_state.json").write_text('{"iteration": 5}')
+
+    assert ckpt.restore_interrupted_replacements(tmp_path) == [tmp_path / "best"]
+    assert (tmp_path / "best" / "algorithm_state.json").read_text() == '{"iteration": 3}'
+    assert not list(tmp_path.glob(".old-*"))
+    # Nothing else moves: a complete directory beside a stale `.old-*` of the same name stays as it is.
+    (tmp_path / ".old-checkpoint_000004-1").mkdir()
+    assert ckpt.restore_interrupted_replacements(tmp_path) == []
+    assert (tmp_path / "checkpoint_000004" / "algorithm_state.json").read_text() == '{"iteration": 4}'

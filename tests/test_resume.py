@@ -187,9 +187,9 @@ def test_sigkill_between_moving_a_checkpoint_aside_and_its_replacement_in(tmp_pa
     """The crash window of atomic_directory: `best` moved to `.old-best-*`, its complete replacement still `.tmp-*`.
 
     An evaluation every iteration rewrites `best` at the first improvement after iteration 1;
-    the kill lands right there. Resuming starts from the last complete checkpoint (the unfinished
-    replacement never counts), continues the metrics without a gap, ends with a `best` that holds
-    the best evaluation, and leaves no `.old-*` or `.tmp-*` directory behind.
+    the kill lands right there. Resuming puts the previous `best` back (the unfinished replacement
+    never counts), starts from the last complete checkpoint, continues the metrics without a gap,
+    ends with a `best` that holds the best evaluation, and leaves no `.old-*` or `.tmp-*` behind.
     """
     run_dir = tmp_path / "run"
     kill_when_paused("replace:best", run_dir, *FAST, "stop.iterations=100000", "checkpoint.every_iterations=1",

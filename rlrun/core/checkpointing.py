@@ -51,6 +51,22 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def restore_interrupted_replacements(parent: str | os.PathLike) -> list[Path]:
+    """Undo replacements that `atomic_directory` began but a crash cut short; returns what was restored.
+
+    Between moving `<name>` aside to `.old-<name>-<pid>` and moving its new
+    version in, `<name>` does not exist: the previous complete directory is put
+    back, as if the interrupted write had never begun.
+    """
+    restored = []
+    for old in sorted(Path(parent).glob(".old-*")):
+        name = old.name.removeprefix(".old-").rsplit("-", 1)[0]
+        if not (old.parent / name).exists():
+            os.replace(old, old.parent / name)
+            restored.append(old.parent / name)
+    return restored
+
+
 def _fsync_tree(root: Path) -> None:
     for dirpath, _, files in os.walk(root):
         for name in files:

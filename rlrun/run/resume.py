@@ -28,6 +28,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.config.errors import ConfigError
+from rlrun.core.checkpointing import restore_interrupted_replacements
 from rlrun.run.checkpoints import CHECKPOINTS_DIR, RUN_CONFIG, complete_checkpoints, latest_checkpoint, locate
 from rlrun.run.recorder import METRICS_FILE, flatten, read_metrics
 
@@ -46,6 +47,8 @@ def resume_argv(argv: list[str]) -> list[str]:
     if any(arg in _MULTIRUN_FLAGS for arg in argv):
         raise ConfigError("resume continues one run; it cannot be combined with --multirun (-m)")
     run_dir, checkpoint = locate(Path(values[0]))
+    # A crash while a checkpoint was being replaced left the previous one aside: it counts again.
+    restore_interrupted_replacements(run_dir / CHECKPOINTS_DIR)
     if checkpoint is None:
         latest_checkpoint(run_dir)  # a run without a complete checkpoint fails here, before Hydra starts
     flags = [arg for arg in argv if not _is_override(arg)]
