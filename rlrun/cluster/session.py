@@ -2,7 +2,8 @@
 
 Embedded runs (no actors, no `ray.address`) never import Ray. A run that starts
 a local instance shuts it down on every exit path (normal end, error, Ctrl-C);
-a run that joined a cluster only disconnects from it. Resources are checked
+a run that joined a cluster only disconnects from it. A local instance listens
+on loopback only (see `local`); joining is explained in `join`. Resources are checked
 against the cluster's totals up front, so asking for 4 GPUs on a CPU cluster is
 one clear line instead of a placement group that waits forever.
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rlrun.config.errors import ConfigError
+from rlrun.cluster.base import ClusterError
+from rlrun.cluster.join import join_cluster
+from rlrun.cluster.local import start_local_instance
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -25,17 +26,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("rlrun")
 
 
-class ClusterError(ConfigError):
-    """The Ray cluster cannot be reached or cannot host what the config asks for."""
-
-
 @dataclass
 class ClusterInfo:
-    """Where a run executes: embedded (no Ray) or a Ray cluster at `address`."""
+    """Where a run executes: embedded (no Ray), a local instance of its own, or a joined cluster at `address`."""
 
     address: str | None = None
     num_cpus: float = 0.0
     num_gpus: float = 0.0
+    local: bool = False
+    dashboard_url: str | None = None
 
     def describe(self, config: AlgorithmConfig) -> str:
         """The layout line the console shows at start: runners, learners, devices."""
@@ -54,8 +53,12 @@ class ClusterInfo:
                         if config.num_learners > 1 else f"1 learner actor ({device})")
         else:
             learners = local_learner
-        return (f"Ray cluster {self.address} ({self.num_cpus:g} CPUs, {self.num_gpus:g} GPUs): "
-                f"{runners}, {learners}")
+        resources = f"{self.num_cpus:g} CPUs, {self.num_gpus:g} GPUs"
+        if self.dashboard_url:
+            resources += f", dashboard http://{self.dashboard_url}"
+        where = (f"Ray local instance {self.address} (loopback only, {resources})" if self.local
+                 else f"Ray cluster {self.address} ({resources})")
+        return f"{where}: {runners}, {learners}"
 
 
 def _count(n: int, noun: str) -> str:
@@ -88,15 +91,10 @@ def cluster_session(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[ClusterIn
         return
     import ray
 
+    context = _connect(ray_cfg, config)
     try:
-        context = ray.init(**_init_kwargs(config, ray_cfg.address, ray_cfg.num_cpus, ray_cfg.num_gpus,
-                                          ray_cfg.dashboard))
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        where = f"ray.address={ray_cfg.address}" if ray_cfg.address else "a local Ray instance"
-        raise ClusterError(f"could not start or join {where}: {_root_cause(e)}") from None
-    try:
-        info = ClusterInfo(address=context.address_info.get("address") or ray_cfg.address or "local",
-                           **_totals(ray.cluster_resources()))
+        info = ClusterInfo(address=context.address_info["address"], local=not ray_cfg.address,
+                           dashboard_url=context.dashboard_url or None, **_totals(ray.cluster_resources()))
         check_resources(info, config)
         log.info("%s", info.describe(config))
         yield info
@@ -104,8 +102,25 @@ def cluster_session(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[ClusterIn
         ray.shutdown()  # stops a local instance; only disconnects from a joined cluster
 
 
+def _connect(ray_cfg: Any, config: AlgorithmConfig) -> Any:
+    """Join `ray.address`, or start a local instance sized for the run; returns Ray's context."""
+    if ray_cfg.address:
+        sizing = [f"ray.{key}={getattr(ray_cfg, key)}" for key in ("num_cpus", "num_gpus")
+                  if getattr(ray_cfg, key) is not None]
+        if sizing:
+            raise ClusterError(f"{' and '.join(sizing)} sizes a local instance and cannot be combined with "
+                               f"ray.address={ray_cfg.address}: a cluster you join has the resources it was started "
+                               "with; leave them null or ray.address null")
+        return join_cluster(ray_cfg.address)
+    try:
+        return start_local_instance(required_resources(config)["CPU"], ray_cfg.num_cpus, ray_cfg.num_gpus,
+                                    ray_cfg.dashboard)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise ClusterError(f"could not start a local Ray instance: {_root_cause(e)}") from None
+
+
 def _root_cause(error: BaseException) -> str:
-    """Ray wraps the reason (e.g. a missing auth token) in generic connection errors; name the reason."""
+    """Ray wraps the reason in generic errors; name the reason."""
     while error.__cause__ is not None:
         error = error.__cause__
     return str(error).strip().splitlines()[0]
@@ -113,22 +128,6 @@ def _root_cause(error: BaseException) -> str:
 
 def _totals(resources: dict[str, float]) -> dict[str, float]:
     return {"num_cpus": resources.get("CPU", 0.0), "num_gpus": resources.get("GPU", 0.0)}
-
-
-def _init_kwargs(
-    config: AlgorithmConfig, address: str | None, num_cpus: int | None, num_gpus: int | None, dashboard: bool
-) -> dict[str, Any]:
-    """`ray.init` arguments: join `address`, or start an instance big enough for the run."""
-    # Ray announces on every start that token authentication is on (it is); keep that out of the console.
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if address:
-        return {**kwargs, "address": address}
-    need = required_resources(config)
-    # Ray's CPUs are scheduling slots: on a small machine a run may reserve more than it has cores.
-    cpus = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, math.ceil(need["CPU"]))
-    # address="local": a new instance even when `ray start` or RAY_ADDRESS left one for ray.init() to find.
-    return {**kwargs, "address": "local", "num_cpus": cpus, "num_gpus": num_gpus, "include_dashboard": dashboard}
 
 
 def check_resources(info: ClusterInfo, config: AlgorithmConfig) -> None:
@@ -145,7 +144,8 @@ def check_resources(info: ClusterInfo, config: AlgorithmConfig) -> None:
             f"env_runners.num={config.num_env_runners} x env_runners.num_cpus_per_env_runner="
             f"{config.num_cpus_per_env_runner:g} + learners.num={config.num_learners} x "
             f"learners.num_cpus_per_learner={config.num_cpus_per_learner:g} needs {need['CPU']:g} CPUs but the "
-            f"Ray cluster at {info.address} has {info.num_cpus:g}; lower them or set ray.num_cpus"
+            f"Ray cluster at {info.address} has {info.num_cpus:g}; lower them or "
+            + ("set ray.num_cpus" if info.local else "join a cluster with more CPUs")
         )
 
 
@@ -157,5 +157,6 @@ def ensure_ray(config: AlgorithmConfig) -> None:
     import ray
 
     if not ray.is_initialized():
-        ray.init(**_init_kwargs(config, None, None, None, False))
-    check_resources(ClusterInfo(address="local", **_totals(ray.cluster_resources())), config)
+        start_local_instance(required_resources(config)["CPU"], None, None, False)
+    check_resources(ClusterInfo(address=ray.get_runtime_context().gcs_address, **_totals(ray.cluster_resources())),
+                    config)

@@ -1,0 +1,100 @@
+"""A real cluster made by `ray start --head`, as a user would, for the tests that join one.
+
+Token authentication is on, with this machine's token in ~/.ray/auth_token
+(Ray writes it on any local `ray.init`; `ray get-auth-token --generate` makes it
+here if no test has). Its own RAY_TMPDIR keeps `ray.address=auto` from finding
+any other Ray on the machine, and free ports keep it off other heads' defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+RAY = str(Path(sys.executable).with_name("ray"))
+# Token mode is each process's own choice; a driver must make it without help from the test's environment.
+AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+@dataclass
+class Head:
+    address: str  # 127.0.0.1:<port>
+    port: int
+    tmpdir: str  # the head's RAY_TMPDIR: a driver with it set finds the head with ray.address=auto
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def driver_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a process that joins the head: no auth settings but what `extra` gives."""
+    env = {k: v for k, v in (base or os.environ).items() if k not in AUTH_VARS}
+    return {**env, **extra}
+
+
+@contextlib.contextmanager
+def ray_head(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[Head]:
+    """Run `ray start --head --block` until the block ends; then check that none of its processes is left."""
+    subprocess.run([RAY, "get-auth-token", "--generate"], check=True, capture_output=True,
+                   env=driver_env(env))
+    port = free_port()
+    tmpdir = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    log = Path(tmpdir) / "head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen(
+            [RAY, "start", "--head", "--block", f"--port={port}", f"--num-cpus={num_cpus}",
+             "--include-dashboard=false", f"--ray-client-server-port={free_port()}",
+             f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+             "--disable-usage-stats"],
+            stdout=out, stderr=subprocess.STDOUT, env=driver_env(env, RAY_AUTH_MODE="token", RAY_TMPDIR=tmpdir),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield Head(address=f"127.0.0.1:{port}", port=port, tmpdir=tmpdir)
+    finally:
+        tree = process_tree(head.pid)
+        # `ray start` alone: it drains the node through its GCS, then stops its processes. Signalling the whole
+        # process group would stop the GCS first, and the drain would wait 30 s for it.
+        head.send_signal(signal.SIGTERM)
+        head.wait(timeout=60)
+        _, alive = psutil.wait_procs(tree, timeout=30)
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    assert not alive, f"processes of the head outlived it: {[p.pid for p in alive]}"
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process and all its descendants (none if it has exited)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def reconnect(head: Head, env: dict[str, str] | None = None) -> float:
+    """Join the head from a fresh driver and return its CPU count: proof that it still serves drivers."""
+    code = (f"import ray; ray.init(address={head.address!r}, log_to_driver=False); "
+            "print(ray.cluster_resources()['CPU']); ray.shutdown()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env=driver_env(env, RAY_AUTH_MODE="token"))
+    assert done.returncode == 0, done.stderr
+    return float(done.stdout.strip().splitlines()[-1])
