@@ -70,3 +70,16 @@ def ray_cluster(_ray_worker_path):
         context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
         _shared_ray["address"] = context.address_info["gcs_address"]
     yield
+
+
+@pytest.fixture
+def ray_disconnected(_ray_worker_path):
+    """For tests of a cluster's lifecycle in this process: the shared instance is stopped first.
+
+    The next test that asks for `ray_cluster` starts a new one.
+    """
+    import ray
+
+    ray.shutdown()
+    yield
+    ray.shutdown()

@@ -20,7 +20,8 @@ from rlrun.cluster import ClusterError, cluster_session
 from rlrun.config.schema import RaySchema
 from rlrun.core.learner import learner_actors
 
-pytestmark = pytest.mark.ray
+# These tests start and stop Ray themselves: the session's shared instance must not be connected.
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_disconnected")]
 
 
 def ppo(env_runners: int = 0, learners: int = 0) -> PPOConfig:
@@ -51,9 +52,13 @@ def is_loopback(ip: str) -> bool:
 def test_local_instance_is_sized_for_the_run_and_listens_on_loopback_only() -> None:
     config = ppo(env_runners=3, learners=2)  # reserves 5 CPUs: more than a small machine has cores
     with cluster_session(RaySchema(), config) as info:
-        ray.get(ray.remote(lambda: None).remote())  # a worker process listens as well
-        ray_processes = process_tree(os.getpid())  # the driver (this process), GCS, raylet, agents, workers
-        sockets = listening(ray_processes)
+        # 2 DDP learner actors: their workers listen, and learner 0 serves the process group's store.
+        learners = config.build_learner_group(env=gym.make("CartPole-v1"))
+        try:
+            ray_processes = process_tree(os.getpid())  # the driver (this process), GCS, raylet, agents, workers
+            sockets = listening(ray_processes)
+        finally:
+            learners.stop()
     cpus = max(os.cpu_count() or 1, 5)
     assert info.local and info.address.startswith("127.0.0.1:")
     assert info.num_cpus == cpus

@@ -38,22 +38,31 @@ def world() -> tuple[int, int]:
     return 0, 1
 
 
-def free_address() -> tuple[str, int]:
-    """This node's IP and a free TCP port on it, for rank 0 to host the rendezvous."""
+def listen_on_node_ip() -> tuple[socket.socket, str, int]:
+    """A listening socket on this node's IP (127.0.0.1 on a local instance), for rank 0's rendezvous store.
+
+    Bound here and handed to the store, so the store listens on that address
+    only (not on every interface) and no other process can take the port between
+    choosing and binding it.
+    """
     import ray
 
     address = ray.util.get_node_ip_address()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((address, 0))
-        port = s.getsockname()[1]
-    return address, port
+    listener = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((address, 0))
+    listener.listen()
+    return listener, address, listener.getsockname()[1]
 
 
-def init_process_group(backend: str, address: str, port: int, rank: int, world_size: int) -> None:
-    dist.init_process_group(
-        backend, init_method=f"tcp://{address}:{port}", rank=rank, world_size=world_size,
-        timeout=PROCESS_GROUP_TIMEOUT,
+def init_process_group(
+    backend: str, address: str, port: int, rank: int, world_size: int, listener: socket.socket | None = None
+) -> None:
+    """Join the process group whose store rank 0 serves on `listener` (the socket `listen_on_node_ip` made)."""
+    store = dist.TCPStore(
+        address, port, world_size, is_master=rank == 0, timeout=PROCESS_GROUP_TIMEOUT,
+        master_listen_fd=listener.detach() if listener is not None else None,
     )
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=PROCESS_GROUP_TIMEOUT)
 
 
 def destroy_process_group() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,14 +40,18 @@ class LearnerActor:
             config=config, observation_space=observation_space, action_space=action_space
         )
         self._world_size = world_size
+        self._listener: socket.socket | None = None
 
     def rendezvous_address(self) -> tuple[str, int]:
-        return distributed.free_address()
+        """Called on rank 0: open the process group's store socket on this node's IP."""
+        self._listener, address, port = distributed.listen_on_node_ip()
+        return address, port
 
     def setup(self, backend: str, address: str, port: int, rank: int) -> None:
         """Join the process group (if there is more than one rank), then build the learner inside it."""
         if self._world_size > 1:
-            distributed.init_process_group(backend, address, port, rank, self._world_size)
+            listener = self._listener if rank == 0 else None
+            distributed.init_process_group(backend, address, port, rank, self._world_size, listener)
         self._learner.build()
 
     def update(self, batch: Mapping[str, Any], timesteps: Mapping[str, int] | None) -> dict[str, Any]:
@@ -105,7 +110,8 @@ class LearnerActors:
             ).remote(config, observation_space, action_space, n)
             for rank in range(n)
         ]
-        address, port = ray.get(self._actors[0].rendezvous_address.remote())
+        # A single learner forms no process group, so it opens no rendezvous socket.
+        address, port = ray.get(self._actors[0].rendezvous_address.remote()) if n > 1 else ("", 0)
         backend = ddp_backend(config)
         ray.get([a.setup.remote(backend, address, port, rank) for rank, a in enumerate(self._actors)])
         self.devices: list[str] = ray.get([a.device.remote() for a in self._actors])
