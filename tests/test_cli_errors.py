@@ -16,10 +16,13 @@ import hydra
 import pytest
 import torch
 from conftest import RLRUN, pythonpath_with_tests
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from test_config import build
 
 from rlrun.cli import EXIT_USAGE, one_line
+from rlrun.config.errors import ConfigError
 from rlrun.config.schema import LoggerSchema, register_schemas
 
 # If a regression lets one of these runs start training, stop it after one short iteration.
@@ -86,6 +89,13 @@ CASES = [
 CASE_VALUES = [c.values if hasattr(c, "values") else c for c in CASES]  # pytest.param(...) or a plain tuple
 CASE_IDS = [name for name, _, _ in CASE_VALUES]
 CASE_ARGS = {name: overrides for name, overrides, _ in CASE_VALUES}
+# Flags are read by the CLI itself, before any config is composed.
+FLAG_CASES = {"multirun+cfg", "resolve-without-cfg"}
+# Through the real CLI as well, one case per place an error comes from: an override Hydra or OmegaConf
+# rejects (type, unknown key, unknown option), a range check, the env, the seed, a schedule, the flags.
+# Every rejection takes the same path out of rlrun.cli, so the others are checked in-process.
+CLI_CASES = ["learners.num<0", "learners.num-type", "ray.unknown-key", "algo=unknown", "env.id-no-module",
+             "seed<0", "algo.lr_schedule-decreasing", *sorted(FLAG_CASES)]
 
 
 def _rlrun(overrides: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, Path]:
@@ -100,13 +110,8 @@ def _rlrun(overrides: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def cli_results(request, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
-    """Run the selected cases concurrently (one `rlrun` takes ~2.5 s of CPU, mostly imports)."""
-    selected = [
-        item.callspec.params["name"]
-        for item in request.session.items
-        if getattr(item, "originalname", None) == "test_bad_input_is_one_line_error" and item.module is request.module
-    ]
+def cli_results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """Run the CLI cases concurrently (one `rlrun` takes ~2.5 s of CPU, mostly imports)."""
     base = tmp_path_factory.mktemp("cli_errors")
 
     def run(index_name: tuple[int, str]) -> tuple[subprocess.CompletedProcess, Path]:
@@ -115,11 +120,15 @@ def cli_results(request, tmp_path_factory) -> dict[str, tuple[subprocess.Complet
         return _rlrun(CASE_ARGS[index_name[1]], cwd)
 
     with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 1) as pool:
-        return dict(zip(selected, pool.map(run, enumerate(selected)), strict=True))
+        return dict(zip(CLI_CASES, pool.map(run, enumerate(CLI_CASES)), strict=True))
 
 
-@pytest.mark.parametrize(("name", "overrides", "expected"), CASES, ids=CASE_IDS)
-def test_bad_input_is_one_line_error(cli_results, name: str, overrides: list[str], expected: list[str]):
+def _expected(name: str) -> list[str]:
+    return next(expected for case, _, expected in CASE_VALUES if case == name)
+
+
+@pytest.mark.parametrize("name", CLI_CASES)
+def test_bad_input_is_one_line_error(cli_results, name: str):
     proc, run_dir = cli_results[name]
     output = f"--- stdout:\n{proc.stdout}\n--- stderr:\n{proc.stderr}"
 
@@ -129,9 +138,22 @@ def test_bad_input_is_one_line_error(cli_results, name: str, overrides: list[str
     assert len(lines) == 1, f"stderr must be exactly one line, got {len(lines)}\n{output}"
     line = lines[0]
     assert line.startswith("rlrun: error: ") and line.strip() != "rlrun: error:", output
-    for text in expected:
+    for text in _expected(name):
         assert text in line, f"{text!r} not in {line!r}"
     assert not run_dir.exists(), f"run directory left behind: {sorted(p.name for p in run_dir.rglob('*'))}"
+
+
+@pytest.mark.parametrize(("name", "overrides", "expected"),
+                         [c for c in CASES if (c.values if hasattr(c, "values") else c)[0] not in FLAG_CASES],
+                         ids=[n for n in CASE_IDS if n not in FLAG_CASES])
+def test_bad_value_is_rejected_before_anything_starts(name: str, overrides: list[str], expected: list[str]):
+    """Compose, convert and validate as `run_experiment` does: a user error the CLI prints as one line."""
+    with pytest.raises((ConfigError, HydraException, OmegaConfBaseException)) as error:
+        build(*overrides)
+    line = one_line(error.value)
+    assert "\n" not in line and line, repr(line)
+    for text in expected:
+        assert text in line, f"{text!r} not in {line!r}"
 
 
 def test_run_cli_fixture_reports_one_line(run_cli, tmp_path: Path, monkeypatch):

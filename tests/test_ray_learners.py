@@ -112,7 +112,9 @@ def test_async_updates_apply_in_order_and_report_when_finished(ray_cluster, fixe
             assert isinstance(returned, list)
             finished += returned
         weights = group.get_weights()[DEFAULT_MODULE_ID]  # runs after the queued updates on rank 0
-        # The three updates have finished, so the next async call reports them.
+        # Wait until every rank has returned the queued updates: the next async call must report all of them.
+        queued = [ref for refs in group._learner._in_flight for ref in refs]
+        ray.wait(queued, num_returns=len(queued), timeout=120)
         finished += group.update(batch=fixed_batch, async_update=True)
     finally:
         group.stop()
