@@ -32,6 +32,8 @@ bench: $(STAMP)
 	$(PY) scripts/bench_cartpole.py
 	$(PY) scripts/bench_sampling.py
 	$(PY) scripts/bench_learners.py
+	# Beside SB3 + rl-zoo3 (installs them into .venv-bench on first use).
+	$(PY) scripts/bench_vs_sb3.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,13 +1,15 @@
-"""End-to-end: the real `rlrun` CLI in a subprocess learns CartPole and leaves a complete run directory."""
+"""End-to-end: the real `rlrun` CLI in a subprocess learns CartPole and leaves a complete run directory.
+
+(A sweep through the CLI is tested in test_sweeps.py.)
+"""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import RLRUN
+
+from rlrun.run.recorder import read_metrics
 
 RETURN_KEY = "env_runners/episode_return_mean"
 
@@ -19,7 +21,7 @@ def test_cli_solves_cartpole_and_writes_complete_run_dir(run_cli, tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
 
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = read_metrics(run_dir)
     assert rows[-1][RETURN_KEY] >= 300, f"did not learn: final mean return {rows[-1][RETURN_KEY]}"
     assert [r["training_iteration"] for r in rows] == list(range(1, len(rows) + 1))
     for key in ("num_env_steps_sampled_lifetime", "learners/default_policy/total_loss",
@@ -45,16 +47,12 @@ def test_cli_solves_cartpole_and_writes_complete_run_dir(run_cli, tmp_path: Path
     assert str(run_dir) in proc.stdout
 
 
-def test_multirun_sweep_writes_one_run_dir_per_job(tmp_path: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    proc = subprocess.run(
-        [RLRUN, "-m", "seed=0,1", "stop.iterations=2", "logger.console=none", f"hydra.sweep.dir={sweep_dir}"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
+def test_plain_console_prints_the_last_progress_line_once(run_cli) -> None:
+    # One iteration: the first update always prints its line, and the end of the run must not repeat it.
+    proc = run_cli("experiment=cartpole_ppo_fast", "stop.iterations=1", "evaluation.episodes=1",
+                   "logger.tensorboard=false")
     assert proc.returncode == 0, proc.stderr
-    seeds = []
-    for job in ("0", "1"):
-        rows = [json.loads(line) for line in (sweep_dir / job / "metrics.jsonl").read_text().splitlines()]
-        assert [r["training_iteration"] for r in rows] == [1, 2]
-        seeds.append(yaml.safe_load((sweep_dir / job / ".hydra" / "config.yaml").read_text())["seed"])
-    assert seeds == [0, 1]
+    lines = proc.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("iter=")]
+    assert len(progress) == 1 and progress[0].startswith("iter=1 "), proc.stdout
+    assert lines[-1].startswith("done (iterations >= 1); run directory: "), proc.stdout

@@ -1,4 +1,4 @@
-"""What the terminal shows during a run: a rich live display, plain lines for CI, or nothing."""
+"""What the terminal shows during a run: a rich live display (console_rich.py), plain lines for CI, or nothing."""
 
 from __future__ import annotations
 
@@ -8,28 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-
-SUMMARY_KEYS = (
-    "training_iteration",
-    "num_env_steps_sampled_lifetime",
-    "env_runners/episode_return_mean",
-    "env_runners/episode_len_mean",
-    "num_episodes_lifetime",
-    "learners/default_policy/total_loss",
-    "num_env_steps_sampled_lifetime_throughput",
-    "time_total_s",
-)
-
 
 class ProgressDisplay:
     """Base display: `start`, `update` once per iteration, `finish` with the run's summary."""
 
     def __init__(self, target_steps: int | None) -> None:
         self.target_steps = target_steps
-        self._start = time.perf_counter()
 
     def start(self, header: str) -> None:
         pass
@@ -58,64 +42,33 @@ class ProgressDisplay:
 
 
 class PlainDisplay(ProgressDisplay):
-    """One line at most every `interval_s` seconds, for logs and CI."""
+    """One line at most every `interval_s` seconds, for logs and CI; the last iteration's line always, once."""
 
     def __init__(self, target_steps: int | None, interval_s: float = 2.0) -> None:
         super().__init__(target_steps)
         self.interval_s = interval_s
         self._last = -float("inf")
+        self._printed: str | None = None
 
     def start(self, header: str) -> None:
         print(header, flush=True)
+
+    def _print_status(self, metrics: Mapping[str, Any]) -> None:
+        line = "  ".join(f"{k}={v}" for k, v in self.status(metrics).items())
+        # The line depends on the metrics only, so an unchanged line is the same iteration printed already.
+        if line != self._printed:
+            print(line, flush=True)
+            self._printed = line
 
     def update(self, metrics: Mapping[str, Any]) -> None:
         now = time.perf_counter()
         if now - self._last >= self.interval_s:
             self._last = now
-            print("  ".join(f"{k}={v}" for k, v in self.status(metrics).items()), flush=True)
+            self._print_status(metrics)
 
     def finish(self, metrics: Mapping[str, Any], run_dir: Path, reason: str) -> None:
-        print("  ".join(f"{k}={v}" for k, v in self.status(metrics).items()), flush=True)
+        self._print_status(metrics)
         print(f"done ({reason}); run directory: {run_dir}", flush=True)
-
-
-class RichDisplay(ProgressDisplay):
-    """A live table refreshed in place, then a summary table with the run directory."""
-
-    def __init__(self, target_steps: int | None) -> None:
-        super().__init__(target_steps)
-        self.console = Console()
-        self._live: Live | None = None
-
-    def start(self, header: str) -> None:
-        self.console.print(header)
-        self._live = Live(self._table({}), console=self.console, refresh_per_second=4, transient=True)
-        self._live.start()
-
-    def _table(self, metrics: Mapping[str, Any]) -> Table:
-        table = Table(show_header=True, header_style="bold")
-        status = self.status(metrics)
-        for key in status:
-            table.add_column(key, justify="right")
-        table.add_row(*status.values())
-        return table
-
-    def update(self, metrics: Mapping[str, Any]) -> None:
-        if self._live is not None:
-            self._live.update(self._table(metrics))
-
-    def finish(self, metrics: Mapping[str, Any], run_dir: Path, reason: str) -> None:
-        if self._live is not None:
-            self._live.stop()
-        table = Table(title=f"rlrun finished ({reason})", show_header=False)
-        table.add_column("metric", style="bold")
-        table.add_column("value", justify="right")
-        for key in SUMMARY_KEYS:
-            if key in metrics:
-                value = metrics[key]
-                table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}")
-        table.add_row("run directory", str(run_dir))
-        self.console.print(table)
 
 
 def make_display(mode: str, target_steps: int | None) -> ProgressDisplay:
@@ -124,4 +77,7 @@ def make_display(mode: str, target_steps: int | None) -> ProgressDisplay:
         return ProgressDisplay(target_steps)
     if mode == "plain" or not sys.stdout.isatty():
         return PlainDisplay(target_steps)
+    # Imported here: rich costs start-up time that plain and silent runs need not pay.
+    from rlrun.run.console_rich import RichDisplay
+
     return RichDisplay(target_steps)
