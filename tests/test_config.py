@@ -21,7 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX
 from rlrun.algorithms.algorithm_config import MAX_NUMPY_SEED, AlgorithmConfig
-from rlrun.algorithms.ppo.ppo import PPO, PPOConfig, PPOSchema
+from rlrun.algorithms.ppo.ppo import PPOConfig, PPOSchema
+from rlrun.algorithms.registry import get_algorithm_config_class
 from rlrun.config.convert import build_algorithm_config, validate_run
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
@@ -81,8 +82,7 @@ def test_every_expected_option_is_shipped():
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
 def test_group_option_composes_and_validates(group: str, option: str):
     cfg, config = build(f"{group}={option}")
-    assert isinstance(config, PPOConfig)
-    assert config.algo_class is PPO
+    assert type(config) is get_algorithm_config_class(cfg.algo.name)
     if group == "env":
         assert cfg.env.name == option
         assert config.env == cfg.env.id == ENV_IDS[option]

@@ -139,7 +139,17 @@ class Algorithm:
                     "evaluation": self.last_evaluation,
                 },
             )
+            self.save_extra_state(tmp)
         return path
+
+    def save_extra_state(self, path: Path) -> None:
+        """Write state the algorithm keeps between iterations (an off-policy replay buffer) into `path`.
+
+        Called inside the checkpoint's temporary directory, so it is part of the atomic write.
+        """
+
+    def restore_extra_state(self, path: Path) -> None:
+        """Read what `save_extra_state` wrote; called last in `restore_from_path`, after the counters."""
 
     def restore_from_path(self, path: str | Path) -> None:
         """Continue from a `save_to_path` checkpoint; a missing, corrupt or foreign one raises CheckpointError."""
@@ -162,6 +172,7 @@ class Algorithm:
         self._episode_lens.clear()
         self._episode_lens.extend(state["episode_lens"])
         self.last_evaluation = state["evaluation"]
+        self.restore_extra_state(path)
 
     def stop(self) -> None:
         """Release env runners, learners and anything they started."""

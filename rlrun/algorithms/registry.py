@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 ALGORITHMS: dict[str, str] = {
     "ppo": "rlrun.algorithms.ppo:PPOConfig",
+    "dqn": "rlrun.algorithms.dqn:DQNConfig",
 }
 
 

@@ -29,3 +29,8 @@ class Columns:
     # Observation after the last step of a fragment, [B, ...]: bootstraps the
     # value of unfinished episodes at the fragment's end.
     BOOTSTRAP_OBS = "bootstrap_obs"
+    # Replay: steps a transition spans (its bootstrap is discounted by gamma ** n_step),
+    # its importance weight, and the buffer slot its new priority goes back to.
+    N_STEP = "n_step"
+    WEIGHTS = "weights"
+    INDICES = "indices"

@@ -1,0 +1,103 @@
+"""The DQN RLModule: a Q network (optionally dueling), its target copy, and epsilon-greedy exploration.
+
+Target-network API (as RLlib's): `get_target_network_pairs()` lists (online,
+target) pairs for the learner's polyak update and `forward_target` evaluates
+the target. The target lives in the module so that checkpoints hold it; it
+has no gradients. The exploration epsilon is a buffer that the algorithm sets
+from its schedule with every weight sync, so the env runners need no extra
+channel and evaluation (`forward_inference`) is greedy.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlrun.core.columns import Columns
+from rlrun.core.rl_module import Categorical, Distribution, RLModule
+from rlrun.core.rl_module.default_models import hidden_stack
+from rlrun.core.rl_module.rl_module import TensorDict
+
+# forward_train's Q-values of every action, [batch, actions].
+QF_PREDS = "qf_preds"
+
+
+class QNetwork(nn.Module):
+    """MLP from observations to one Q-value per action; dueling: V(s) + A(s, a) - mean_a A(s, a)."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hiddens: list[int], activation: str, dueling: bool) -> None:
+        super().__init__()
+        self.encoder = hidden_stack(obs_dim, hiddens, activation)
+        features = hiddens[-1] if hiddens else obs_dim
+        self.dueling = dueling
+        self.advantages = nn.Linear(features, num_actions)
+        self.value = nn.Linear(features, 1) if dueling else None
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(obs.flatten(1))
+        advantages = self.advantages(features)
+        if self.value is None:
+            return advantages
+        return self.value(features) + advantages - advantages.mean(dim=-1, keepdim=True)
+
+
+class DQNModule(RLModule):
+    """Online and target Q networks for Discrete actions; `model_config` adds `dueling` and `epsilon`."""
+
+    def __init__(
+        self, observation_space: gym.Space, action_space: gym.Space, model_config: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(observation_space, action_space, model_config)
+        cfg = {"hiddens": [64, 64], "activation": "relu", "dueling": True, "epsilon": 1.0, **self.model_config}
+        self.q = QNetwork(int(np.prod(observation_space.shape)), int(action_space.n), list(cfg["hiddens"]),
+                          cfg["activation"], bool(cfg["dueling"]))
+        self.target_q = copy.deepcopy(self.q).requires_grad_(False)
+        self.register_buffer("epsilon", torch.tensor([float(cfg["epsilon"])]))  # 1-d: safetensors has no 0-d
+
+    def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return [(self.q, self.target_q)]
+
+    def forward_target(self, batch: TensorDict) -> torch.Tensor:
+        return self.target_q(batch[Columns.OBS])
+
+    def forward_inference(self, batch: TensorDict) -> TensorDict:
+        return {Columns.ACTION_DIST_INPUTS: self.q(batch[Columns.OBS])}
+
+    def forward_exploration(self, batch: TensorDict) -> TensorDict:
+        q = self.q(batch[Columns.OBS])
+        return {Columns.ACTION_DIST_INPUTS: torch.cat([q, self.epsilon.expand(len(q), 1)], dim=-1)}
+
+    def forward_train(self, batch: TensorDict) -> TensorDict:
+        q = self.q(batch[Columns.OBS])
+        return {QF_PREDS: q, Columns.ACTION_DIST_INPUTS: q}
+
+    def get_train_action_dist_cls(self) -> type[Distribution]:
+        return Categorical  # its deterministic sample is the greedy action
+
+    def get_exploration_action_dist_cls(self) -> type[Distribution]:
+        return EpsilonGreedy
+
+
+class EpsilonGreedy(Distribution):
+    """The greedy action with probability 1 - epsilon, else a uniform one; inputs are `[Q-values, epsilon]`."""
+
+    def __init__(self, inputs: torch.Tensor) -> None:
+        self.q, self.epsilon = inputs[..., :-1], inputs[..., -1]
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        explore = torch.rand(self.epsilon.shape, generator=generator) < self.epsilon
+        uniform = torch.randint(self.q.shape[-1], self.epsilon.shape, generator=generator)
+        return torch.where(explore, uniform, self.deterministic_sample())
+
+    def deterministic_sample(self) -> torch.Tensor:
+        return torch.argmax(self.q, dim=-1)
+
+    def logp(self, actions: torch.Tensor) -> torch.Tensor:
+        greedy = (actions == self.deterministic_sample()).float()
+        return torch.log(self.epsilon / self.q.shape[-1] + (1 - self.epsilon) * greedy)
