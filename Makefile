@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(VENV)/bin/rlrun experiment=cartpole_ppo_fast
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q

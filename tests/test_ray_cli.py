@@ -32,7 +32,16 @@ def cli_env() -> dict[str, str]:
 def start(args: list[str], run_dir: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     cmd = [RLRUN, *args, f"hydra.run.dir={run_dir}", "logger.console=plain"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env=env or cli_env())
+                            env=env or cli_env(), preexec_fn=interruptible)
+
+
+def interruptible() -> None:
+    """In the child: Ctrl-C (SIGINT) interrupts, as in a terminal.
+
+    A test suite started in the background of a non-interactive shell (`make test &`) ignores
+    SIGINT, and children inherit that, so rlrun would never see the Ctrl-C a test sends.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 180) -> None:
