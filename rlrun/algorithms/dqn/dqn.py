@@ -22,6 +22,7 @@ import torch
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check, check_schedule
+from rlrun.config.errors import ConfigError
 from rlrun.config.schema import AlgoSchema
 from rlrun.core import checkpointing as ckpt
 from rlrun.core.arrays import map_leaves
@@ -179,8 +180,6 @@ class DQNConfig(AlgorithmConfig):
         buffer = {**(kwargs.pop("replay_buffer", None) or {}), **(replay_buffer_config or {})}
         unknown = set(buffer) - set(self.replay_buffer)
         if unknown:
-            from rlrun.config.errors import ConfigError
-
             raise ConfigError(f"unknown algo.replay_buffer key(s) {sorted(unknown)}; allowed: "
                               f"{sorted(self.replay_buffer)}")
         self.replay_buffer.update(buffer)

@@ -136,6 +136,8 @@ class Learner:
         self._generator = torch.Generator().manual_seed(config.seed)
         # Metrics logged outside `update()` (e.g. calling the loss by hand) land here and are dropped.
         self._minibatch_metrics: list[TensorDict] = [{}]
+        # This rank's share of each minibatch's rows (1.0 outside a process group), beside its metrics.
+        self._minibatch_weights: list[float] = []
         self.learner_vars: dict[str, dict[str, float]] = {mid: {} for mid in self._module}
 
     def _pick_device(self) -> torch.device:
@@ -188,7 +190,7 @@ class Learner:
         num_rows = len(next(iter(rows.values())))
         clip = self.config.grad_clip if self.config.grad_clip else math.inf
         self._minibatch_metrics = []
-        self._minibatch_weights: list[float] = []
+        self._minibatch_weights = []
         rows_trained = 0
         for _ in range(self.config.num_epochs):
             for indices in self.minibatches(num_rows):
