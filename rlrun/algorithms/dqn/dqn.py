@@ -1,128 +1,51 @@
 """DQN (Mnih et al., 2015) with double Q, dueling heads, n-step returns and prioritized replay.
 
-`training_step` is RLlib's five steps: sample and add to the replay buffer,
-sample a train batch, update the learners, put the TD errors back as
-priorities, sync the weights (with the current exploration epsilon).
-`training_intensity` sets how many updates an iteration makes: trained rows
-per sampled env step (null = one update per iteration).
+The training step is the off-policy one (`OffPolicyAlgorithm`); DQN adds
+epsilon-greedy exploration, whose epsilon follows a schedule over env steps
+and travels to the env runners with every weight sync.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import AlgorithmConfig, check, check_schedule
-from rlrun.config.errors import ConfigError
+from rlrun.algorithms.algorithm_config import check, check_schedule
+from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema
 from rlrun.config.schema import AlgoSchema
-from rlrun.core import checkpointing as ckpt
-from rlrun.core.arrays import map_leaves
-from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModule
 from rlrun.core.schedules import PiecewiseSchedule
-from rlrun.data.replay_buffers import REPLAY_BUFFERS, ReplayBuffer
-
-REPLAY_BUFFER_FILE = "replay_buffer.pt"
 
 
 @dataclass
-class ReplayBufferSchema:
-    """`algo.replay_buffer.*`: capacity in env steps, FIFO; `prioritized` adds alpha and an annealed beta."""
-
-    type: str = "uniform"  # uniform | prioritized
-    capacity: int = 50_000
-    alpha: float = 0.6
-    beta: float = 0.4
-    # Piecewise-linear beta over env steps, e.g. [[0, 0.4], [100000, 1.0]]; overrides `beta`.
-    beta_schedule: list[Any] | None = None
-    epsilon: float = 1e-6  # added to |TD error| so no priority is 0
-
-
-@dataclass
-class DQNSchema(AlgoSchema):
+class DQNSchema(OffPolicySchema):
     """The `algo=dqn` keys (RLlib's names and meanings)."""
 
     name: str = "dqn"
     lr: float = 5e-4
-    train_batch_size: int = 32
-    # Rows per gradient step; null = train_batch_size (one gradient step per update).
-    minibatch_size: int | None = None  # type: ignore[assignment]
-    num_epochs: int = 1
     grad_clip: float | None = 40.0
-    replay_buffer: ReplayBufferSchema = field(default_factory=ReplayBufferSchema)
-    n_step: int = 1
     double_q: bool = True
     dueling: bool = True
-    target_network_update_freq: int = 500  # env steps between target updates
-    tau: float = 1.0  # 1.0 = hard copy
+    target_network_update_freq: int = 500
     # Exploration: a constant in [0, 1] or a piecewise-linear schedule over env steps.
     epsilon: Any = field(default_factory=lambda: [[0, 1.0], [10_000, 0.05]])
-    num_steps_sampled_before_learning_starts: int = 1000
-    # Trained rows per sampled env step (updates per iteration = this * steps / train_batch_size); null = 1 update.
-    training_intensity: float | None = None
 
 
-class DQN(Algorithm):
-    """Off-policy: every iteration samples into the replay buffer, then trains on batches drawn from it."""
+class DQN(OffPolicyAlgorithm):
+    """The off-policy training step with epsilon-greedy exploration."""
 
     config: DQNConfig
 
-    def __init__(self, config: AlgorithmConfig, **kwargs: Any) -> None:
+    def __init__(self, config: OffPolicyConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.replay_buffer = self.config.build_replay_buffer()
         self._epsilon = self.config.epsilon_schedule()
-        buffer = self.config.replay_buffer
-        self._beta = PiecewiseSchedule(buffer["beta_schedule"] or [[0, buffer["beta"]]])
 
-    def training_step(self) -> dict[str, Any]:
-        with self.timer("env_runner_sampling_timer"):
-            batch, env_steps = self.env_runner_group.sample()
-        self.counters["num_env_steps_sampled_lifetime"] += env_steps
-        self.replay_buffer.add(batch)
-        sampled = self.counters["num_env_steps_sampled_lifetime"]
-        learner_results: list[dict[str, Any]] = []
-        with self.timer("learner_update_timer"):
-            for _ in range(self._num_updates()):
-                train_batch = self.replay_buffer.sample(
-                    self.config.train_batch_size, n_step=self.config.n_step, gamma=self.config.gamma,
-                    beta=self._beta.value(sampled))
-                indices = train_batch.pop(Columns.INDICES)
-                results = self.learner_group.update(batch=train_batch,
-                                                    timesteps={"num_env_steps_sampled_lifetime": sampled})[0]
-                self.replay_buffer.update_priorities(indices, results[DEFAULT_MODULE_ID].pop("td_error"))
-                learner_results.append(results)
-                self.counters["num_learner_updates_lifetime"] += 1
-                self.counters["num_env_steps_trained_lifetime"] += self.config.train_batch_size
-        with self.timer("synch_weights"):
-            self._sync_weights()
-        return {
-            "env_runners": {"num_env_steps_sampled": env_steps, "epsilon": self._epsilon.value(sampled)},
-            "learners": _mean_results(learner_results),
-            "replay_buffer": self.replay_buffer.get_metrics(),
-        }
-
-    def _num_updates(self) -> int:
-        """Updates owed now: none before learning starts, then `training_intensity` trained rows per env step."""
-        since_start = self.counters["num_env_steps_sampled_lifetime"] - \
-            self.config.num_steps_sampled_before_learning_starts
-        if since_start < 0:
-            return 0
-        if self.config.training_intensity is None:
-            return 1
-        owed = math.floor(self.config.training_intensity * since_start / self.config.train_batch_size)
-        return max(0, owed - self.counters["num_learner_updates_lifetime"])
-
-    def _sync_weights(self) -> None:
+    def sync_weights(self) -> None:
         """The learners' weights, with the exploration epsilon for the env steps sampled so far."""
         weights = self.learner_group.get_weights()
         epsilon = self._epsilon.value(self.counters["num_env_steps_sampled_lifetime"])
@@ -130,61 +53,16 @@ class DQN(Algorithm):
             module_weights["epsilon"] = np.array([epsilon], dtype=np.float32)
         self.env_runner_group.sync_weights(weights)
 
-    def save_extra_state(self, path: Path) -> None:
-        """The replay buffer (storage, priorities, write position, counters, RNG) as tensors."""
-        state = map_leaves(self.replay_buffer.get_state(), np.ndarray, lambda a: torch.from_numpy(np.array(a)))
-        ckpt.save_torch(path / REPLAY_BUFFER_FILE, state)
-
-    def restore_extra_state(self, path: Path) -> None:
-        state = map_leaves(ckpt.load_torch(path / REPLAY_BUFFER_FILE), torch.Tensor, torch.Tensor.numpy)
-        try:
-            self.replay_buffer.set_state(state)
-        except (KeyError, ValueError, TypeError) as e:
-            raise ckpt.CheckpointError(f"replay buffer in {path} does not fit replay_buffer.type="
-                                       f"{self.config.replay_buffer['type']}: {e}") from None
-        self._sync_weights()
+    def exploration_metrics(self) -> dict[str, float]:
+        return {"epsilon": self._epsilon.value(self.counters["num_env_steps_sampled_lifetime"])}
 
 
-def _mean_results(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-module means of the iteration's update results ({} before learning starts)."""
-    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for result in results:
-        for module_id, metrics in result.items():
-            for key, value in metrics.items():
-                sums[module_id][key] += value / len(results)
-    return {module_id: dict(metrics) for module_id, metrics in sums.items()}
-
-
-class DQNConfig(AlgorithmConfig):
+class DQNConfig(OffPolicyConfig):
     """Builder for DQN: `DQNConfig().environment("CartPole-v1").training(n_step=3).build_algo()`."""
 
     schema: ClassVar[type[AlgoSchema]] = DQNSchema
     algo_class: ClassVar[type[Algorithm]] = DQN
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete,)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.replay_buffer: dict[str, Any] = dataclasses.asdict(ReplayBufferSchema())
-
-    @property
-    def minibatch_size(self) -> int:
-        """null (the default) = `train_batch_size`: each update is one gradient step."""
-        return self.train_batch_size if self._minibatch_size is None else self._minibatch_size
-
-    @minibatch_size.setter
-    def minibatch_size(self, value: int | None) -> None:
-        self._minibatch_size = value
-
-    def training(self, *, replay_buffer_config: dict[str, Any] | None = None, **kwargs: Any) -> DQNConfig:
-        """Common and DQN keys; `replay_buffer` (or RLlib's `replay_buffer_config`) updates only the keys given."""
-        buffer = {**(kwargs.pop("replay_buffer", None) or {}), **(replay_buffer_config or {})}
-        unknown = set(buffer) - set(self.replay_buffer)
-        if unknown:
-            raise ConfigError(f"unknown algo.replay_buffer key(s) {sorted(unknown)}; allowed: "
-                              f"{sorted(self.replay_buffer)}")
-        self.replay_buffer.update(buffer)
-        super().training(**kwargs)
-        return self
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.dqn.dqn_learner import DQNTorchLearner
@@ -197,38 +75,13 @@ class DQNConfig(AlgorithmConfig):
         model_config = {**self.model_config, "dueling": self.dueling, "epsilon": self.epsilon_schedule().value(0)}
         return DQNModule(observation_space, action_space, model_config)
 
-    def build_replay_buffer(self) -> ReplayBuffer:
-        buffer = self.replay_buffer
-        extra = {"alpha": buffer["alpha"], "epsilon": buffer["epsilon"]} if buffer["type"] == "prioritized" else {}
-        num_envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
-        return REPLAY_BUFFERS[buffer["type"]](buffer["capacity"], seed=self.seed, num_envs=num_envs, **extra)
-
     def epsilon_schedule(self) -> PiecewiseSchedule:
         return PiecewiseSchedule(self.epsilon if isinstance(self.epsilon, (list, tuple)) else [[0, self.epsilon]])
 
     def validate(self) -> None:
         super().validate()
-        buffer = self.replay_buffer
-        check(buffer["type"] in REPLAY_BUFFERS, f"algo.replay_buffer.type must be one of {sorted(REPLAY_BUFFERS)}",
-              buffer["type"])
-        check(buffer["capacity"] >= self.train_batch_size, "algo.replay_buffer.capacity must be >= "
-              f"algo.train_batch_size ({self.train_batch_size})", buffer["capacity"])
-        check(buffer["alpha"] >= 0, "algo.replay_buffer.alpha must be >= 0", buffer["alpha"])
-        check(0 <= buffer["beta"] <= 1, "algo.replay_buffer.beta must be in [0, 1]", buffer["beta"])
-        if buffer["beta_schedule"] is not None:
-            check_schedule(buffer["beta_schedule"], "algo.replay_buffer.beta_schedule", "beta", upper=1.0)
-        check(buffer["epsilon"] > 0, "algo.replay_buffer.epsilon must be > 0", buffer["epsilon"])
-        check(isinstance(self.n_step, int) and self.n_step >= 1, "algo.n_step must be an integer >= 1", self.n_step)
-        check(self.target_network_update_freq >= 0, "algo.target_network_update_freq must be >= 0 (env steps)",
-              self.target_network_update_freq)
-        check(0 < self.tau <= 1, "algo.tau must be in (0, 1] (1 = hard copy)", self.tau)
         if isinstance(self.epsilon, (list, tuple)):
             check_schedule(self.epsilon, "algo.epsilon", "epsilon", upper=1.0)
         else:
             check(isinstance(self.epsilon, (int, float)) and 0 <= self.epsilon <= 1,
                   "algo.epsilon must be a number in [0, 1] or a list of [timestep, epsilon] pairs", self.epsilon)
-        check(self.num_steps_sampled_before_learning_starts >= 0,
-              "algo.num_steps_sampled_before_learning_starts must be >= 0",
-              self.num_steps_sampled_before_learning_starts)
-        check(self.training_intensity is None or self.training_intensity > 0,
-              "algo.training_intensity must be > 0 or null (one update per iteration)", self.training_intensity)
