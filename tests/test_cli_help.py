@@ -30,7 +30,8 @@ def _schema_keys(schema: type) -> list[str]:
 def _rlrun_expectations() -> list[str]:
     """Every group option, every schema key, the top-level keys, and how to see the full config."""
     texts = [f"{group}=" for group, _ in ALL_OPTIONS] + [option for _, option in ALL_OPTIONS]
-    texts += ["hparams_search=ppo_cartpole_optuna", "hydra/launcher=parallel", "rlrun --cfg job", "examples:"]
+    texts += ["hparams_search=", "dqn_cartpole_optuna", "ppo_cartpole_optuna", "hydra/launcher=parallel",
+              "rlrun --cfg job", "examples:"]
     for schema in [*GROUP_SCHEMAS.values(), *algorithm_schemas().values()]:
         texts += _schema_keys(schema)
     texts += ["seed", "resume", "stop.timesteps", "stop.return_mean", "checkpoint.keep_last", "evaluation.episodes",

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import psutil
 import pytest
 import torch
 from corridor_env import CorridorEnv
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from test_config import build
+from test_ray_env_runners import runner_pid
 
 from rlrun.algorithms.dqn import DQNConfig
 from rlrun.algorithms.dqn.dqn_module import EpsilonGreedy
@@ -209,7 +213,9 @@ def deterministic(row: dict) -> dict:
     return out
 
 
-def test_resume_is_exact_with_the_replay_buffer_in_the_checkpoint(tmp_path) -> None:
+@pytest.mark.parametrize("legacy", [False, True], ids=["current", "without-off-policy-state-file"])
+def test_resume_is_exact_with_the_replay_buffer_in_the_checkpoint(tmp_path, legacy: bool) -> None:
+    """Also from a checkpoint written before `checkpoint.replay_buffer` (no off_policy_state.json)."""
     straight = corridor_config().build_algo()
     try:
         expected = [deterministic(r) for r in train(straight, 16)]
@@ -222,6 +228,8 @@ def test_resume_is_exact_with_the_replay_buffer_in_the_checkpoint(tmp_path) -> N
     finally:
         first.stop()
     assert (tmp_path / "ckpt" / "replay_buffer.pt").is_file()
+    if legacy:
+        (tmp_path / "ckpt" / "off_policy_state.json").unlink()
     resumed = corridor_config().build_algo()
     try:
         resumed.restore_from_path(tmp_path / "ckpt")
@@ -274,3 +282,90 @@ def test_ray_mode_trains_and_a_ddp_update_equals_the_local_learner(ray_cluster) 
             np.testing.assert_allclose(remote[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
     finally:
         algo.stop()
+
+
+# -- checkpoints without the replay buffer (checkpoint.replay_buffer=false) ------------------
+
+def test_a_checkpoint_without_the_buffer_resumes_on_an_empty_one_that_refills_before_learning(tmp_path, caplog):
+    """Learning waits `num_steps_sampled_before_learning_starts` env steps from the resume point, then trains at
+    `training_intensity` from there (no burst of owed updates); a checkpoint taken while refilling resumes exactly."""
+    first = corridor_config().build_algo()
+    try:
+        train(first, 8)  # 128 env steps in: learning has begun
+        first.checkpoint_replay_buffer = False
+        first.save_to_path(tmp_path / "no_buffer")
+    finally:
+        first.stop()
+    assert not (tmp_path / "no_buffer" / "replay_buffer.pt").exists()
+    resumed = corridor_config().build_algo()
+    try:
+        with caplog.at_level("WARNING", logger="rlrun"):
+            resumed.restore_from_path(tmp_path / "no_buffer")
+        assert [r.message for r in caplog.records if "replay buffer" in r.message] == [
+            f"{tmp_path / 'no_buffer'} holds no replay buffer (checkpoint.replay_buffer=false): refilling an empty "
+            "one; learning resumes after 128 env steps (algo.num_steps_sampled_before_learning_starts)"]
+        assert len(resumed.replay_buffer) == 0
+        steps_at_resume = resumed.counters["num_env_steps_sampled_lifetime"]
+        updates_at_resume = resumed.counters["num_learner_updates_lifetime"]
+        assert updates_at_resume > 0
+        rows = train(resumed, 3)
+        resumed.save_to_path(tmp_path / "refilling")  # with the buffer again: the default
+        rows += train(resumed, 7)
+    finally:
+        resumed.stop()
+    for row in rows:
+        since = row["num_env_steps_sampled_lifetime"] - steps_at_resume
+        assert row["replay_buffer"]["num_env_steps_added_lifetime"] == since
+        expected_updates = 4 * (since - 128) // 32 if since >= 128 else 0
+        assert row["num_learner_updates_lifetime"] - updates_at_resume == expected_updates, row
+    assert rows[2]["learners"] == {} and rows[-1]["learners"]
+
+    again = corridor_config().build_algo()
+    try:
+        again.restore_from_path(tmp_path / "refilling")
+        got = [deterministic(r) for r in train(again, 7)]
+    finally:
+        again.stop()
+    assert got == [deterministic(r) for r in rows[3:]]
+
+
+# -- Ray mode: fault tolerance and learning ---------------------------------------------------
+
+@pytest.mark.ray
+def test_ray_mode_survives_a_killed_env_runner(ray_cluster) -> None:
+    """As for PPO: the iteration of the kill goes on with the healthy runner and the replacement joins the next.
+    That iteration's fragment (fewer sub-envs) is not stored; learning goes on from the buffer throughout."""
+    algo = corridor_config().env_runners(num_env_runners=2, num_envs_per_env_runner=2).build_algo()
+    try:
+        before = train(algo, 5)[-1]  # 2 runners x 2 envs x 8 steps per iteration: learning has begun
+        assert before["num_learner_updates_lifetime"] > 0
+        victim = runner_pid(algo, 1)
+        os.kill(victim, signal.SIGKILL)
+        psutil.Process(victim).wait(timeout=30)
+        results = train(algo, 3)
+        assert runner_pid(algo, 1) != victim
+    finally:
+        algo.stop()
+    assert [r["env_runners"]["num_healthy_env_runners"] for r in results] == [1, 2, 2]
+    assert all(r["fault_tolerance"]["num_remote_worker_restarts"] == 1 for r in results)
+    added = [r["replay_buffer"]["num_env_steps_added_lifetime"] for r in [before, *results]]
+    assert added[1] == added[0] < added[2] < added[3], added
+    steps = [r["num_env_steps_sampled_lifetime"] for r in [before, *results]]
+    assert steps == sorted(steps) and len(set(steps)) == 4
+    updates = [r["num_learner_updates_lifetime"] for r in [before, *results]]
+    assert updates == sorted(updates) and len(set(updates)) == 4, updates
+
+
+@pytest.mark.ray
+def test_ray_mode_learns_the_corridor_with_two_env_runners_and_two_ddp_learners(ray_cluster) -> None:
+    """The embedded corridor test's bar, in Ray mode: the greedy policy walks straight to the goal."""
+    config = corridor_config().env_runners(num_env_runners=2, num_envs_per_env_runner=2).learners(num_learners=2)
+    algo = config.build_algo()
+    try:
+        last = train(algo, 80)[-1]  # 32 env steps per iteration, as embedded
+        evaluation = algo.evaluate(num_episodes=8)["evaluation"]
+    finally:
+        algo.stop()
+    assert last["env_runners"]["num_healthy_env_runners"] == 2
+    assert last["num_learner_updates_lifetime"] == 4 * (last["num_env_steps_sampled_lifetime"] - 128) // 32
+    assert evaluation["episode_len_mean"] == 4 and evaluation["episode_return_mean"] == 1.0, evaluation

@@ -115,6 +115,9 @@ class CheckpointSchema:
     every_iterations: int = 0  # 0 = only the final checkpoint
     # Periodic checkpoint_<iteration> dirs to keep, newest first; 0/null = all. `final` and `best` are extra.
     keep_last: int | None = None
+    # false: checkpoints leave an off-policy algorithm's replay buffer out (huge buffers); a run resumed from
+    # one refills an empty buffer before it learns again. Safe to change on resume.
+    replay_buffer: bool = True
 
 
 @dataclass

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.algorithms.off_policy import OffPolicyAlgorithm
 from rlrun.cluster import ClusterError, ClusterInfo, cluster_session
 from rlrun.config.convert import build_algorithm_config, validate_run
 from rlrun.config.errors import ConfigError
@@ -74,6 +75,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
 def train_until_stop(cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cluster: ClusterInfo) -> float | None:
     """The training loop of a validated run: record every iteration, checkpoint, stop on a criterion."""
     algo = config.algo_class(config, smoothing_episodes=cfg.logger.smoothing_episodes)
+    if isinstance(algo, OffPolicyAlgorithm):
+        algo.checkpoint_replay_buffer = cfg.checkpoint.replay_buffer
     purge_step = None
     if cfg.resume is not None:
         try:

@@ -5,12 +5,16 @@ then, once `num_steps_sampled_before_learning_starts` env steps are in, draw
 train batches from the buffer and update the learners (`training_intensity`:
 trained rows per sampled env step; null = one update per iteration), put the
 TD errors back as priorities, and sync the weights to the env runners. The
-buffer is part of the checkpoint.
+buffer is part of the checkpoint unless `checkpoint_replay_buffer` is False
+(`checkpoint.replay_buffer=false`); a run resumed from such a checkpoint refills
+an empty buffer for `num_steps_sampled_before_learning_starts` env steps before
+it learns again, rather than fit the handful of transitions sampled since.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,7 +35,11 @@ from rlrun.core.schedules import PiecewiseSchedule
 from rlrun.data.replay_buffers import REPLAY_BUFFERS, ReplayBuffer
 
 REPLAY_BUFFER_FILE = "replay_buffer.pt"
+# Whether the checkpoint holds the buffer, and where learning (re)starts: plain JSON beside it.
+OFF_POLICY_STATE_FILE = "off_policy_state.json"
 TD_ERROR = "td_error"
+
+log = logging.getLogger("rlrun")
 
 
 @dataclass
@@ -74,6 +82,12 @@ class OffPolicyAlgorithm(Algorithm):
         self.replay_buffer = self.config.build_replay_buffer()
         buffer = self.config.replay_buffer
         self._beta = PiecewiseSchedule(buffer["beta_schedule"] or [[0, buffer["beta"]]])
+        # False leaves the buffer out of `save_to_path` (`checkpoint.replay_buffer=false`, for huge buffers).
+        self.checkpoint_replay_buffer = True
+        # Learning starts once this many env steps are sampled in all, and `training_intensity` counts the
+        # updates made since `_updates_at_start`; a resume without a buffer moves both to the resume point.
+        self._learning_starts = self.config.num_steps_sampled_before_learning_starts
+        self._updates_at_start = 0
 
     def training_step(self) -> dict[str, Any]:
         with self.timer("env_runner_sampling_timer"):
@@ -105,14 +119,13 @@ class OffPolicyAlgorithm(Algorithm):
 
     def _num_updates(self) -> int:
         """Updates owed now: none before learning starts, then `training_intensity` trained rows per env step."""
-        since_start = self.counters["num_env_steps_sampled_lifetime"] - \
-            self.config.num_steps_sampled_before_learning_starts
+        since_start = self.counters["num_env_steps_sampled_lifetime"] - self._learning_starts
         if since_start < 0:
             return 0
         if self.config.training_intensity is None:
             return 1
         owed = math.floor(self.config.training_intensity * since_start / self.config.train_batch_size)
-        return max(0, owed - self.counters["num_learner_updates_lifetime"])
+        return max(0, owed - (self.counters["num_learner_updates_lifetime"] - self._updates_at_start))
 
     def sync_weights(self) -> None:
         """Send the learners' weights to the env runners; subclasses add exploration state to them."""
@@ -123,18 +136,43 @@ class OffPolicyAlgorithm(Algorithm):
         return {}
 
     def save_extra_state(self, path: Path) -> None:
-        """The replay buffer (storage, priorities, write position, counters, RNG) as tensors."""
-        state = map_leaves(self.replay_buffer.get_state(), np.ndarray, lambda a: torch.from_numpy(np.array(a)))
-        ckpt.save_torch(path / REPLAY_BUFFER_FILE, state)
+        """Where learning starts, and the replay buffer (storage, priorities, write position, counters, RNG) as
+        tensors unless `checkpoint_replay_buffer` is False."""
+        ckpt.save_json(path / OFF_POLICY_STATE_FILE, {
+            "replay_buffer": self.checkpoint_replay_buffer,
+            "learning_starts": self._learning_starts,
+            "num_learner_updates_at_start": self._updates_at_start,
+        })
+        if self.checkpoint_replay_buffer:
+            state = map_leaves(self.replay_buffer.get_state(), np.ndarray, lambda a: torch.from_numpy(np.array(a)))
+            ckpt.save_torch(path / REPLAY_BUFFER_FILE, state)
 
     def restore_extra_state(self, path: Path) -> None:
+        """The saved buffer, or -- from a checkpoint without one -- an empty buffer that is refilled first."""
+        # Checkpoints from before `checkpoint.replay_buffer` existed hold the buffer and no state file.
+        state = ckpt.load_json(path / OFF_POLICY_STATE_FILE) if (path / OFF_POLICY_STATE_FILE).exists() else {
+            "replay_buffer": True, "learning_starts": self._learning_starts, "num_learner_updates_at_start": 0}
+        if state["replay_buffer"]:
+            self._restore_replay_buffer(path)
+            self._learning_starts = state["learning_starts"]
+            self._updates_at_start = state["num_learner_updates_at_start"]
+        else:
+            wait = self.config.num_steps_sampled_before_learning_starts
+            self.replay_buffer = self.config.build_replay_buffer()
+            self._learning_starts = self.counters["num_env_steps_sampled_lifetime"] + wait
+            self._updates_at_start = self.counters["num_learner_updates_lifetime"]
+            log.warning("%s holds no replay buffer (checkpoint.replay_buffer=false): refilling an empty one; "
+                        "learning resumes after %d env steps (algo.num_steps_sampled_before_learning_starts)",
+                        path, wait)
+        self.sync_weights()
+
+    def _restore_replay_buffer(self, path: Path) -> None:
         state = map_leaves(ckpt.load_torch(path / REPLAY_BUFFER_FILE), torch.Tensor, torch.Tensor.numpy)
         try:
             self.replay_buffer.set_state(state)
         except (KeyError, ValueError, TypeError) as e:
             raise ckpt.CheckpointError(f"replay buffer in {path} does not fit replay_buffer.type="
                                        f"{self.config.replay_buffer['type']}: {e}") from None
-        self.sync_weights()
 
 
 def _mean_results(results: list[dict[str, Any]]) -> dict[str, Any]:
