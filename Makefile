@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_learners.py
 	# Beside SB3 + rl-zoo3 (installs them into .venv-bench on first use).
 	$(PY) scripts/bench_vs_sb3.py
+	$(PY) scripts/bench_offpolicy.py
 
 clean:
 	rm -rf $(VENV) .venv-bench build dist *.egg-info .pytest_cache .ruff_cache

@@ -25,78 +25,36 @@ Usage: python scripts/bench_cartpole.py [--seeds 0 1 2] [--threshold 475] [--mod
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import psutil
+from bench_common import median_of, run_rlrun
 
-from rlrun.run.recorder import read_metrics
-
-RLRUN = str(Path(sys.executable).with_name("rlrun"))
 RETURN_KEY = "env_runners/episode_return_mean"
 # Ray mode splits the preset's 16 envs over 2 runners, so both modes sample the same batches.
 MODES = {"embedded": [], "ray": ["env_runners.num=2", "env_runners.num_envs_per_runner=8", "learners.num=2"]}
 RAY_STARTUP = "import ray; ray.init(address='local', include_dashboard=False, logging_level='ERROR'); ray.shutdown()"
 
 
-def tree_pss_mb(root: psutil.Process) -> float:
-    total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # a process that just exited
-            total += proc.memory_full_info().pss
-    return total / 2**20
-
-
-def run_and_watch(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Run `cmd` to completion; return (wall time of its exit, peak memory of its process tree in MiB).
-
-    The memory is sampled from a thread, so waiting for the process catches its exit at once.
-    """
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL)
-    root = psutil.Process(proc.pid)
-    peak = [0.0]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                peak[0] = max(peak[0], tree_pss_mb(root))
-            time.sleep(0.25)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    proc.wait()
-    end = time.time()
-    sampler.join()
-    if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
-    return end, peak[0]
-
-
 def solve(mode: str, seed: int, threshold: float, overrides: list[str], workdir: Path) -> dict[str, float]:
     """One `rlrun experiment=cartpole_ppo_fast` run in a fresh process, stopped at the threshold."""
-    run_dir = workdir / f"{mode}-seed{seed}"
-    cmd = [RLRUN, "experiment=cartpole_ppo_fast", f"seed={seed}", "logger.console=none",
-           f"stop.return_mean={threshold}", f"hydra.run.dir={run_dir}", *MODES[mode], *overrides]
-    start = time.time()
-    end, peak_mb = run_and_watch(cmd, workdir)
-    rows = read_metrics(run_dir)
+    run, rows = run_rlrun(["experiment=cartpole_ppo_fast", f"seed={seed}", f"stop.return_mean={threshold}",
+                           *MODES[mode], *overrides], workdir / f"{mode}-seed{seed}")
     hit = next((r for r in rows if r.get(RETURN_KEY, -1.0) >= threshold), None)
     first = rows[0]
     result = {
-        "startup_s": first["timestamp"] - first["time_this_iter_s"] - start,
+        "startup_s": first["timestamp"] - first["time_this_iter_s"] - run.start,
         "steps_per_s": rows[-1]["num_env_steps_sampled_lifetime"] / rows[-1]["time_total_s"],
-        "peak_mb": peak_mb,
-        "exit_s": end - start,
+        "peak_mb": run.peak_mb,
+        "exit_s": run.exit_s,
         "solved": 0.0, "time_s": float("nan"), "steps": float("nan"),
     }
     if hit is not None:
-        result.update(solved=1.0, time_s=hit["timestamp"] - start, steps=hit["num_env_steps_sampled_lifetime"])
+        result.update(solved=1.0, time_s=hit["timestamp"] - run.start, steps=hit["num_env_steps_sampled_lifetime"])
     return result
 
 
@@ -108,11 +66,6 @@ def ray_startup_s(repeats: int = 3) -> float:
         subprocess.run([sys.executable, "-c", RAY_STARTUP], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
-
-
-def median(results: list[dict[str, float]], key: str) -> float:
-    values = [r[key] for r in results if r["solved"] or key not in ("time_s", "steps")]
-    return statistics.median(values) if values else float("nan")
 
 
 def main() -> None:
@@ -136,14 +89,14 @@ def main() -> None:
     print("medians:")
     for mode, runs in results.items():
         solved = sum(int(r["solved"]) for r in runs)
-        print(f"{mode:>9}  time_s {median(runs, 'time_s'):.2f} ({solved}/{len(runs)} solved)  "
-              f"exit_s {median(runs, 'exit_s'):.2f}  steps/s {median(runs, 'steps_per_s'):,.0f}  "
-              f"startup_s {median(runs, 'startup_s'):.2f}  peak_MiB {median(runs, 'peak_mb'):,.0f}")
+        print(f"{mode:>9}  time_s {median_of(runs, 'time_s'):.2f} ({solved}/{len(runs)} solved)  "
+              f"exit_s {median_of(runs, 'exit_s'):.2f}  steps/s {median_of(runs, 'steps_per_s'):,.0f}  "
+              f"startup_s {median_of(runs, 'startup_s'):.2f}  peak_MiB {median_of(runs, 'peak_mb'):,.0f}")
     if {"embedded", "ray"} <= results.keys():
         ray_init = ray_startup_s()
         emb, ray_runs = results["embedded"], results["ray"]
-        steady = median(emb, "time_s") - median(emb, "startup_s")
-        added = median(ray_runs, "time_s") - median(emb, "time_s")
+        steady = median_of(emb, "time_s") - median_of(emb, "startup_s")
+        added = median_of(ray_runs, "time_s") - median_of(emb, "time_s")
         budget = ray_init + 0.3 * steady
         verdict = "met" if added <= budget else "MISSED"
         print(f"Ray start-up alone (init + shutdown, fresh process): {ray_init:.2f} s")

@@ -22,51 +22,21 @@ Usage: python scripts/bench_vs_sb3.py [--seeds 0 1 2 3 4] [--threshold 475]
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench_cartpole import solve
+from bench_common import BENCH_PY, ensure_bench_venv, median_of, run_watched
 
-REPO = Path(__file__).resolve().parents[1]
-BENCH_VENV = REPO / ".venv-bench"
-BENCH_PY = BENCH_VENV / "bin" / "python"
 SB3_SCRIPT = Path(__file__).with_name("sb3_cartpole_ppo.py")
-# The CPU build of torch first (an unpinned torch pulls the CUDA packages), then the versions this bench was written on.
-BENCH_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl_zoo3==2.9.2"])
-INSTALLED_STAMP = BENCH_VENV / ".installed"
 TARGET_RATIO = 0.25
-
-
-def ensure_bench_venv() -> None:
-    """Create .venv-bench with SB3 and rl-zoo3 unless a complete one exists."""
-    if INSTALLED_STAMP.exists():
-        return
-    print(f"creating {BENCH_VENV} (stable-baselines3, rl_zoo3) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-    for packages in BENCH_PACKAGES:
-        subprocess.run([str(BENCH_PY), "-m", "pip", "install", "-q", *packages], check=True)
-    INSTALLED_STAMP.touch()
 
 
 def run_sb3(seed: int, threshold: float) -> dict[str, float]:
     """One SB3 run in a fresh process: spawn-to-exit seconds and env steps to the threshold."""
-    start = time.time()
-    proc = subprocess.run([str(BENCH_PY), str(SB3_SCRIPT), f"--seed={seed}", f"--threshold={threshold}"],
-                          capture_output=True, text=True)
-    exit_s = time.time() - start
-    if proc.returncode:
-        raise SystemExit(f"SB3 seed {seed} failed with exit status {proc.returncode}:\n{proc.stderr}")
-    result = json.loads(proc.stdout.splitlines()[-1])
-    return {"exit_s": exit_s, "solved": float(result["solved"]), "steps": result["steps"] or float("nan")}
-
-
-def median_of(runs: list[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
+    run = run_watched([str(BENCH_PY), str(SB3_SCRIPT), f"--seed={seed}", f"--threshold={threshold}"])
+    result = run.last_json()
+    return {"exit_s": run.exit_s, "solved": float(result["solved"]), "steps": result["steps"] or float("nan")}
 
 
 def main() -> None:

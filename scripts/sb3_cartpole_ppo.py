@@ -2,7 +2,7 @@
 
 Runs in the bench venv (.venv-bench, which has stable-baselines3 and rl_zoo3 but not
 rlrun), never in .venv. The hyperparameters are read from the installed rl_zoo3
-package's own `hyperparams/ppo.yml` (`CartPole-v1`: 8 envs x 32 steps, one
+package's own `hyperparams/ppo.yml` by sb3_zoo.py (`CartPole-v1`: 8 envs x 32 steps, one
 minibatch of 256, 20 epochs, gamma 0.98, GAE lambda 0.8, learning rate and clip
 range annealed linearly from 1e-3 and 0.2 over 1e5 steps), and the envs are built
 as rl-zoo3 builds them (`make_vec_env`: Monitor-wrapped envs in a DummyVecEnv).
@@ -16,14 +16,10 @@ Usage: .venv-bench/bin/python scripts/sb3_cartpole_ppo.py --seed 0 [--threshold 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
-from rl_zoo3.utils import linear_schedule
+from sb3_zoo import zoo_setup
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -50,28 +46,16 @@ class StopAtMeanReturn(BaseCallback):
         return True
 
 
-def zoo_hyperparams() -> dict[str, Any]:
-    """rl-zoo3's PPO entry for CartPole-v1, from the installed package's hyperparams/ppo.yml."""
-    spec = importlib.util.find_spec("rl_zoo3")
-    assert spec is not None and spec.submodule_search_locations, "rl_zoo3 is not installed"
-    path = Path(next(iter(spec.submodule_search_locations))) / "hyperparams" / "ppo.yml"
-    return dict(yaml.safe_load(path.read_text())[ENV_ID])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--threshold", type=float, default=475.0)
     args = parser.parse_args()
-    hp = zoo_hyperparams()
-    n_envs, n_timesteps, policy = hp.pop("n_envs"), int(hp.pop("n_timesteps")), hp.pop("policy")
-    for key, value in hp.items():  # rl-zoo3's "lin_<x>": linear from x to 0 over the training budget
-        if isinstance(value, str) and value.startswith("lin_"):
-            hp[key] = linear_schedule(value.removeprefix("lin_"))
-    env = make_vec_env(ENV_ID, n_envs=n_envs, seed=args.seed)
-    model = PPO(policy, env, seed=args.seed, verbose=0, **hp)
+    zoo = zoo_setup("ppo", ENV_ID)
+    env = make_vec_env(ENV_ID, n_envs=zoo.n_envs, seed=args.seed)
+    model = PPO(zoo.policy, env, seed=args.seed, verbose=0, **zoo.kwargs)
     callback = StopAtMeanReturn(args.threshold)
-    model.learn(total_timesteps=n_timesteps, callback=callback)
+    model.learn(total_timesteps=zoo.n_timesteps, callback=callback)
     print(json.dumps({"seed": args.seed, "solved": callback.solved_at is not None, "steps": callback.solved_at}))
 
 

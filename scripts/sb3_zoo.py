@@ -1,0 +1,56 @@
+"""rl-zoo3's tuned hyperparameters as Stable-Baselines3 constructor arguments, read from the installed rl_zoo3 package.
+
+Runs in the bench venv (.venv-bench) beside the SB3 reference scripts. Reading
+the package's own `hyperparams/<algo>.yml` (rather than copying numbers) keeps
+the reference exactly what `python -m rl_zoo3.train` would train. The two kinds
+of values rl-zoo3 turns into objects are converted as its ExperimentManager
+does: `lin_<x>` strings become linear schedules from x to 0, a `train_freq`
+list a tuple, and `policy_kwargs` strings are evaluated. Entries that need
+anything more (env wrappers, normalization, callbacks) are refused: the SB3
+scripts build plain Monitor-wrapped envs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rl_zoo3.utils import linear_schedule
+from torch import nn
+
+# rl-zoo3 keys this module does not convert (env set-up, callbacks, buffer classes); the benchmarks' entries have none.
+UNSUPPORTED_KEYS = ("normalize", "env_wrapper", "vec_env_wrapper", "frame_stack", "monitor_kwargs", "env_kwargs",
+                    "callback", "replay_buffer_class", "replay_buffer_kwargs")
+
+
+@dataclass(frozen=True)
+class ZooSetup:
+    """One rl-zoo3 entry: the policy name, how many envs, its training budget and the remaining model kwargs."""
+
+    policy: str
+    n_envs: int
+    n_timesteps: int
+    kwargs: dict[str, Any]
+
+
+def zoo_setup(algo: str, env_id: str) -> ZooSetup:
+    """rl-zoo3's entry for `env_id` in the installed package's hyperparams/<algo>.yml."""
+    spec = importlib.util.find_spec("rl_zoo3")
+    assert spec is not None and spec.submodule_search_locations, "rl_zoo3 is not installed"
+    path = Path(next(iter(spec.submodule_search_locations))) / "hyperparams" / f"{algo}.yml"
+    hp = dict(yaml.safe_load(path.read_text())[env_id])
+    unsupported = sorted(set(UNSUPPORTED_KEYS) & hp.keys())
+    if unsupported:
+        raise SystemExit(f"{path} [{env_id}] sets {unsupported}, which this reference script does not convert")
+    policy, n_envs, n_timesteps = hp.pop("policy"), int(hp.pop("n_envs", 1)), int(hp.pop("n_timesteps"))
+    for key, value in hp.items():
+        if isinstance(value, str) and value.startswith("lin_"):
+            hp[key] = linear_schedule(value.removeprefix("lin_"))
+    if isinstance(hp.get("train_freq"), list):  # [n, "episode"]
+        hp["train_freq"] = tuple(hp["train_freq"])
+    if isinstance(hp.get("policy_kwargs"), str):  # e.g. "dict(net_arch=[256, 256])", evaluated as rl-zoo3 does
+        hp["policy_kwargs"] = eval(hp["policy_kwargs"], {"dict": dict, "nn": nn})
+    return ZooSetup(policy=policy, n_envs=n_envs, n_timesteps=n_timesteps, kwargs=hp)
