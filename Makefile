@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev]"
+	# The tracker extras too: tests/test_trackers.py runs a real MLflow server and W&B offline.
+	$(PY) -m pip install -q -e ".[dev,mlflow,wandb]"
 	touch $(STAMP)
 
 install: $(STAMP)

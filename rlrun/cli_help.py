@@ -12,7 +12,7 @@ import textwrap
 from importlib import resources
 from importlib.abc import Traversable
 
-from rlrun.config.schema import GROUP_SCHEMAS, RunSchema
+from rlrun.config.schema import GROUP_SCHEMAS, LOGGER_SCHEMAS, RunSchema
 
 # config.yaml selects it; not a user's choice.
 _INTERNAL_GROUPS = {"hydra/job_logging"}
@@ -54,14 +54,19 @@ def rlrun_help() -> str:
             lines += [_row(f"algo={name}", _keys(algorithms[name])) for name in options if name in algorithms]
         elif group in GROUP_SCHEMAS:
             lines.append(_row(f"{group}={'|'.join(options)}", _keys(GROUP_SCHEMAS[group])))
+            if group == "logger":  # each tracker adds keys of its own
+                lines += [_row(f"logger={name}", "adds " + _keys(schema, beside=GROUP_SCHEMAS[group]))
+                          for name, schema in LOGGER_SCHEMAS.items() if name in options]
         else:
             lines.append(_row(f"{group}={'|'.join(options)}", _GROUP_NOTES.get(group, "")))
     lines += ["", *textwrap.wrap("top-level keys: " + ", ".join(_top_level_keys()), _WIDTH, subsequent_indent="  ")]
     return "\n".join([*lines, "", EXAMPLES])
 
 
-def _keys(schema: type) -> str:
-    return ", ".join(f.name for f in dataclasses.fields(schema) if f.name != "name")
+def _keys(schema: type, beside: type | None = None) -> str:
+    """The schema's keys (without `name`), or only those it adds to `beside`."""
+    known = {f.name for f in dataclasses.fields(beside)} if beside else {"name"}
+    return ", ".join(f.name for f in dataclasses.fields(schema) if f.name not in known)
 
 
 def _row(name: str, text: str) -> str:

@@ -43,7 +43,7 @@ EXPECTED_OPTIONS = {
     "model": {"default"},
     "learners": {"default"},
     "env_runners": {"default"},
-    "logger": {"default"},
+    "logger": {"default", "mlflow", "wandb"},
     "experiment": {"cartpole_ppo_fast"},
 }
 ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",

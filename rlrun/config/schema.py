@@ -82,10 +82,45 @@ class ConsoleMode(str, Enum):
 
 @dataclass
 class LoggerSchema:
+    """metrics.jsonl, TensorBoard and the console; `logger=mlflow|wandb` add a tracker (rlrun/run/trackers)."""
+
+    name: str = "default"
     console: ConsoleMode = ConsoleMode.rich
     tensorboard: bool = True
     # Episodes in the moving window behind env_runners/episode_return_mean (RLlib: 100).
     smoothing_episodes: int = 100
+
+
+@dataclass
+class MlflowLoggerSchema(LoggerSchema):
+    """`logger=mlflow`: every run is also an MLflow run (`pip install 'rlrun[mlflow]'`)."""
+
+    name: str = "mlflow"
+    # A server (http://127.0.0.1:5000), a database (sqlite:///mlflow.db) or a local directory (a file store).
+    tracking_uri: str = "./mlruns"
+    experiment: str = "rlrun"
+    # Upload learning_curve.png and the final checkpoint with the run.
+    artifacts: bool = True
+
+
+class WandbMode(str, Enum):
+    offline = "offline"  # written under the run directory; `wandb sync` uploads it later
+    online = "online"
+
+
+@dataclass
+class WandbLoggerSchema(LoggerSchema):
+    """`logger=wandb`: every run is also a Weights & Biases run (`pip install 'rlrun[wandb]'`)."""
+
+    name: str = "wandb"
+    project: str = "rlrun"
+    # offline first: no network or account needed until `wandb sync`.
+    mode: WandbMode = WandbMode.offline
+    artifacts: bool = True
+
+
+# The options of the logger group beside `default`, each with the keys of its tracker.
+LOGGER_SCHEMAS: dict[str, type] = {"mlflow": MlflowLoggerSchema, "wandb": WandbLoggerSchema}
 
 
 @dataclass
@@ -148,6 +183,8 @@ def register_schemas() -> None:
         cs.store(group="schema/algo", name=name, node=schema)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(group=f"schema/{group}", name=group, node=schema)
+    for name, schema in LOGGER_SCHEMAS.items():
+        cs.store(group="schema/logger", name=name, node=schema)
     cs.store(name="run_schema", node=RunSchema)
 
 

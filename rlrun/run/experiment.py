@@ -22,6 +22,8 @@ from rlrun.run.console import make_display
 from rlrun.run.plots import RETURN_KEY, plot_learning_curve
 from rlrun.run.recorder import RunRecorder, flatten, read_metrics
 from rlrun.run.resume import check_config_unchanged, metrics_row, resume_checkpoint, rewind_run_dir
+from rlrun.run.trackers import open_trackers
+from rlrun.run.trackers.base import Tracker, TrackerError
 
 EVAL_RETURN_KEY = "evaluation/episode_return_mean"
 
@@ -58,6 +60,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
         validate_run(cfg)
         config = build_algorithm_config(cfg)
         config.validate()
+        trackers = open_trackers(cfg, run_dir)  # a tracker's missing package or silent server ends it here
     except ConfigError:
         if not resuming:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -65,33 +68,37 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
     # Only a valid config starts processes: Ray (if asked for) comes up here and goes down on every exit path.
     try:
         with cluster_session(cfg.ray, config) as cluster:
-            return train_until_stop(cfg, config, run_dir, cluster)
-    except ClusterError:  # the cluster cannot host this config: nothing ran, so nothing is kept
+            return train_until_stop(cfg, config, run_dir, cluster, trackers)
+    except (ClusterError, TrackerError):  # no cluster for this config, or no tracked run: nothing ran, nothing kept
         if not resuming:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 
-def train_until_stop(cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cluster: ClusterInfo) -> float | None:
+def train_until_stop(
+    cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cluster: ClusterInfo, trackers: list[Tracker]
+) -> float | None:
     """The training loop of a validated run: record every iteration, checkpoint, stop on a criterion."""
     algo = config.algo_class(config, smoothing_episodes=cfg.logger.smoothing_episodes)
     if isinstance(algo, OffPolicyAlgorithm):
         algo.checkpoint_replay_buffer = cfg.checkpoint.replay_buffer
-    purge_step = None
-    if cfg.resume is not None:
-        try:
-            purge_step = resume(algo, cfg, run_dir)
-        except BaseException:
-            algo.stop()
-            raise
-    hparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    recorder = RunRecorder(run_dir, cfg.logger.tensorboard, hparams, purge_step=purge_step)
+    try:
+        purge_step = resume(algo, cfg, run_dir) if cfg.resume is not None else None
+        hparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        recorder = RunRecorder(run_dir, cfg.logger.tensorboard, hparams, purge_step=purge_step, trackers=trackers)
+    except BaseException:
+        algo.stop()
+        raise
+    for line in recorder.tracking:
+        log.info("tracking: %s", line)
     display = make_display(cfg.logger.console.value, cfg.stop.timesteps)
-    display.start(f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{cluster.describe(config)}")
+    header = f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{cluster.describe(config)}"
+    display.start("\n".join([header, *recorder.tracking]))
     log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     metrics: dict[str, Any] = {}
     reason = "interrupted"
     best = best_return(run_dir)
+    error: BaseException | None = None  # what ended the loop, if not a stop criterion: the trackers' run status
     try:
         while True:
             results = flatten(algo.train())
@@ -112,11 +119,14 @@ def train_until_stop(cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cl
             if stop is not None:
                 reason = stop
                 break
+    except BaseException as e:
+        error = e
+        raise
     finally:
         save_checkpoint(algo, run_dir, final=True)
-        recorder.close()
         algo.stop()
         plot_learning_curve(read_metrics(run_dir), run_dir / "learning_curve.png", f"{cfg.algo.name} on {cfg.env.id}")
+        recorder.close(error)  # after the plot and the final checkpoint: trackers upload both
         display.finish(metrics, run_dir, reason)
         log.info("finished (%s) after %d iterations at %s", reason, algo.iteration, time.strftime("%X"))
     return metrics.get(EVAL_RETURN_KEY)

@@ -1,22 +1,30 @@
-"""RunRecorder: one line per iteration in metrics.jsonl, the same scalars in TensorBoard.
+"""RunRecorder: one line per iteration in metrics.jsonl, the same scalars in TensorBoard and the trackers.
 
 TensorBoard also gets the run's config twice: as text, and as hparams (flattened to
 `algo.lr`-style keys) so that `tensorboard --logdir outputs` compares runs in its
-HPARAMS tab against their training and evaluation returns.
+HPARAMS tab against their training and evaluation returns. Experiment trackers
+(`logger=mlflow|wandb`, rlrun/run/trackers) get the same flattened config as
+parameters, every row's scalars, and at the end the artifacts and the outcome.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rlrun.run.trackers.base import Tracker
 
 METRICS_FILE = "metrics.jsonl"
 # The scalars the HPARAMS tab shows beside each run's hparams.
 HPARAM_METRICS = ("env_runners/episode_return_mean", "evaluation/episode_return_mean")
+
+log = logging.getLogger("rlrun")
 
 
 def flatten(tree: Mapping[str, Any], sep: str = "/", prefix: str = "") -> dict[str, Any]:
@@ -44,11 +52,25 @@ def flatten_hparams(config: Mapping[str, Any]) -> dict[str, bool | int | float |
     return flat
 
 
+def scalars(flat: Mapping[str, Any]) -> dict[str, float]:
+    """The entries of a flat row that plot as numbers: finite ints and floats (no bools, strings or NaN)."""
+    return {
+        key: float(value)
+        for key, value in flat.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    }
+
+
 class RunRecorder:
     """Appends metrics as they come: a crash loses at most the iteration in flight.
 
     A resumed run passes `purge_step`, the first TensorBoard step after its checkpoint:
     TensorBoard then hides what the interrupted process logged from that step on.
+
+    `trackers` start their tracked runs here, before anything is written, so one that
+    cannot start leaves the run directory as it was. Once training is under way, a
+    tracker that fails (a server gone away) is dropped with a warning and training goes
+    on: metrics.jsonl and TensorBoard still hold everything.
     """
 
     def __init__(
@@ -57,8 +79,13 @@ class RunRecorder:
         tensorboard: bool,
         hparams: Mapping[str, Any] | None = None,
         purge_step: int | None = None,
+        trackers: Sequence[Tracker] = (),
     ) -> None:
         self.run_dir = run_dir
+        params = flatten_hparams(hparams) if hparams else {}
+        # One line per tracker for the console: which tracked run this is, and where.
+        self.tracking = [tracker.start(params) for tracker in trackers]
+        self._trackers = list(trackers)
         # Open for the whole run, line-buffered: every iteration reaches the file at once.
         self._file = open(run_dir / METRICS_FILE, "a", buffering=1)  # noqa: SIM115 - closed in close()
         self._writer = None
@@ -81,17 +108,32 @@ class RunRecorder:
         """Write one iteration; returns the flat dict that was written."""
         flat = {**flatten(results), "timestamp": time.time()}
         self._file.write(json.dumps(flat) + "\n")
+        numbers = scalars(flat)
         if self._writer is not None:
             step = int(flat.get("num_env_steps_sampled_lifetime", flat.get("training_iteration", 0)))
-            for key, value in flat.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                    self._writer.add_scalar(key, value, global_step=step)
+            for key, value in numbers.items():
+                self._writer.add_scalar(key, value, global_step=step)
+        iteration = int(flat.get("training_iteration", 0))
+        for tracker in list(self._trackers):
+            self._call(tracker, tracker.log_row, numbers, iteration)
         return flat
 
-    def close(self) -> None:
+    def close(self, error: BaseException | None = None) -> None:
+        """Close the files; the trackers upload their artifacts and end their runs (failed if `error`)."""
         self._file.close()
         if self._writer is not None:
             self._writer.close()
+        for tracker in list(self._trackers):
+            self._call(tracker, tracker.finish, error)
+        self._trackers.clear()
+
+    def _call(self, tracker: Tracker, method: Callable[..., None], *args: Any) -> None:
+        """A tracker's failure mid-run costs its own records, not the training run."""
+        try:
+            method(*args)
+        except Exception as e:
+            log.warning("logger=%s failed (%s: %s); the run goes on without it", tracker.kind, type(e).__name__, e)
+            self._trackers.remove(tracker)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
