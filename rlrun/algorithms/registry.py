@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 ALGORITHMS: dict[str, str] = {
     "ppo": "rlrun.algorithms.ppo:PPOConfig",
     "dqn": "rlrun.algorithms.dqn:DQNConfig",
+    "sac": "rlrun.algorithms.sac:SACConfig",
+    "impala": "rlrun.algorithms.impala:IMPALAConfig",
+    "appo": "rlrun.algorithms.appo:APPOConfig",
 }
 
 

@@ -4,14 +4,22 @@ A runner whose process dies or whose env raises is killed, replaced by a fresh
 actor with the latest weights, and counted; the iteration goes on with the
 samples of the healthy runners. Past `max_num_env_runner_restarts` the run
 fails with one line naming the limit and the runner's error.
+
+Two ways to sample: `sample()` asks every runner for one fragment and waits for
+all (PPO); `sample_async()` keeps one request in flight per runner and takes
+whichever fragments are ready (IMPALA, APPO), each tagged with the weights
+version the runner sampled with. There a runner that has not answered within
+the sample timeout is taken for hung and replaced like a dead one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +35,22 @@ RESTART_SEED_STRIDE = 1_000_003
 
 class EnvRunnerFailure(RuntimeError):
     """Env runners failed more often than `env_runners.max_restarts` allows."""
+
+
+class Fragment(NamedTuple):
+    """One runner's sample and the weights version (`sync_weights(..., version=)`) that produced it."""
+
+    batch: dict[str, np.ndarray]
+    weights_version: int
+
+
+@dataclass
+class _Request:
+    """A sample request in flight; its clock starts once the runner is known to be up (`started` set)."""
+
+    ref: Any
+    weights_version: int
+    started: float | None
 
 
 class SamplingEnvRunner(EnvRunner):
@@ -52,6 +76,12 @@ class EnvRunnerActors:
         self._weights_ref: Any = None
         self._metrics: list[dict[str, list[float]]] = []
         self.num_healthy = len(self._actors)
+        # Asynchronous sampling: the weights version each runner has queued, its request in flight, and, for a
+        # replacement still starting up, the call whose answer says it is up (start-up is no hang).
+        self.weights_version = 0
+        self._versions = dict.fromkeys(self._actors, 0)
+        self._requests: dict[int, _Request] = {}
+        self._starting: dict[int, Any] = {}
 
     def _start(self, index: int) -> Any:
         config = self.config.copy()
@@ -67,12 +97,80 @@ class EnvRunnerActors:
         self._metrics.extend(metrics for _, metrics in results.values())
         return [batch for batch, _ in results.values()]
 
-    def sync_weights(self, weights: Mapping[str, Any]) -> None:
-        """One object-store put; every runner reads the same copy."""
+    def sample_async(self, timeout_s: float) -> list[Fragment]:
+        """The fragments ready now (waiting for the first one if none is); every runner gets its next request.
+
+        A runner whose request is older than `timeout_s` (counted from when the
+        runner was up) is replaced, as is one that failed.
+        """
+        import ray
+
+        self._submit_requests()
+        refs = [r.ref for r in self._requests.values()]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=self._seconds_to_first_deadline(timeout_s))
+        ready_set, now = set(ready), time.monotonic()
+        fragments = []
+        for index, request in list(self._requests.items()):
+            if request.ref in ready_set:
+                del self._requests[index]
+                try:
+                    batch, metrics = ray.get(request.ref)
+                except ray.exceptions.RayError as error:
+                    self._restart(index, error)
+                    continue
+                self._metrics.append(metrics)
+                fragments.append(Fragment(batch, request.weights_version))
+            elif request.started is not None and now - request.started > timeout_s:
+                del self._requests[index]
+                self._restart(index, TimeoutError(f"no sample within sample_timeout_s={timeout_s:g} s; "
+                                                  "the runner seems hung"))
+        self.num_healthy = len(self._actors) - len(self._starting)
+        self._submit_requests()
+        return fragments
+
+    @property
+    def num_requests_in_flight(self) -> int:
+        return len(self._requests)
+
+    def _submit_requests(self) -> None:
+        """One request in flight per runner; start the clock of requests whose (new) runner is now up."""
+        import ray
+
+        now = time.monotonic()
+        for index, ref in list(self._starting.items()):
+            if ray.wait([ref], timeout=0)[0]:
+                del self._starting[index]
+                if index in self._requests:
+                    self._requests[index].started = now
+        for index, actor in self._actors.items():
+            if index not in self._requests:
+                started = None if index in self._starting else now
+                self._requests[index] = _Request(actor.sample_with_metrics.remote(), self._versions[index], started)
+
+    def _seconds_to_first_deadline(self, timeout_s: float) -> float:
+        """How long to wait for a fragment before some request times out (at most `timeout_s`)."""
+        starts = [r.started for r in self._requests.values() if r.started is not None]
+        if not starts:
+            return timeout_s
+        return max(0.0, min(starts) + timeout_s - time.monotonic()) + 1e-3
+
+    def sync_weights(self, weights: Mapping[str, Any], version: int | None = None, wait: bool = True) -> None:
+        """One object-store put; every runner reads the same copy.
+
+        `wait=False` only queues the new weights: a runner busy sampling loads
+        them before its next fragment, which is then tagged with `version`.
+        """
         import ray
 
         self._weights_ref = ray.put(dict(weights))
-        self._gather({i: a.set_weights.remote(self._weights_ref) for i, a in self._actors.items()})
+        if version is not None:
+            self.weights_version = version
+            self._versions = dict.fromkeys(self._actors, version)
+        refs = {i: a.set_weights.remote(self._weights_ref) for i, a in self._actors.items()}
+        if wait:
+            self._gather(refs)
 
     def get_metrics(self) -> dict[str, list[float]]:
         """Episodes the runners finished since the last call, merged."""
@@ -114,9 +212,11 @@ class EnvRunnerActors:
             ray.kill(self._actors[index])
         self.num_restarts += 1
         self._actors[index] = self._start(index)
+        self._versions[index] = self.weights_version
+        self._requests.pop(index, None)
         if self._weights_ref is not None:
             # Queued before its next sample, so the replacement never samples with initial weights.
-            self._actors[index].set_weights.remote(self._weights_ref)
+            self._starting[index] = self._actors[index].set_weights.remote(self._weights_ref)
 
     def stop(self) -> None:
         import ray

@@ -4,6 +4,11 @@
 in parallel with that many EnvRunner actors on Ray (`EnvRunnerActors`, fault
 tolerant). Callers use only the methods below, so an algorithm never knows
 which one it drives.
+
+Synchronous algorithms call `sample()` (one fragment from every runner,
+merged); asynchronous ones call `sample_async()` (whatever fragments are
+ready, each tagged with its weights version) and `sync_weights(...,
+version=v, wait=False)`, which never stops a runner.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from rlrun.core.checkpointing import CheckpointError
 from rlrun.core.columns import Columns
 from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
+from rlrun.env.env_runner_actors import Fragment
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -30,6 +36,7 @@ class EnvRunnerGroup:
         self.config = config
         self._local: EnvRunner | None = None
         self._remote = None
+        self._local_version = 0
         if config.num_env_runners > 0:
             from rlrun.env.env_runner_actors import EnvRunnerActors
 
@@ -62,12 +69,45 @@ class EnvRunnerGroup:
         batch = self._local.sample() if self._local else concat_env_axis(self._remote.sample())
         return batch, int(batch[Columns.LOSS_MASK].sum())
 
-    def sync_weights(self, weights: Mapping[str, Any]) -> None:
-        """Send the learners' module weights to every runner."""
+    @property
+    def is_remote(self) -> bool:
+        return self._remote is not None
+
+    @property
+    def weights_version(self) -> int:
+        """The version of the weights sent last (`sync_weights(..., version=)`)."""
+        return self._remote.weights_version if self._remote else self._local_version
+
+    @property
+    def num_sample_requests_in_flight(self) -> int:
+        return self._remote.num_requests_in_flight if self._remote else 0
+
+    def sample_async(self, timeout_s: float = 60.0) -> list[Fragment]:
+        """The fragments ready now, at least one, each with the weights version that sampled it.
+
+        Remote runners always have a request in flight (no barrier across them);
+        one silent for `timeout_s` is replaced. The local runner samples one
+        fragment on the spot.
+        """
+        if self._local:
+            return [Fragment(self._local.sample(), self._local_version)]
+        fragments: list[Fragment] = []
+        while not fragments:  # all that were ready had failed: ask their replacements
+            fragments = self._remote.sample_async(timeout_s)
+        return fragments
+
+    def sync_weights(self, weights: Mapping[str, Any], *, version: int | None = None, wait: bool = True) -> None:
+        """Send the learners' module weights to every runner.
+
+        `version` tags the fragments sampled with them; `wait=False` returns at
+        once and lets busy runners load the weights after their current fragment.
+        """
         if self._local:
             self._local.set_weights(weights)
+            if version is not None:
+                self._local_version = version
         else:
-            self._remote.sync_weights(weights)
+            self._remote.sync_weights(weights, version=version, wait=wait)
 
     def get_metrics(self) -> dict[str, list[float]]:
         return self._local.get_metrics() if self._local else self._remote.get_metrics()

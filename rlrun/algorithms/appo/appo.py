@@ -1,0 +1,85 @@
+"""APPO (RLlib's asynchronous PPO): IMPALA's training step and V-trace with PPO's clipped surrogate.
+
+Each new train batch enters a circular buffer (`circular_buffer_num_batches`
+batches); after it, `circular_buffer_iterations_per_batch` batches are drawn
+from the buffer and trained on, and a batch leaves the buffer once drawn that
+often, so every batch is reused a bounded number of times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from rlrun.algorithms.algorithm import Algorithm
+from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
+from rlrun.algorithms.impala import IMPALA, IMPALAConfig, IMPALASchema
+from rlrun.config.schema import AlgoSchema
+from rlrun.core.learner import Learner
+from rlrun.core.rl_module import RLModule
+from rlrun.data.circular_buffer import CircularBuffer
+
+
+@dataclass
+class APPOSchema(IMPALASchema):
+    """The `algo=appo` keys (RLlib's names and meanings)."""
+
+    name: str = "appo"
+    clip_param: float = 0.4
+    use_kl_loss: bool = False
+    kl_coeff: float = 1.0
+    # Learner updates between two copies of the online networks into the target network.
+    target_network_update_freq: int = 4
+    circular_buffer_num_batches: int = 4
+    circular_buffer_iterations_per_batch: int = 2
+
+
+class APPO(IMPALA):
+    """IMPALA's asynchronous step; every sampled batch is replayed from the circular buffer."""
+
+    config: APPOConfig
+
+    def __init__(self, config: AlgorithmConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.circular_buffer = CircularBuffer(self.config.circular_buffer_num_batches,
+                                              self.config.circular_buffer_iterations_per_batch, seed=self.config.seed)
+
+    def batches_to_train(self, batch: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+        # The new batch alone has `iterations_per_batch` draws left, so the buffer cannot run dry here.
+        self.circular_buffer.add(batch)
+        return [self.circular_buffer.sample() for _ in range(self.config.circular_buffer_iterations_per_batch)]
+
+    def training_step(self) -> dict[str, Any]:
+        results = super().training_step()
+        results["circular_buffer"] = {"num_batches": len(self.circular_buffer),
+                                      "num_dropped_unused_lifetime": self.circular_buffer.num_dropped_unused}
+        return results
+
+
+class APPOConfig(IMPALAConfig):
+    """Builder for APPO: `APPOConfig().environment("CartPole-v1").training(clip_param=0.3).build_algo()`."""
+
+    schema: ClassVar[type[AlgoSchema]] = APPOSchema
+    algo_class: ClassVar[type[Algorithm]] = APPO
+
+    def default_learner_class(self) -> type[Learner]:
+        from rlrun.algorithms.appo.appo_learner import APPOTorchLearner
+
+        return APPOTorchLearner
+
+    def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
+        from rlrun.algorithms.appo.appo_module import APPOModule
+
+        return APPOModule(observation_space, action_space, self.model_config)
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.clip_param > 0, "algo.clip_param must be > 0", self.clip_param)
+        check(self.kl_coeff >= 0, "algo.kl_coeff must be >= 0", self.kl_coeff)
+        for key in ("target_network_update_freq", "circular_buffer_num_batches",
+                    "circular_buffer_iterations_per_batch"):
+            value = getattr(self, key)
+            check(isinstance(value, int) and value >= 1, f"algo.{key} must be an integer >= 1", value)
