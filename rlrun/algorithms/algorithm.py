@@ -205,3 +205,16 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def mean_learner_results(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-module means of an iteration's learner results, for algorithms that update several times per iteration.
+
+    `{}` when there were none (an off-policy algorithm before learning starts).
+    """
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for result in results:
+        for module_id, metrics in result.items():
+            for key, value in metrics.items():
+                sums[module_id][key] += value / len(results)
+    return {module_id: dict(metrics) for module_id, metrics in sums.items()}

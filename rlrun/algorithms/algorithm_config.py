@@ -120,6 +120,15 @@ class AlgorithmConfig:
 
     # -- derived values ----------------------------------------------------------------
 
+    @property
+    def minibatch_size(self) -> int:
+        """Rows per gradient step; null = `train_batch_size` (each update and epoch is one gradient step)."""
+        return self.train_batch_size if self._minibatch_size is None else self._minibatch_size
+
+    @minibatch_size.setter
+    def minibatch_size(self, value: int | None) -> None:
+        self._minibatch_size = value
+
     def get_rollout_fragment_length(self) -> int:
         """Steps per env per sample; "auto" splits `train_batch_size` over all envs."""
         if self.rollout_fragment_length == "auto":

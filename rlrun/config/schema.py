@@ -26,7 +26,8 @@ class AlgoSchema:
     lr_schedule: list[Any] | None = None
     gamma: float = 0.99
     train_batch_size: int = 4000
-    minibatch_size: int = 128
+    # Rows per gradient step; null = train_batch_size (one gradient step per update and epoch).
+    minibatch_size: int | None = 128
     num_epochs: int = 10
     grad_clip: float | None = 0.5
     # A user Learner subclass as `pkg.module:MyLearner`; null = the algorithm's own.

@@ -24,9 +24,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from rlrun.algorithms.algorithm import Algorithm
+from rlrun.algorithms.algorithm import Algorithm, mean_learner_results
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
-from rlrun.algorithms.off_policy.off_policy import _mean_results as mean_learner_results
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.columns import Columns
 from rlrun.core.learner import Learner
@@ -43,7 +42,7 @@ class IMPALASchema(AlgoSchema):
     lr: float = 5e-4
     train_batch_size: int = 500
     # Env steps per gradient step, cut as whole env columns; null = the whole train batch (one gradient step).
-    minibatch_size: int | None = None  # type: ignore[assignment]
+    minibatch_size: int | None = None
     num_epochs: int = 1
     grad_clip: float | None = 40.0
     vf_loss_coeff: float = 0.5
@@ -140,15 +139,6 @@ class IMPALAConfig(AlgorithmConfig):
 
     schema: ClassVar[type[AlgoSchema]] = IMPALASchema
     algo_class: ClassVar[type[Algorithm]] = IMPALA
-
-    @property
-    def minibatch_size(self) -> int:
-        """null (the default) = `train_batch_size`: each update is one gradient step."""
-        return self.train_batch_size if self._minibatch_size is None else self._minibatch_size
-
-    @minibatch_size.setter
-    def minibatch_size(self, value: int | None) -> None:
-        self._minibatch_size = value
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.impala.impala_learner import IMPALATorchLearner

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlrun.algorithms.algorithm import Algorithm
+from rlrun.algorithms.algorithm import Algorithm, mean_learner_results
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check, check_schedule
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import AlgoSchema
@@ -61,7 +60,7 @@ class OffPolicySchema(AlgoSchema):
 
     train_batch_size: int = 32
     # Rows per gradient step; null = train_batch_size (one gradient step per update).
-    minibatch_size: int | None = None  # type: ignore[assignment]
+    minibatch_size: int | None = None
     num_epochs: int = 1
     replay_buffer: ReplayBufferSchema = field(default_factory=ReplayBufferSchema)
     n_step: int = 1
@@ -113,7 +112,7 @@ class OffPolicyAlgorithm(Algorithm):
             self.sync_weights()
         return {
             "env_runners": {"num_env_steps_sampled": env_steps, **self.exploration_metrics()},
-            "learners": _mean_results(learner_results),
+            "learners": mean_learner_results(learner_results),
             "replay_buffer": self.replay_buffer.get_metrics(),
         }
 
@@ -175,31 +174,12 @@ class OffPolicyAlgorithm(Algorithm):
                                        f"{self.config.replay_buffer['type']}: {e}") from None
 
 
-def _mean_results(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-module means of the iteration's update results ({} before learning starts)."""
-    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for result in results:
-        for module_id, metrics in result.items():
-            for key, value in metrics.items():
-                sums[module_id][key] += value / len(results)
-    return {module_id: dict(metrics) for module_id, metrics in sums.items()}
-
-
 class OffPolicyConfig(AlgorithmConfig):
     """Builder keys and checks of every replay-buffer algorithm (`replay_buffer`, `n_step`, `tau`, ...)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.replay_buffer: dict[str, Any] = dataclasses.asdict(ReplayBufferSchema())
-
-    @property
-    def minibatch_size(self) -> int:
-        """null (the default) = `train_batch_size`: each update is one gradient step."""
-        return self.train_batch_size if self._minibatch_size is None else self._minibatch_size
-
-    @minibatch_size.setter
-    def minibatch_size(self, value: int | None) -> None:
-        self._minibatch_size = value
+        self.replay_buffer: dict[str, Any] = dataclasses.asdict(self.schema().replay_buffer)
 
     def training(self, *, replay_buffer_config: dict[str, Any] | None = None, **kwargs: Any) -> OffPolicyConfig:
         """Algorithm keys; `replay_buffer` (or RLlib's `replay_buffer_config`) sets only the keys given."""

@@ -8,14 +8,14 @@ schedule; evaluation takes the squashed mean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import gymnasium as gym
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import check
-from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema
+from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema, ReplayBufferSchema
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModule
@@ -34,6 +34,8 @@ class SACSchema(OffPolicySchema):
     critic_lr: float | None = None  # null = lr
     alpha_lr: float | None = None  # null = lr
     train_batch_size: int = 256
+    # RLlib's SAC default: 1M env steps (preallocated: about 23 MB for Pendulum).
+    replay_buffer: ReplayBufferSchema = field(default_factory=lambda: ReplayBufferSchema(capacity=1_000_000))
     grad_clip: float | None = None
     tau: float = 0.005
     target_network_update_freq: int = 0
