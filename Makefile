@@ -21,7 +21,8 @@ run: $(STAMP)
 	$(VENV)/bin/rlrun experiment=cartpole_ppo_fast
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q --durations=15
+	# Two workers: the Ray tests in order on one (tests/conftest.py), the rest beside them.
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadgroup --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
@@ -33,6 +34,7 @@ bench: $(STAMP)
 	$(PY) scripts/bench_cartpole.py
 	$(PY) scripts/bench_sampling.py
 	$(PY) scripts/bench_learners.py
+	$(PY) scripts/bench_async.py
 	# Beside SB3 + rl-zoo3 (installs them into .venv-bench on first use).
 	$(PY) scripts/bench_vs_sb3.py
 	$(PY) scripts/bench_offpolicy.py

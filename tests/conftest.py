@@ -83,3 +83,18 @@ def ray_disconnected(_ray_worker_path):
     ray.shutdown()
     yield
     ray.shutdown()
+
+
+RAY_FIXTURES = {"ray_cluster", "ray_disconnected"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n 2` (make test), every Ray test runs on one worker, one after another.
+
+    They share the session's Ray instance (`ray_cluster`) or stop it (`ray_disconnected`), so they
+    must stay in one process; the other worker runs the rest beside them. A test that starts Ray
+    in another way carries the `ray` marker.
+    """
+    for item in items:
+        if item.get_closest_marker("ray") or RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("ray"))
