@@ -33,6 +33,9 @@ _PARAMS_PER_BATCH = 100
 _METRICS_PER_BATCH = 1000
 _SWEEP_LOCK = ".trackers.lock"
 
+# The kind of an experiment (MLflow >= 3): ours are model training, not GenAI development.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+
 
 class MlflowTracker(Tracker):
     kind = "mlflow"
@@ -66,7 +69,8 @@ class MlflowTracker(Tracker):
         experiment = self.client.get_experiment_by_name(name)
         if experiment is None:
             try:
-                return self.client.create_experiment(name)
+                # MLflow 3's UI opens an experiment without this tag in its GenAI (traces) view.
+                return self.client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
             except MlflowException:  # a concurrent job created it a moment ago
                 experiment = self.client.get_experiment_by_name(name)
                 if experiment is None:
