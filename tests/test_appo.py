@@ -127,6 +127,19 @@ def test_embedded_appo_learns_cartpole_and_replays_batches() -> None:
     assert last["circular_buffer"]["num_batches"] <= 4
 
 
+def test_console_shows_the_replayed_training_throughput_beside_the_sampled_one(run_cli) -> None:
+    proc = run_cli("algo=appo", "stop.timesteps=null", "stop.iterations=3", "env_runners.num_envs_per_runner=4",
+                   "algo.train_batch_size=128", "evaluation.episodes=1", "logger.tensorboard=false")
+    assert proc.returncode == 0, proc.stderr
+    last = [line for line in proc.stdout.splitlines() if line.startswith("iter=3 ")]
+    assert len(last) == 1 and "steps/s=" not in last[0], proc.stdout
+    rates = dict(field.split("=", 1) for field in last[0].split("  "))
+    # Every batch is trained circular_buffer_iterations_per_batch=2 times (replayed batches differ a little in
+    # their autoreset rows).
+    assert float(rates["trained/s"].replace(",", "")) == pytest.approx(
+        2 * float(rates["sampled/s"].replace(",", "")), rel=0.2)
+
+
 def test_ray_appo_on_two_ddp_learners_keeps_them_identical(ray_cluster) -> None:
     config = (cartpole_config(broadcast_interval=1).env_runners(num_env_runners=2, num_envs_per_env_runner=4)
               .learners(num_learners=2))

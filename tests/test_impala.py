@@ -38,7 +38,6 @@ def cartpole_config(**training) -> IMPALAConfig:
     ({"vtrace_clip_pg_rho_threshold": -1.0}, "algo.vtrace_clip_pg_rho_threshold must be > 0"),
     ({"vf_loss_coeff": -0.5}, "algo.vf_loss_coeff must be >= 0"),
     ({"entropy_coeff": -0.1}, "algo.entropy_coeff must be >= 0"),
-    ({"sample_timeout_s": 0}, "algo.sample_timeout_s must be > 0"),
     ({"minibatch_size": 16}, "algo.minibatch_size must hold at least learners.num (0) env columns of "
                              "env_runners.rollout_fragment_length (32) steps"),
 ])
@@ -58,6 +57,8 @@ def test_minibatch_size_defaults_to_the_train_batch() -> None:
     (["algo.vtrace_clip_rho_threshold=0"], ["algo.vtrace_clip_rho_threshold must be > 0"]),
     (["algo.broadcast_interval=abc"], ["algo.broadcast_interval", "abc"]),
     (["algo.lambda_=0.9"], ["algo.lambda_"]),
+    (["env_runners.sample_timeout_s=0"], ["env_runners.sample_timeout_s must be > 0", "0"]),
+    (["algo.sample_timeout_s=5"], ["algo.sample_timeout_s"]),  # an env-runner key, as in RLlib
 ])
 def test_bad_overrides_are_rejected_in_one_line_before_anything_starts(overrides: list[str], expected: list[str]):
     with pytest.raises((ConfigError, HydraException, OmegaConfBaseException)) as error:
@@ -232,7 +233,7 @@ def test_ray_crashed_and_hung_runners_are_replaced_while_the_other_samples(ray_c
 
     Until the 8 s sample timeout, training goes on with runner 1 alone: no barrier across runners.
     """
-    config = ray_config(sample_timeout_s=8.0).environment(
+    config = ray_config().env_runners(sample_timeout_s=8.0).environment(
         "async_envs:HangAtStepEnv",
         env_config={"crash_seed": 10_000, "crash_at_step": 40, "hang_seed": 20_000, "hang_at_step": 20})
     algo = config.build_algo()

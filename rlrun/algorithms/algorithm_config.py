@@ -47,6 +47,7 @@ class AlgorithmConfig:
         self.rollout_fragment_length: int | str = runners.rollout_fragment_length
         self.num_cpus_per_env_runner: float = runners.num_cpus_per_env_runner
         self.max_num_env_runner_restarts: int = runners.max_restarts
+        self.sample_timeout_s: float = runners.sample_timeout_s
         self.num_learners: int = learners.num
         self.num_gpus_per_learner: float = learners.num_gpus_per_learner
         self.num_cpus_per_learner: float = learners.num_cpus_per_learner
@@ -76,6 +77,7 @@ class AlgorithmConfig:
         num_envs_per_env_runner: int | None = None,
         rollout_fragment_length: int | str | None = None,
         num_cpus_per_env_runner: float | None = None,
+        sample_timeout_s: float | None = None,
     ) -> AlgorithmConfig:
         return self._set(locals())
 
@@ -189,6 +191,7 @@ class AlgorithmConfig:
                self.num_cpus_per_env_runner)
         check(self.max_num_env_runner_restarts >= 0, "env_runners.max_restarts must be >= 0",
               self.max_num_env_runner_restarts)
+        check(self.sample_timeout_s > 0, "env_runners.sample_timeout_s must be > 0", self.sample_timeout_s)
         check(self.lr > 0, "algo.lr must be > 0", self.lr)
         if self.lr_schedule is not None:
             check_schedule(self.lr_schedule, "algo.lr_schedule", "lr")

@@ -24,6 +24,7 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         num_envs_per_env_runner=cfg.env_runners.num_envs_per_runner,
         rollout_fragment_length=cfg.env_runners.rollout_fragment_length,
         num_cpus_per_env_runner=cfg.env_runners.num_cpus_per_env_runner,
+        sample_timeout_s=cfg.env_runners.sample_timeout_s,
     )
     config.fault_tolerance(max_num_env_runner_restarts=cfg.env_runners.max_restarts)
     config.learners(

@@ -55,6 +55,8 @@ class EnvRunnersSchema:
     num_cpus_per_env_runner: float = 1.0
     # Fault tolerance: a failed runner actor is replaced and re-synced, at most this often per run.
     max_restarts: int = 10
+    # Asynchronous sampling (IMPALA, APPO): a runner with no fragment for this long is taken for hung and replaced.
+    sample_timeout_s: float = 60.0
 
 
 @dataclass

@@ -82,18 +82,18 @@ class EnvRunnerGroup:
     def num_sample_requests_in_flight(self) -> int:
         return self._remote.num_requests_in_flight if self._remote else 0
 
-    def sample_async(self, timeout_s: float = 60.0) -> list[Fragment]:
+    def sample_async(self) -> list[Fragment]:
         """The fragments ready now, at least one, each with the weights version that sampled it.
 
         Remote runners always have a request in flight (no barrier across them);
-        one silent for `timeout_s` is replaced. The local runner samples one
+        one silent for `env_runners.sample_timeout_s` is replaced. The local runner samples one
         fragment on the spot.
         """
         if self._local:
             return [Fragment(self._local.sample(), self._local_version)]
         fragments: list[Fragment] = []
         while not fragments:  # all that were ready had failed: ask their replacements
-            fragments = self._remote.sample_async(timeout_s)
+            fragments = self._remote.sample_async(self.config.sample_timeout_s)
         return fragments
 
     def sync_weights(self, weights: Mapping[str, Any], *, version: int | None = None, wait: bool = True) -> None:

@@ -14,6 +14,8 @@ class ProgressDisplay:
 
     def __init__(self, target_steps: int | None) -> None:
         self.target_steps = target_steps
+        # Set once the env steps trained differ from those sampled; then both rates show for the rest of the run.
+        self._split_throughput = False
 
     def start(self, header: str) -> None:
         pass
@@ -26,8 +28,10 @@ class ProgressDisplay:
 
     def status(self, metrics: Mapping[str, Any]) -> dict[str, str]:
         steps = metrics.get("num_env_steps_sampled_lifetime", 0)
+        trained = metrics.get("num_env_steps_trained_lifetime", steps)
         ret = metrics.get("env_runners/episode_return_mean")
-        sps = steps / max(metrics.get("time_total_s", 0.0), 1e-9)
+        elapsed = max(metrics.get("time_total_s", 0.0), 1e-9)
+        sps = steps / elapsed
         eta = "?"
         if self.target_steps and steps and sps > 0:
             eta = f"{max(self.target_steps - steps, 0) / sps:.0f}s"
@@ -36,9 +40,20 @@ class ProgressDisplay:
             "iter": str(metrics.get("training_iteration", 0)),
             "env steps": f"{steps:,}{target}",
             "return": "-" if ret is None else f"{ret:.1f}",
-            "steps/s": f"{sps:,.0f}",
+            **self._throughput(sps, trained / elapsed, trained != steps),
             "eta": eta,
         }
+
+    def _throughput(self, sampled_per_s: float, trained_per_s: float, differ: bool) -> dict[str, str]:
+        """One rate while every sampled step is trained once (PPO); sampled and trained apart otherwise.
+
+        Asynchronous algorithms train behind their runners (IMPALA) or replay batches (APPO, DQN), so
+        one number would hide whether the runners or the learners set the pace.
+        """
+        self._split_throughput = self._split_throughput or differ
+        if not self._split_throughput:
+            return {"steps/s": f"{sampled_per_s:,.0f}"}
+        return {"sampled/s": f"{sampled_per_s:,.0f}", "trained/s": f"{trained_per_s:,.0f}"}
 
 
 class PlainDisplay(ProgressDisplay):

@@ -51,8 +51,6 @@ class IMPALASchema(AlgoSchema):
     vtrace_clip_pg_rho_threshold: float = 1.0
     # Learner updates between two weight broadcasts to the env runners.
     broadcast_interval: int = 1
-    # A remote env runner that has not returned a fragment for this long is taken for hung and replaced.
-    sample_timeout_s: float = 60.0
 
 
 class IMPALA(Algorithm):
@@ -101,7 +99,7 @@ class IMPALA(Algorithm):
         taken: list[Fragment] = []
         while rows < self.config.train_batch_size:
             if not self._fragments:
-                self._fragments.extend(self.env_runner_group.sample_async(self.config.sample_timeout_s))
+                self._fragments.extend(self.env_runner_group.sample_async())
             fragment = self._fragments.popleft()
             taken.append(fragment)
             rows += fragment.batch[Columns.LOSS_MASK].size
@@ -166,4 +164,3 @@ class IMPALAConfig(AlgorithmConfig):
         check(isinstance(self.broadcast_interval, int) and self.broadcast_interval >= 1,
               "algo.broadcast_interval must be an integer >= 1 (learner updates between weight broadcasts)",
               self.broadcast_interval)
-        check(self.sample_timeout_s > 0, "algo.sample_timeout_s must be > 0", self.sample_timeout_s)
