@@ -36,6 +36,7 @@ def cartpole_config(**training) -> IMPALAConfig:
     ({"broadcast_interval": 0}, "algo.broadcast_interval must be an integer >= 1"),
     ({"vtrace_clip_rho_threshold": 0.0}, "algo.vtrace_clip_rho_threshold must be > 0"),
     ({"vtrace_clip_pg_rho_threshold": -1.0}, "algo.vtrace_clip_pg_rho_threshold must be > 0"),
+    ({"lambda_": 1.5}, "algo.lambda_ must be in [0, 1]"),
     ({"vf_loss_coeff": -0.5}, "algo.vf_loss_coeff must be >= 0"),
     ({"entropy_coeff": -0.1}, "algo.entropy_coeff must be >= 0"),
     ({"minibatch_size": 16}, "algo.minibatch_size must hold at least learners.num (0) env columns of "
@@ -56,7 +57,7 @@ def test_minibatch_size_defaults_to_the_train_batch() -> None:
     (["algo.broadcast_interval=-2"], ["algo.broadcast_interval must be an integer >= 1", "-2"]),
     (["algo.vtrace_clip_rho_threshold=0"], ["algo.vtrace_clip_rho_threshold must be > 0"]),
     (["algo.broadcast_interval=abc"], ["algo.broadcast_interval", "abc"]),
-    (["algo.lambda_=0.9"], ["algo.lambda_"]),
+    (["algo.lambda_=1.5"], ["algo.lambda_ must be in [0, 1]", "1.5"]),
     (["env_runners.sample_timeout_s=0"], ["env_runners.sample_timeout_s must be > 0", "0"]),
     (["algo.sample_timeout_s=5"], ["algo.sample_timeout_s"]),  # an env-runner key, as in RLlib
 ])
@@ -213,6 +214,10 @@ def test_ray_async_updates_report_lag_and_resume_continues_the_counters(ray_clus
     assert all(r["learner_group"]["num_updates_in_flight"] <= 3 for r in results)
     assert results[-1]["env_runners"]["weights_version"] in (10, 12)
     assert 0 < saved["num_env_steps_trained_lifetime"] <= saved["num_env_steps_sampled_lifetime"]
+    # An iteration in which no update finished repeats the newest finished update's metrics.
+    finished = np.cumsum([r["learner_group"]["num_updates_finished"] for r in results])
+    assert finished[-1] >= 12 - 3
+    assert [DEFAULT_MODULE_ID in r["learners"] for r in results] == [n > 0 for n in finished]
     assert "mean_vtrace_rho" in saved["learners"][DEFAULT_MODULE_ID]
     assert all(r["env_runners"]["num_sample_requests_in_flight"] == 2 for r in results)
 

@@ -27,8 +27,10 @@ def random_fragment(seed: int, T: int = 12, B: int = 5) -> dict[str, torch.Tenso
     }
 
 
-def reference(f: dict[str, torch.Tensor], rho_bar: float, pg_rho_bar: float, c_bar: float) -> tuple[np.ndarray, ...]:
-    """Eq. (1) of the paper one (s, b) at a time: v_s = V(x_s) + sum_t gamma^(t-s) (prod_{i<t} c_i) delta_t."""
+def reference(f: dict[str, torch.Tensor], rho_bar: float, pg_rho_bar: float, c_bar: float,
+              lam: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Eq. (1) of the paper one (s, b) at a time: v_s = V(x_s) + sum_t gamma^(t-s) (prod_{i<t} c_i) delta_t,
+    with c_i = lam * min(c_bar, pi/mu) (the paper's Retrace-style lambda)."""
     d = {k: (v if v.dtype == torch.bool else v.double()).numpy() for k, v in f.items()}
     T, B = d["values"].shape
     ratio = np.exp(d["target_logp"] - d["behaviour_logp"])
@@ -49,7 +51,7 @@ def reference(f: dict[str, torch.Tensor], rho_bar: float, pg_rho_bar: float, c_b
                 total += GAMMA ** (t - s) * trace * delta(t, b)
                 if done[t, b]:
                     break
-                trace *= min(c_bar, ratio[t, b])
+                trace *= lam * min(c_bar, ratio[t, b])
             vs[s, b] = d["values"][s, b] + total
     adv = np.zeros((T, B))
     for b in range(B):
@@ -62,27 +64,30 @@ def reference(f: dict[str, torch.Tensor], rho_bar: float, pg_rho_bar: float, c_b
 
 
 @pytest.mark.parametrize("seed", range(4))
-@pytest.mark.parametrize(("rho_bar", "pg_rho_bar", "c_bar"), [(1.0, 1.0, 1.0), (0.5, 2.0, 0.8), (10.0, 10.0, 10.0)])
+@pytest.mark.parametrize(("rho_bar", "pg_rho_bar", "c_bar", "lam"),
+                         [(1.0, 1.0, 1.0, 1.0), (0.5, 2.0, 0.8, 1.0), (10.0, 10.0, 10.0, 1.0), (1.0, 1.0, 1.0, 0.7)])
 def test_vtrace_matches_the_per_step_reference_across_episode_and_fragment_ends(
-    seed: int, rho_bar: float, pg_rho_bar: float, c_bar: float
+    seed: int, rho_bar: float, pg_rho_bar: float, c_bar: float, lam: float
 ) -> None:
     f = random_fragment(seed)
     assert f["terminateds"].any() and f["truncateds"].any()
     out = vtrace(**f, gamma=GAMMA, clip_rho_threshold=rho_bar, clip_pg_rho_threshold=pg_rho_bar,
-                 clip_c_threshold=c_bar)
-    vs, adv = reference(f, rho_bar, pg_rho_bar, c_bar)
+                 clip_c_threshold=c_bar, lambda_=lam)
+    vs, adv = reference(f, rho_bar, pg_rho_bar, c_bar, lam)
     np.testing.assert_allclose(out.vs.numpy(), vs, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.pg_advantages.numpy(), adv, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out.rhos.numpy(), np.exp((f["target_logp"] - f["behaviour_logp"]).numpy()), rtol=1e-6)
 
 
-def test_on_policy_vtrace_targets_are_gae_lambda_one_targets() -> None:
-    """With pi = mu and thresholds >= 1, v_s is the discounted return to the episode or fragment end (lambda = 1)."""
+@pytest.mark.parametrize("lam", [1.0, 0.8, 0.0])
+def test_on_policy_vtrace_targets_are_gae_targets(lam: float) -> None:
+    """With pi = mu and thresholds >= 1, v_s is GAE(lambda)'s value target (lambda = 1: the discounted return to the
+    episode or fragment end)."""
     f = random_fragment(7)
     f["target_logp"] = f["behaviour_logp"].clone()
-    out = vtrace(**f, gamma=GAMMA)
+    out = vtrace(**f, gamma=GAMMA, lambda_=lam)
     values = f["values"].numpy()
     next_values = np.concatenate([values[1:], f["bootstrap_value"].numpy()[None]])
     _, targets = compute_gae(f["rewards"].numpy(), values, next_values, f["terminateds"].numpy(),
-                             f["truncateds"].numpy(), GAMMA, 1.0)
+                             f["truncateds"].numpy(), GAMMA, lam)
     np.testing.assert_allclose(out.vs.numpy(), targets, rtol=1e-5, atol=1e-5)

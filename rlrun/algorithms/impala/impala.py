@@ -49,6 +49,8 @@ class IMPALASchema(AlgoSchema):
     entropy_coeff: float = 0.01
     vtrace_clip_rho_threshold: float = 1.0
     vtrace_clip_pg_rho_threshold: float = 1.0
+    # V-trace's trace-cutting lambda (c_t = lambda * min(1, pi/mu)); 1.0 is the paper's V-trace.
+    lambda_: float = 1.0
     # Learner updates between two weight broadcasts to the env runners.
     broadcast_interval: int = 1
 
@@ -63,6 +65,8 @@ class IMPALA(Algorithm):
         # Fragments sampled but not yet in a train batch, and the env steps of updates still running.
         self._fragments: deque[Fragment] = deque()
         self._steps_in_flight: deque[int] = deque()
+        # Learner metrics of the newest iteration in which an update finished (see training_step).
+        self._last_learner_results: dict[str, Any] = {}
 
     def training_step(self) -> dict[str, Any]:
         with self.timer("env_runner_sampling_timer"):
@@ -74,6 +78,10 @@ class IMPALA(Algorithm):
                 learner_results += self._update(train_batch)
         with self.timer("synch_weights"):
             self._broadcast_if_due()
+        # With async updates an iteration can end before any update finished: like RLlib's metrics logger,
+        # keep reporting the newest learner metrics, so a row never lacks its loss columns.
+        if learner_results:
+            self._last_learner_results = mean_learner_results(learner_results)
         return {
             "env_runners": {
                 "num_env_steps_sampled": env_steps,
@@ -81,8 +89,9 @@ class IMPALA(Algorithm):
                 "num_fragments_queued": len(self._fragments),
                 "weights_version": self.env_runner_group.weights_version,
             },
-            "learners": mean_learner_results(learner_results),
+            "learners": self._last_learner_results,
             "learner_group": {
+                "num_updates_finished": len(learner_results),
                 "num_updates_in_flight": len(self._steps_in_flight),
                 "policy_lag_mean": float(np.mean(lags)),
                 "policy_lag_max": int(np.max(lags)),
@@ -159,6 +168,7 @@ class IMPALAConfig(AlgorithmConfig):
               self.vtrace_clip_rho_threshold)
         check(self.vtrace_clip_pg_rho_threshold > 0, "algo.vtrace_clip_pg_rho_threshold must be > 0",
               self.vtrace_clip_pg_rho_threshold)
+        check(0 <= self.lambda_ <= 1, "algo.lambda_ must be in [0, 1]", self.lambda_)
         check(self.vf_loss_coeff >= 0, "algo.vf_loss_coeff must be >= 0", self.vf_loss_coeff)
         check(self.entropy_coeff >= 0, "algo.entropy_coeff must be >= 0", self.entropy_coeff)
         check(isinstance(self.broadcast_interval, int) and self.broadcast_interval >= 1,

@@ -69,6 +69,7 @@ class IMPALATorchLearner(TorchLearner):
             gamma=self.config.gamma,
             clip_rho_threshold=self.config.vtrace_clip_rho_threshold,
             clip_pg_rho_threshold=self.config.vtrace_clip_pg_rho_threshold,
+            lambda_=self.config.lambda_,
         )
         return VTraceReturns(*(x.T for x in out))
 
