@@ -9,8 +9,13 @@ For each preset and seed, one after the other (so both sides see the same machin
   (SB3's DQN collects `train_freq` = 256 steps at a time, so it may take up to 255 more).
 
 Each run is a fresh process timed from spawn to exit (what a user waits for; both
-sides end with a final evaluation of 10 deterministic episodes, whose mean return
-is the run's return), with the peak PSS of its process tree. Gradient updates/s
+sides end with a final evaluation of 10 deterministic episodes, as the presets'
+goals are set), with the peak PSS of its process tree. Ten episodes are too few to
+compare two returns: Pendulum's start state alone moves an episode's return between
+about 0 and -350, so one seed's 10-episode mean varies by about +-30 with the draw of
+starts. So each side's final policy then plays `--return-episodes` (100) more greedy
+episodes in a separate, untimed process (`rlrun-eval` on the run's final checkpoint;
+sb3_offpolicy.py --load on the saved model), and the return comparison uses their mean. Gradient updates/s
 count over the training loop: rlrun's learner updates over `time_total_s`, SB3's
 `_n_updates` over its `learn` call. Both sides use one torch thread (rlrun's
 learner: `learners.num_cpus_per_learner` = 1; SB3: rl-zoo3's `--num-threads 1`),
@@ -18,7 +23,7 @@ so the ratio compares implementations, not thread settings: torch's default of a
 thread per core made SB3's SAC ten times slower on a busy 2-core machine
 (`--sb3-num-threads -1` measures that default). It prints markdown tables, per
 seed and as medians with the ratios rlrun / SB3, against the targets of issue 8:
-at most half of SB3's wall time, and a final return at least SB3's.
+at most half of SB3's wall time, and a final return (the 100-episode mean) at least SB3's.
 
 Then the replay buffers, in this process, filled with real fragments of each
 preset's env (4 sub-envs x 64 steps from an EnvRunner with an untrained policy):
@@ -31,12 +36,14 @@ A preset whose yaml does not exist (yet) is skipped with a note. `--quick` check
 the script end to end (2k env steps, seed 0, a small buffer, few repetitions); its
 numbers are no benchmark.
 
-Usage: python scripts/bench_offpolicy.py [--presets cartpole_dqn pendulum_sac] [--seeds 0 1 2] [--quick]
+Usage: python scripts/bench_offpolicy.py [--presets cartpole_dqn pendulum_sac] [--seeds 0 1 2]
+       [--return-episodes 100] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -46,7 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bench_common import BENCH_PY, ensure_bench_venv, median_of, run_rlrun, run_watched
+from bench_common import BENCH_PY, RLRUN, ensure_bench_venv, median_of, run_rlrun, run_watched
 
 import rlrun.conf
 from rlrun.algorithms.ppo import PPOConfig
@@ -81,50 +88,71 @@ class Budget:
     timesteps: int | None  # None: each preset's own step budget
     buffer_capacity: int
     repeats: int
+    return_episodes: int
 
 
-def run_rlrun_preset(name: str, seed: int, timesteps: int | None, workdir: Path) -> dict[str, float]:
-    """`rlrun experiment=<name> seed=<seed>` to its budget (or `timesteps` env steps) in a fresh process."""
+def run_rlrun_preset(name: str, seed: int, timesteps: int | None, workdir: Path,
+                     return_episodes: int) -> dict[str, float]:
+    """`rlrun experiment=<name> seed=<seed>` to its budget (or `timesteps` env steps) in a fresh process, then
+    `return_episodes` greedy episodes of its final checkpoint with `rlrun-eval` (untimed)."""
     stop = [f"stop.timesteps={timesteps}"] if timesteps else []
-    run, rows = run_rlrun([f"experiment={name}", f"seed={seed}", *stop], workdir / f"{name}-seed{seed}")
+    run_dir = workdir / f"{name}-seed{seed}"
+    run, rows = run_rlrun([f"experiment={name}", f"seed={seed}", *stop], run_dir)
     last = rows[-1]
+    run_watched([str(Path(RLRUN).with_name("rlrun-eval")), f"checkpoint={run_dir}/checkpoints/final",
+                 f"episodes={return_episodes}"])
+    report = json.loads(max(run_dir.glob("eval_*.json"), key=lambda p: p.stat().st_mtime).read_text())
     return {"steps": last["num_env_steps_sampled_lifetime"], "exit_s": run.exit_s, "peak_mb": run.peak_mb,
             "eval_return": last["evaluation/episode_return_mean"],
-            "updates_per_s": last["num_learner_updates_lifetime"] / last["time_total_s"]}
+            "updates_per_s": last["num_learner_updates_lifetime"] / last["time_total_s"],
+            **return_stats(report["episode_returns"])}
 
 
-def run_sb3(preset: Preset, seed: int, steps: int, num_threads: int) -> dict[str, float]:
-    """SB3 with rl-zoo3's hyperparameters for `steps` env steps in a fresh process of the bench venv."""
-    run = run_watched([str(BENCH_PY), str(SB3_SCRIPT), f"--algo={preset.algo}", f"--env={preset.env_id}",
-                       f"--seed={seed}", f"--timesteps={steps}", f"--num-threads={num_threads}"])
+def run_sb3(preset: Preset, seed: int, steps: int, num_threads: int, workdir: Path,
+            return_episodes: int) -> dict[str, float]:
+    """SB3 with rl-zoo3's hyperparameters for `steps` env steps in a fresh process of the bench venv, then
+    `return_episodes` greedy episodes of the saved model in another (untimed)."""
+    script = [str(BENCH_PY), str(SB3_SCRIPT), f"--algo={preset.algo}", f"--env={preset.env_id}", f"--seed={seed}"]
+    model = workdir / f"sb3-{preset.algo}-seed{seed}.zip"
+    run = run_watched([*script, f"--timesteps={steps}", f"--num-threads={num_threads}", f"--save={model}"])
     result = run.last_json()
+    returns = run_watched([*script, f"--load={model}", f"--eval-episodes={return_episodes}"]).last_json()
     return {"steps": result["steps"], "exit_s": run.exit_s, "peak_mb": run.peak_mb,
-            "eval_return": result["eval_return"], "updates_per_s": result["updates"] / result["learn_s"]}
+            "eval_return": result["eval_return"], "updates_per_s": result["updates"] / result["learn_s"],
+            **return_stats(returns["eval_returns"])}
 
 
-def print_runs(results: dict[str, dict[str, list[dict[str, float]]]], seeds: list[int]) -> None:
+def return_stats(returns: list[float]) -> dict[str, float]:
+    """Mean of the episodes' returns and its standard error."""
+    return {"return_mean": statistics.mean(returns),
+            "return_se": statistics.stdev(returns) / len(returns) ** 0.5 if len(returns) > 1 else float("nan")}
+
+
+def print_runs(results: dict[str, dict[str, list[dict[str, float]]]], seeds: list[int], episodes: int) -> None:
     """Per-seed markdown table."""
-    print("| preset | seed | side | env steps | wall s | eval return | updates/s | peak MiB |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print(f"| preset | seed | side | env steps | wall s | eval return (10) | return ({episodes}) ± se | updates/s "
+          "| peak MiB |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for name, sides in results.items():
         for i, seed in enumerate(seeds):
             for side, runs in sides.items():
                 r = runs[i]
                 print(f"| {name} | {seed} | {side} | {r['steps']:,.0f} | {r['exit_s']:.1f} | {r['eval_return']:.1f} "
-                      f"| {r['updates_per_s']:,.0f} | {r['peak_mb']:,.0f} |")
+                      f"| {r['return_mean']:.1f} ± {r['return_se']:.1f} | {r['updates_per_s']:,.0f} "
+                      f"| {r['peak_mb']:,.0f} |")
 
 
-def print_ratios(results: dict[str, dict[str, list[dict[str, float]]]]) -> None:
+def print_ratios(results: dict[str, dict[str, list[dict[str, float]]]], episodes: int) -> None:
     """Medians over seeds, rlrun / SB3, with the issue's targets."""
-    print(f"| preset | wall s rlrun / SB3 | ratio (target <= {TARGET_WALL_RATIO}) | eval return rlrun / SB3 "
+    print(f"| preset | wall s rlrun / SB3 | ratio (target <= {TARGET_WALL_RATIO}) | return ({episodes}) rlrun / SB3 "
           "| return >= SB3 | updates/s rlrun / SB3 (ratio) | peak MiB rlrun / SB3 (ratio) |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, sides in results.items():
         ours, ref = sides["rlrun"], sides["sb3"]
         wall = median_of(ours, "exit_s") / median_of(ref, "exit_s")
         wall_verdict = "met" if wall <= TARGET_WALL_RATIO else "MISSED"
-        ret_ours, ret_ref = median_of(ours, "eval_return"), median_of(ref, "eval_return")
-        seeds_at_least = sum(o["eval_return"] >= r["eval_return"] for o, r in zip(ours, ref))
+        ret_ours, ret_ref = median_of(ours, "return_mean"), median_of(ref, "return_mean")
+        seeds_at_least = sum(o["return_mean"] >= r["return_mean"] for o, r in zip(ours, ref))
         ret_verdict = f"{'met' if ret_ours >= ret_ref else 'MISSED'} ({seeds_at_least}/{len(ours)} seeds)"
         cells = [f"{median_of(ours, 'exit_s'):.1f} / {median_of(ref, 'exit_s'):.1f}", f"{wall:.2f} {wall_verdict}",
                  f"{ret_ours:.1f} / {ret_ref:.1f}", ret_verdict]
@@ -193,8 +221,11 @@ def main() -> None:
     parser.add_argument("--sb3-num-threads", type=int, default=1,
                         help="torch threads of the SB3 runs (default 1, as rlrun's learner; -1: torch's default)")
     parser.add_argument("--quick", action="store_true", help="a smoke test of this script, not a benchmark")
+    parser.add_argument("--return-episodes", type=int,
+                        help="greedy episodes of each final policy for the return comparison (default 100; --quick: 5)")
     args = parser.parse_args()
-    budget = (Budget([0], 2000, 10_000, 100) if args.quick else Budget([0, 1, 2], None, 100_000, 1000))
+    budget = (Budget([0], 2000, 10_000, 100, 5) if args.quick else Budget([0, 1, 2], None, 100_000, 1000, 100))
+    episodes = args.return_episodes or budget.return_episodes
     seeds, timesteps = args.seeds or budget.seeds, args.timesteps or budget.timesteps
     names = []
     for name in args.presets:
@@ -211,14 +242,15 @@ def main() -> None:
             for name in names:
                 results[name] = {"rlrun": [], "sb3": []}
                 for seed in seeds:
-                    ours = run_rlrun_preset(name, seed, timesteps, Path(tmp))
+                    ours = run_rlrun_preset(name, seed, timesteps, Path(tmp), episodes)
                     results[name]["rlrun"].append(ours)
-                    results[name]["sb3"].append(run_sb3(PRESETS[name], seed, int(ours["steps"]), args.sb3_num_threads))
+                    results[name]["sb3"].append(run_sb3(PRESETS[name], seed, int(ours["steps"]), args.sb3_num_threads,
+                                                        Path(tmp), episodes))
                     print(f"{name} seed {seed}: done", flush=True)
         print()
-        print_runs(results, seeds)
+        print_runs(results, seeds, episodes)
         print()
-        print_ratios(results)
+        print_ratios(results, episodes)
         print()
     print_replay_bench(sorted({PRESETS[name].env_id for name in args.presets}), budget.buffer_capacity, budget.repeats)
 

@@ -11,8 +11,12 @@ Monitor-wrapped envs in a DummyVecEnv). It trains for `--timesteps` env steps
 (greedy / mean action, as rlrun's final evaluation) on a separately seeded env and
 prints one JSON line: {"seed", "steps", "updates", "learn_s", "eval_return"}.
 `--num-threads` is rl-zoo3's train.py option of the same name (default: torch's).
+`--save PATH` keeps the trained model; `--load PATH` then only evaluates it (in a
+process of its own, so a long evaluation is not part of the training run's time)
+and prints {"seed", "eval_returns"}.
 
 Usage: .venv-bench/bin/python scripts/sb3_offpolicy.py --algo dqn --env CartPole-v1 --seed 0 [--timesteps 50000]
+           [--save model.zip | --load model.zip --eval-episodes 100]
 """
 
 from __future__ import annotations
@@ -42,17 +46,27 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--num-threads", type=int, default=-1,
                         help="torch threads, as rl-zoo3's train.py option (-1: torch's default, one per core)")
+    parser.add_argument("--save", help="write the trained model here (SB3's zip)")
+    parser.add_argument("--load", help="evaluate this saved model instead of training")
     args = parser.parse_args()
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     zoo = zoo_setup(args.algo, args.env)
+    eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + EVAL_SEED_OFFSET)
+    if args.load:
+        model = ALGOS[args.algo].load(args.load, device="cpu")
+        returns, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True,
+                                     return_episode_rewards=True)
+        print(json.dumps({"seed": args.seed, "eval_returns": [float(r) for r in returns]}))
+        return
     env = make_vec_env(args.env, n_envs=zoo.n_envs, seed=args.seed)
     model = ALGOS[args.algo](zoo.policy, env, seed=args.seed, verbose=0, **zoo.kwargs)
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps or zoo.n_timesteps)
     learn_s = time.perf_counter() - start
-    eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + EVAL_SEED_OFFSET)
     eval_return, _ = evaluate_policy(model, eval_env, n_eval_episodes=args.eval_episodes, deterministic=True)
+    if args.save:
+        model.save(args.save)
     print(json.dumps({"seed": args.seed, "steps": model.num_timesteps, "updates": model._n_updates,
                       "learn_s": learn_s, "eval_return": float(eval_return)}))
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlrun.algorithms.algorithm import Algorithm, mean_learner_results
+from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check, check_schedule
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import AlgoSchema
@@ -64,7 +64,7 @@ class OffPolicySchema(AlgoSchema):
     num_epochs: int = 1
     replay_buffer: ReplayBufferSchema = field(default_factory=ReplayBufferSchema)
     n_step: int = 1
-    target_network_update_freq: int = 0  # env steps between target updates (0 = after every update)
+    target_network_update_freq: int = 0  # env steps between target updates (0 = after every gradient step)
     tau: float = 1.0  # polyak coefficient; 1.0 = hard copy
     num_steps_sampled_before_learning_starts: int = 1000
     # Trained rows per sampled env step (updates per iteration = this * steps / train_batch_size); null = 1 update.
@@ -94,27 +94,36 @@ class OffPolicyAlgorithm(Algorithm):
         self.counters["num_env_steps_sampled_lifetime"] += env_steps
         self.replay_buffer.add(batch)
         sampled = self.counters["num_env_steps_sampled_lifetime"]
-        learner_results: list[dict[str, Any]] = []
         with self.timer("learner_update_timer"):
-            for _ in range(self._num_updates()):
-                train_batch = self.replay_buffer.sample(
-                    self.config.train_batch_size, n_step=self.config.n_step, gamma=self.config.gamma,
-                    beta=self._beta.value(sampled))
-                indices = train_batch.pop(Columns.INDICES)
-                results = self.learner_group.update(batch=train_batch,
-                                                    timesteps={"num_env_steps_sampled_lifetime": sampled})[0]
-                for module_results in results.values():
-                    self.replay_buffer.update_priorities(indices, module_results.pop(TD_ERROR))
-                learner_results.append(results)
-                self.counters["num_learner_updates_lifetime"] += 1
-                self.counters["num_env_steps_trained_lifetime"] += self.config.train_batch_size
+            num_updates = self._num_updates()
+            learner_results = self._update(num_updates, sampled) if num_updates else {}
         with self.timer("synch_weights"):
             self.sync_weights()
         return {
             "env_runners": {"num_env_steps_sampled": env_steps, **self.exploration_metrics()},
-            "learners": mean_learner_results(learner_results),
+            "learners": learner_results,
             "replay_buffer": self.replay_buffer.get_metrics(),
         }
+
+    def _update(self, num_updates: int, sampled: int) -> dict[str, Any]:
+        """`num_updates` train batches drawn at once and trained in one learner call (RLlib's form).
+
+        The learner cuts the rows into `minibatch_size` minibatches, so the gradient steps are those of
+        `num_updates` separate updates, without paying the sampling, batch conversion and result gathering
+        once per step. Within an iteration no env steps pass, so the lr schedule and beta are the same for all
+        of them, and a target network counted in env steps moves once, after the last step rather than the
+        first (`target_network_update_freq: 0` still moves it after every step). Priorities are set after all.
+        """
+        train_batch = self.replay_buffer.sample(
+            num_updates * self.config.train_batch_size, n_step=self.config.n_step, gamma=self.config.gamma,
+            beta=self._beta.value(sampled))
+        indices = train_batch.pop(Columns.INDICES)
+        results = self.learner_group.update(batch=train_batch, timesteps={"num_env_steps_sampled_lifetime": sampled})[0]
+        for module_results in results.values():
+            self.replay_buffer.update_priorities(indices, module_results.pop(TD_ERROR))
+        self.counters["num_learner_updates_lifetime"] += num_updates
+        self.counters["num_env_steps_trained_lifetime"] += num_updates * self.config.train_batch_size
+        return results
 
     def _num_updates(self) -> int:
         """Updates owed now: none before learning starts, then `training_intensity` trained rows per env step."""

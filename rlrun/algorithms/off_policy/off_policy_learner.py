@@ -2,11 +2,12 @@
 
 After each gradient-based update the target networks move towards the online
 ones (polyak with `tau`, 1.0 = hard copy) every `target_network_update_freq`
-env steps; the module lists its (online, target) pairs with
-`get_target_network_pairs()`, as RLlib's target-network API does. A loss
-reports each row's TD error with `record_td_errors`; `update` returns them
-(`td_error`, numpy, in the batch's row order, the mean over epochs, gathered
-over DDP ranks) so the algorithm can set replay priorities.
+env steps, or after every gradient step when that is 0; the module lists its
+(online, target) pairs with `get_target_network_pairs()`, as RLlib's
+target-network API does. A loss reports each row's TD error with
+`record_td_errors`; `update` returns them (`td_error`, numpy, in the batch's
+row order, the mean over epochs, gathered over DDP ranks) so the algorithm can
+set replay priorities.
 """
 
 from __future__ import annotations
@@ -60,18 +61,26 @@ class OffPolicyTorchLearner(TorchLearner):
             result[TD_ERROR] = (sums / counts.clamp(min=1)).cpu().numpy()
         return results
 
+    def after_gradient_step(self, *, module_id: str) -> None:
+        """`target_network_update_freq: 0`: the targets follow every gradient step (SAC's polyak averaging)."""
+        super().after_gradient_step(module_id=module_id)
+        if self.config.target_network_update_freq == 0:
+            self.update_target_networks(module_id, self.config.tau)
+
     def after_gradient_based_update(self, *, timesteps: Mapping[str, int]) -> None:
         """Every `target_network_update_freq` env steps: target <- tau * online + (1 - tau) * target."""
         super().after_gradient_based_update(timesteps=timesteps)
         now = timesteps.get("num_env_steps_sampled_lifetime", 0)
+        freq = self.config.target_network_update_freq
         for module_id in self.module:
-            if now - self.learner_vars[module_id][LAST_TARGET_UPDATE] >= self.config.target_network_update_freq:
-                self.update_target_networks(module_id, self.config.tau)
+            if now - self.learner_vars[module_id][LAST_TARGET_UPDATE] >= freq:
+                if freq:  # 0: the targets already followed every gradient step
+                    self.update_target_networks(module_id, self.config.tau)
                 self.learner_vars[module_id][LAST_TARGET_UPDATE] = now
 
     def update_target_networks(self, module_id: str, tau: float) -> None:
         """Polyak-average every (online, target) pair of the module; tau = 1 copies."""
-        with torch.no_grad():
-            for online, target in self.module[module_id].get_target_network_pairs():
-                for p, tp in zip(online.parameters(), target.parameters()):
-                    tp.lerp_(p, tau)
+        pairs = self.module[module_id].get_target_network_pairs()
+        with torch.no_grad():  # one fused call for all tensors: SAC does this after every gradient step
+            torch._foreach_lerp_([p for _, target in pairs for p in target.parameters()],
+                                 [p for online, _ in pairs for p in online.parameters()], tau)

@@ -9,7 +9,7 @@ implementation every shipped algorithm uses.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,10 @@ class Learner:
     def after_gradient_based_update(self, *, timesteps: Mapping[str, int]) -> None:
         """Non-gradient changes after the update (KL coefficients, target networks, ...)."""
 
+    def after_gradient_step(self, *, module_id: str) -> None:
+        """Non-gradient changes after each minibatch's optimizer step: an update may hold many steps, and
+        some changes must follow every one (SAC's polyak-averaged target networks)."""
+
     def build_train_batch(self, module_id: str, batch: Mapping[str, Any]) -> TensorDict:
         """Turn a sampled time-major batch into flat training rows on the learner's device.
 
@@ -132,6 +136,9 @@ class Learner:
             distributed.broadcast_parameters(self._module)
         self._built = True  # the optimizer hook below already uses `self.module`
         self._optimizers = {mid: _named(self.configure_optimizers_for_module(mid, config)) for mid in self._module}
+        # The config's learning rates, which a restored optimizer state must not override (see set_state).
+        self._config_lrs = {mid: {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
+                            for mid, optimizers in self._optimizers.items()}
         self._lr_schedule = PiecewiseSchedule(config.lr_schedule) if config.lr_schedule else None
         self._generator = torch.Generator().manual_seed(config.seed)
         # Metrics logged outside `update()` (e.g. calling the loss by hand) land here and are dropped.
@@ -183,6 +190,16 @@ class Learner:
         perm = torch.randperm(num_rows, generator=self._generator)
         return torch.tensor_split(perm, max(1, math.ceil(num_rows / self.config.minibatch_size)))
 
+    def minibatch_shares(self, num_rows: int) -> Iterator[tuple[torch.Tensor, float, int]]:
+        """One epoch as (this rank's row indices, its share of the minibatch's rows, the minibatch's rows).
+
+        Every rank holds the whole batch and trains on its slice of each minibatch. The shares of all
+        ranks sum to 1: they weigh the gradient average and the metrics.
+        """
+        for indices in self.minibatches(num_rows):
+            own = distributed.rank_rows(indices, self._rank, self._world_size) if self._world_size > 1 else indices
+            yield own, len(own) / len(indices), len(indices)
+
     def _update_module(self, module_id: str, rows: TensorDict) -> dict[str, float]:
         optimizers = self._optimizers[module_id]
         params = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
@@ -193,11 +210,8 @@ class Learner:
         self._minibatch_weights = []
         rows_trained = 0
         for _ in range(self.config.num_epochs):
-            for indices in self.minibatches(num_rows):
-                own = distributed.rank_rows(indices, self._rank, self._world_size) if self._world_size > 1 else indices
+            for own, weight, minibatch_rows in self.minibatch_shares(num_rows):
                 minibatch = {k: v[own.to(self.device)] for k, v in rows.items()}
-                # This rank's share of the minibatch: it weighs the gradient average and the metrics.
-                weight = len(own) / len(indices)
                 self._minibatch_metrics.append({})
                 self._minibatch_weights.append(weight)
                 fwd_out = self._module[module_id].forward_train(minibatch)
@@ -213,8 +227,9 @@ class Learner:
                          for name in optimizers}
                 for optimizer in optimizers.values():
                     optimizer.step()
+                self.after_gradient_step(module_id=module_id)
                 self.log_metrics(total_loss=loss.detach(), **norms)
-                rows_trained += len(indices)
+                rows_trained += minibatch_rows
         metrics = self._mean_minibatch_metrics()
         for name, optimizer in optimizers.items():
             metrics[f"{name}_learning_rate"] = optimizer.param_groups[0]["lr"]
@@ -268,7 +283,12 @@ class Learner:
             self._module.set_state(state[COMPONENT_RL_MODULE])
         for mid, opt_states in state.get(COMPONENT_OPTIMIZER, {}).items():
             for name, opt_state in _by_optimizer_name(opt_states).items():
-                self._optimizers[mid][name].load_state_dict(opt_state)
+                optimizer = self._optimizers[mid][name]
+                optimizer.load_state_dict(opt_state)
+                # The moments continue, at this learner's configured rate: a resumed run has the same one, and a
+                # Tune PBT trial that continues another trial's checkpoint has its own, perturbed, rate.
+                for group, lr in zip(optimizer.param_groups, self._config_lrs[mid][name]):
+                    group["lr"] = lr
         for mid, learner_vars in state.get(COMPONENT_LEARNER_VARS, {}).items():
             self.learner_vars[mid].update(learner_vars)
 
