@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint bench clean
+.PHONY: install run test test-all lint bench bench-presets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench: $(STAMP)
 	# Beside SB3 + rl-zoo3 (installs them into .venv-bench on first use).
 	$(PY) scripts/bench_vs_sb3.py
 	$(PY) scripts/bench_offpolicy.py
+	$(PY) scripts/bench_offline.py
+	$(PY) scripts/bench_sweeps.py
+
+bench-presets: $(STAMP)
+	# Every preset in rlrun/conf/experiment/, seeds 0 1 2: docs/benchmarks.md and docs/benchmarks/*.png.
+	$(PY) scripts/bench_presets.py
 
 clean:
 	rm -rf $(VENV) .venv-bench build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,11 +1,12 @@
-"""Console entry point `rlrun-eval`: evaluate a checkpoint's greedy policy.
+"""Console entry point `rlrun-eval`: evaluate a checkpoint's policy (greedy unless `explore=true`).
 
-    rlrun-eval checkpoint=<run dir or checkpoint dir> [episodes=10] [seed=<int>]
-               [video=true] [video_episodes=1] [video_format=auto|mp4|gif]
+    rlrun-eval checkpoint=<run dir or checkpoint dir> [episodes=10] [seed=<int>] [explore=false]
+               [video=true] [video_episodes=1] [video_format=auto|mp4|gif] [record=<dir or dataset id>]
 
 Arguments are Hydra-style `key=value` pairs (`rlrun-eval --help` lists them). Prints the return mean / std / min /
 max and the episode lengths, and writes `eval_<time>.json` (and with
-`video=true` a file in `videos/`) into the run directory. As with `rlrun`, a
+`video=true` a file in `videos/`) into the run directory; `record=` also writes
+the episodes as a Minari dataset that `offline.dataset` reads. As with `rlrun`, a
 mistake ends in one line `rlrun-eval: error: ...` and exit status 2.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, NoReturn
 
 from rlrun.config.errors import ConfigError
 from rlrun.core.checkpointing import CheckpointError
+from rlrun.data.offline.dataset import OfflineDataError
 from rlrun.env.env_creation import EnvError
 from rlrun.run.evaluation import EvalRequest, evaluate_checkpoint
 from rlrun.run.video import VIDEO_FORMATS
@@ -32,17 +34,20 @@ KEY_HELP = {
     "video": "also film greedy episodes into <run dir>/videos/",
     "video_episodes": "episodes to film",
     "video_format": f"{', '.join(VIDEO_FORMATS)} (auto: mp4 if imageio-ffmpeg is installed, else gif)",
+    "explore": "play the stochastic policy (as in training) instead of the greedy one",
+    "record": "write the episodes as a Minari dataset (a new directory, or a dataset id in the Minari root)",
 }
 EXAMPLES = """\
 examples:
   rlrun-eval checkpoint=outputs/2024-05-01/12-00-00 episodes=20
-  rlrun-eval checkpoint=outputs/2024-05-01/12-00-00/checkpoints/final video=true seed=7"""
+  rlrun-eval checkpoint=outputs/2024-05-01/12-00-00/checkpoints/final video=true seed=7
+  rlrun-eval checkpoint=outputs/2024-05-01/12-00-00 episodes=100 record=data/cartpole-ppo-expert-v0"""
 
 
 def usage() -> str:
     """The `rlrun-eval --help` page: every key with its default, and examples."""
     lines = ["usage: rlrun-eval checkpoint=<dir> [key=value ...]", "",
-             "Evaluates a checkpoint's greedy policy in this process (no Ray, no GPU), prints the return",
+             "Evaluates a checkpoint's policy in this process (no Ray, no GPU), prints the return",
              "mean / std / min / max and episode lengths, and writes eval_<time>-<pid>.json into the run",
              "directory.", "", "keys:"]
     for f in dataclasses.fields(EvalRequest):
@@ -92,16 +97,19 @@ def main() -> None:
         sys.exit(0)
     try:
         report = evaluate_checkpoint(parse_args(sys.argv[1:]))
-    except (ConfigError, CheckpointError, EnvError) as e:
+    except (ConfigError, CheckpointError, EnvError, OfflineDataError) as e:
         _exit_with_error(e)
+    policy = "stochastic" if report["explore"] else "greedy"
     print(f"checkpoint {report['checkpoint']} (iteration {report['iteration']}), {report['env']}, "
-          f"seed {report['seed']}, {report['num_episodes']} greedy episodes")
+          f"seed {report['seed']}, {report['num_episodes']} {policy} episodes")
     print(f"return  mean {report['episode_return_mean']:.2f}  std {report['episode_return_std']:.2f}  "
           f"min {report['episode_return_min']:.2f}  max {report['episode_return_max']:.2f}")
     print(f"length  mean {report['episode_len_mean']:.1f}  min {report['episode_len_min']}  "
           f"max {report['episode_len_max']}")
     if report["video"]:
         print(f"video   {report['video']}")
+    if report["dataset"]:
+        print(f"dataset {report['dataset']}")
     print(f"report  {report['report']}")
 
 

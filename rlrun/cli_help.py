@@ -19,8 +19,8 @@ _INTERNAL_GROUPS = {"hydra/job_logging"}
 # Groups without a schema of their own: what picking an option does.
 _GROUP_NOTES = {
     "experiment": "a tuned preset (none by default)",
-    "hparams_search": "an Optuna search (implies -m)",
-    "hydra/launcher": "sweep jobs run concurrently, one process each",
+    "hparams_search": "a study: Optuna, or Ray Tune with ASHA / PBT (implies -m)",
+    "hydra/launcher": "sweep jobs run concurrently, one process each (hydra/launcher=ray: Ray tasks)",
 }
 _WIDTH = 100
 _KEY_COLUMN = 34

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX
 from rlrun.algorithms.algorithm_config import MAX_NUMPY_SEED, AlgorithmConfig
+from rlrun.algorithms.offline import OfflineConfig
 from rlrun.algorithms.ppo.ppo import PPOConfig, PPOSchema
 from rlrun.algorithms.registry import get_algorithm_config_class
 from rlrun.config.convert import build_algorithm_config, validate_run
@@ -39,7 +40,7 @@ if str(TESTS_DIR) not in sys.path:  # `user_envs` must be importable for env.id=
 # The options each group is known to ship; the parametrization below discovers them from the package.
 EXPECTED_OPTIONS = {
     "algo": {"ppo"},
-    "env": {"cartpole", "acrobot", "pendulum", "lunarlander"},
+    "env": {"cartpole", "acrobot", "pendulum", "lunarlander", "lunarlander_continuous"},
     "model": {"default"},
     "learners": {"default"},
     "env_runners": {"default"},
@@ -47,7 +48,7 @@ EXPECTED_OPTIONS = {
     "experiment": {"cartpole_ppo_fast"},
 }
 ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",
-           "lunarlander": "LunarLander-v3"}
+           "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3"}
 
 
 def group_options(group: str) -> list[str]:
@@ -79,11 +80,30 @@ def test_every_expected_option_is_shipped():
         assert expected <= set(group_options(group)), group
 
 
+@pytest.fixture(scope="module")
+def cartpole_dataset(tmp_path_factory) -> str:
+    """A one-episode CartPole dataset, for the offline algorithms (and presets) to validate against."""
+    from rlrun.data.offline.writer import RecordedEpisode, write_dataset
+
+    env = gym.make("CartPole-v1")
+    path = tmp_path_factory.mktemp("data") / "cartpole-v0"
+    obs = env.observation_space.sample()
+    episode = RecordedEpisode(observations=np.stack([obs, obs]), actions=np.array([0]), rewards=np.array([1.0]),
+                              terminations=np.array([True]), truncations=np.array([False]),
+                              action_logp=np.zeros(1))
+    write_dataset(str(path), [episode], env_id="CartPole-v1", observation_space=env.observation_space,
+                  action_space=env.action_space, algorithm_name="test", rlrun_metadata={})
+    return str(path)
+
+
 @pytest.mark.parametrize(("group", "option"), ALL_OPTIONS, ids=[f"{g}={o}" for g, o in ALL_OPTIONS])
-def test_group_option_composes_and_validates(group: str, option: str):
+def test_group_option_composes_and_validates(group: str, option: str, cartpole_dataset: str):
     # An algorithm for Box actions only (SAC) is composed with a Box env: the default CartPole is Discrete.
     box_only = group == "algo" and gym.spaces.Discrete not in get_algorithm_config_class(option).supported_action_spaces
-    cfg, config = build(f"{group}={option}", *(["env=pendulum"] if box_only else []))
+    # An offline algorithm (or preset) validates against a dataset made here (the presets' own are made by a script).
+    offline = issubclass(get_algorithm_config_class(compose(f"{group}={option}").algo.name), OfflineConfig)
+    cfg, config = build(f"{group}={option}", *(["env=pendulum"] if box_only else []),
+                        *([f"offline.dataset={cartpole_dataset}"] if offline else []))
     assert type(config) is get_algorithm_config_class(cfg.algo.name)
     if group == "env":
         assert cfg.env.name == option

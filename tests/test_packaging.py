@@ -45,7 +45,7 @@ PROBE = textwrap.dedent(
                           "num_epochs": config.num_epochs, "num_envs": config.num_envs_per_env_runner,
                           "return_mean": cfg.stop.return_mean, "timesteps": cfg.stop.timesteps}
         out["envs"] = {name: hydra.compose("config", overrides=[f"env={name}"]).env.id
-                       for name in ("cartpole", "acrobot", "pendulum", "lunarlander")}
+                       for name in ("cartpole", "acrobot", "pendulum", "lunarlander", "lunarlander_continuous")}
 
     # The CLI entry point resolves `config_path="conf"` next to the installed rlrun/cli.py.
     from rlrun.cli import main
@@ -115,7 +115,7 @@ def test_installed_package_finds_its_configs(wheel: Path, tmp_path: Path):
                               "num_envs": written.env_runners.num_envs_per_runner,
                               "return_mean": written.stop.return_mean, "timesteps": written.stop.timesteps}
     assert out["envs"] == {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",
-                           "lunarlander": "LunarLander-v3"}
+                           "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3"}
     cli = out["cli"]
     assert cli["env"]["id"] == "Acrobot-v1"
     assert cli["algo"]["name"] == "ppo"

@@ -102,10 +102,11 @@ class Algorithm:
         return stats
 
     def evaluate(self, num_episodes: int = 10) -> dict[str, Any]:
-        """Greedy episodes with the current weights, on an env runner of their own."""
+        """Greedy episodes with the current weights and normalisation statistics, on an env runner of their own."""
         if self._eval_runner is None:
             self._eval_runner = EnvRunner(config=self.config, worker_index=EVALUATION_WORKER_INDEX)
         self._eval_runner.set_weights(self.learner_group.get_weights())
+        self._eval_runner.sync_normalization(self.env_runner_group.get_normalization())
         episodes = self._eval_runner.sample_episodes(num_episodes, explore=False)
         self.last_evaluation = summarize_episodes(episodes["episode_returns"], episodes["episode_lens"])
         return {"evaluation": dict(self.last_evaluation)}
@@ -158,7 +159,7 @@ class Algorithm:
         if state.get("algorithm") != type(self).__name__:
             raise ckpt.CheckpointError(f"{path} is a {state.get('algorithm')} checkpoint, not {type(self).__name__}")
         self.learner_group.restore_from_path(path / "learner_group")
-        runner_state = map_leaves(ckpt.load_torch(path / "env_runners.pt"), torch.Tensor, torch.Tensor.numpy)
+        runner_state = load_env_runner_state(path)
         try:
             self.env_runner_group.set_state(runner_state)
         except (KeyError, ValueError) as e:
@@ -192,6 +193,11 @@ def read_checkpoint_state(path: str | Path) -> dict[str, Any]:
         found = state.get("format") if isinstance(state, dict) else None
         raise ckpt.CheckpointError(f"{path} is a checkpoint of format {found}; expected format {CHECKPOINT_FORMAT}")
     return state
+
+
+def load_env_runner_state(path: str | Path) -> dict[str, Any]:
+    """The env runners' state of an algorithm checkpoint (`EnvRunnerGroup.get_state()`), as numpy data."""
+    return map_leaves(ckpt.load_torch(Path(path) / "env_runners.pt"), torch.Tensor, torch.Tensor.numpy)
 
 
 def load_module_weights(path: str | Path) -> dict[str, Any]:

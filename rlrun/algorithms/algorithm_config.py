@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import gymnasium as gym
 
 from rlrun.config.errors import ConfigError
-from rlrun.config.schema import AlgoSchema, EnvRunnersSchema, EnvSchema, LearnersSchema, ModelSchema
+from rlrun.config.schema import AlgoSchema, EnvRunnersSchema, EnvSchema, LearnersSchema, ModelSchema, OfflineSchema
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm import Algorithm
@@ -36,6 +36,9 @@ class AlgorithmConfig:
     schema: ClassVar[type[AlgoSchema]] = AlgoSchema
     # Action spaces the algorithm's loss handles (checked before anything is built).
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
+    # Training keys a run can take new values of when it continues from a checkpoint (what Tune's PBT may
+    # perturb): read afresh at every update, or (lr) re-applied to the restored optimizer state.
+    mutable_keys: ClassVar[frozenset[str]] = frozenset({"lr", "gamma", "grad_clip", "num_epochs", "minibatch_size"})
 
     def __init__(self) -> None:
         env, runners, learners = EnvSchema(), EnvRunnersSchema(), LearnersSchema()
@@ -48,10 +51,17 @@ class AlgorithmConfig:
         self.num_cpus_per_env_runner: float = runners.num_cpus_per_env_runner
         self.max_num_env_runner_restarts: int = runners.max_restarts
         self.sample_timeout_s: float = runners.sample_timeout_s
+        self.observation_filter: str = runners.observation_filter
+        self.normalize_rewards: bool = runners.normalize_rewards
+        self.clip_observations: float = runners.clip_observations
+        self.clip_normalized_rewards: float = runners.clip_normalized_rewards
         self.num_learners: int = learners.num
         self.num_gpus_per_learner: float = learners.num_gpus_per_learner
         self.num_cpus_per_learner: float = learners.num_cpus_per_learner
         self.model_config: dict[str, Any] = dataclasses.asdict(ModelSchema())
+        offline = OfflineSchema()
+        self.dataset: str | None = offline.dataset
+        self.dataset_memory_rows: int = offline.memory_rows
         self.seed: int = 0
         self.learner_class: type[Learner] | str | None = None
         for f in dataclasses.fields(self.schema):
@@ -78,7 +88,12 @@ class AlgorithmConfig:
         rollout_fragment_length: int | str | None = None,
         num_cpus_per_env_runner: float | None = None,
         sample_timeout_s: float | None = None,
+        observation_filter: str | None = None,
+        normalize_rewards: bool | None = None,
+        clip_observations: float | None = None,
+        clip_normalized_rewards: float | None = None,
     ) -> AlgorithmConfig:
+        """Sampling resources, and the normalisation the runners apply (`rlrun.env.normalization`)."""
         return self._set(locals())
 
     def fault_tolerance(self, max_num_env_runner_restarts: int | None = None) -> AlgorithmConfig:
@@ -101,6 +116,14 @@ class AlgorithmConfig:
             raise ConfigError(f"unknown training key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
         for key, value in kwargs.items():  # None is meaningful here: it disables grad_clip, vf_clip_param, ...
             setattr(self, key, value)
+        return self
+
+    def offline_data(self, dataset: str | None = None, memory_rows: int | None = None) -> AlgorithmConfig:
+        """The Minari dataset (a directory or a local dataset id) offline algorithms train from."""
+        if dataset is not None:
+            self.dataset = dataset
+        if memory_rows is not None:
+            self.dataset_memory_rows = memory_rows
         return self
 
     def rl_module(self, model_config: Mapping[str, Any] | None = None) -> AlgorithmConfig:
@@ -192,6 +215,7 @@ class AlgorithmConfig:
         check(self.max_num_env_runner_restarts >= 0, "env_runners.max_restarts must be >= 0",
               self.max_num_env_runner_restarts)
         check(self.sample_timeout_s > 0, "env_runners.sample_timeout_s must be > 0", self.sample_timeout_s)
+        self._validate_normalization()
         check(self.lr > 0, "algo.lr must be > 0", self.lr)
         if self.lr_schedule is not None:
             check_schedule(self.lr_schedule, "algo.lr_schedule", "lr")
@@ -237,6 +261,17 @@ class AlgorithmConfig:
         check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed <= top,
               f"seed must be an integer in [0, {top}] so that the seeds derived from it stay within numpy's "
               "[0, 2**32 - 1]", self.seed)
+
+    def _validate_normalization(self) -> None:
+        from rlrun.env.normalization import OBSERVATION_FILTERS
+
+        check(self.observation_filter in OBSERVATION_FILTERS,
+              f"env_runners.observation_filter must be one of {list(OBSERVATION_FILTERS)}", self.observation_filter)
+        check(isinstance(self.normalize_rewards, bool), "env_runners.normalize_rewards must be true or false",
+              self.normalize_rewards)
+        check(self.clip_observations > 0, "env_runners.clip_observations must be > 0", self.clip_observations)
+        check(self.clip_normalized_rewards > 0, "env_runners.clip_normalized_rewards must be > 0",
+              self.clip_normalized_rewards)
 
     def _validate_model(self) -> None:
         from rlrun.core.rl_module.default_models import ACTIVATIONS

@@ -15,6 +15,8 @@ ALGORITHMS: dict[str, str] = {
     "sac": "rlrun.algorithms.sac:SACConfig",
     "impala": "rlrun.algorithms.impala:IMPALAConfig",
     "appo": "rlrun.algorithms.appo:APPOConfig",
+    "bc": "rlrun.algorithms.bc:BCConfig",
+    "marwil": "rlrun.algorithms.marwil:MARWILConfig",
 }
 
 

@@ -91,19 +91,40 @@ def cluster_session(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[ClusterIn
         return
     import ray
 
-    context = _connect(ray_cfg, config)
-    try:
-        info = ClusterInfo(address=context.address_info["address"], local=not ray_cfg.address,
-                           dashboard_url=context.dashboard_url or None, **_totals(ray.cluster_resources()))
+    with _connection(ray_cfg, config) as (address, local, dashboard_url):
+        info = ClusterInfo(address=address, local=local, dashboard_url=dashboard_url,
+                           **_totals(ray.cluster_resources()))
         check_resources(info, config)
         log.info("%s", info.describe(config))
         yield info
+
+
+@contextlib.contextmanager
+def _connection(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[tuple[str, bool, str | None]]:
+    """This process's link to Ray for one run: (GCS address, is it a local instance of the run's own, dashboard)."""
+    import ray
+
+    if in_ray_worker():
+        # A sweep job that `hydra/launcher=ray` runs as a Ray task: its actors join the cluster the task runs
+        # on, which the launcher owns and which outlives the job, so it is neither started nor stopped here.
+        yield ray.get_runtime_context().gcs_address, False, None
+        return
+    context = connect(ray_cfg, required_resources(config)["CPU"])
+    try:
+        yield context.address_info["address"], not ray_cfg.address, context.dashboard_url or None
     finally:
         ray.shutdown()  # stops a local instance; only disconnects from a joined cluster
 
 
-def _connect(ray_cfg: Any, config: AlgorithmConfig) -> Any:
-    """Join `ray.address`, or start a local instance sized for the run; returns Ray's context."""
+def in_ray_worker() -> bool:
+    """True inside a Ray task or actor, where Ray is already connected and a second instance must not start."""
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+
+
+def connect(ray_cfg: Any, need_cpus: float) -> Any:
+    """Join `ray.address`, or start a local instance with room for `need_cpus`; returns Ray's context."""
     if ray_cfg.address:
         sizing = [f"ray.{key}={getattr(ray_cfg, key)}" for key in ("num_cpus", "num_gpus")
                   if getattr(ray_cfg, key) is not None]
@@ -113,8 +134,7 @@ def _connect(ray_cfg: Any, config: AlgorithmConfig) -> Any:
                                "with; leave them null or ray.address null")
         return join_cluster(ray_cfg.address)
     try:
-        return start_local_instance(required_resources(config)["CPU"], ray_cfg.num_cpus, ray_cfg.num_gpus,
-                                    ray_cfg.dashboard)
+        return start_local_instance(need_cpus, ray_cfg.num_cpus, ray_cfg.num_gpus, ray_cfg.dashboard)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise ClusterError(f"could not start a local Ray instance: {_root_cause(e)}") from None
 

@@ -25,6 +25,10 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         rollout_fragment_length=cfg.env_runners.rollout_fragment_length,
         num_cpus_per_env_runner=cfg.env_runners.num_cpus_per_env_runner,
         sample_timeout_s=cfg.env_runners.sample_timeout_s,
+        observation_filter=cfg.env_runners.observation_filter,
+        normalize_rewards=cfg.env_runners.normalize_rewards,
+        clip_observations=cfg.env_runners.clip_observations,
+        clip_normalized_rewards=cfg.env_runners.clip_normalized_rewards,
     )
     config.fault_tolerance(max_num_env_runner_restarts=cfg.env_runners.max_restarts)
     config.learners(
@@ -32,6 +36,7 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         num_gpus_per_learner=cfg.learners.num_gpus_per_learner,
         num_cpus_per_learner=cfg.learners.num_cpus_per_learner,
     )
+    config.offline_data(dataset=cfg.offline.dataset, memory_rows=cfg.offline.memory_rows)
     config.training(**algo)
     config.rl_module(model_config=OmegaConf.to_container(cfg.model, resolve=True))
     config.debugging(seed=cfg.seed)

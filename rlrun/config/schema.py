@@ -57,6 +57,13 @@ class EnvRunnersSchema:
     max_restarts: int = 10
     # Asynchronous sampling (IMPALA, APPO): a runner with no fragment for this long is taken for hung and replaced.
     sample_timeout_s: float = 60.0
+    # Normalisation by running statistics (rlrun/env/normalization.py), checkpointed and synced across runners.
+    # NoFilter | MeanStdFilter: observations -> (obs - mean) / std, clipped to +-clip_observations.
+    observation_filter: str = "NoFilter"
+    # Rewards / running std of the discounted return (SB3's VecNormalize), clipped to +-clip_normalized_rewards.
+    normalize_rewards: bool = False
+    clip_observations: float = 10.0
+    clip_normalized_rewards: float = 10.0
 
 
 @dataclass
@@ -166,6 +173,16 @@ class EvaluationSchema:
     episodes: int = 10
 
 
+@dataclass
+class OfflineSchema:
+    """`.offline_data(...)`: the recorded dataset offline algorithms (BC, MARWIL) train from."""
+
+    # A Minari dataset: a directory, or a dataset id in the local Minari root ($MINARI_DATASETS_PATH).
+    dataset: str | None = None
+    # Rows each learner holds in memory while streaming its shard (episodes are read from disk in chunks).
+    memory_rows: int = 1_000_000
+
+
 # The schema every option of a group inherits; `algo` has one per algorithm (registry.algorithm_schemas).
 GROUP_SCHEMAS: dict[str, type] = {
     "env": EnvSchema,
@@ -202,6 +219,7 @@ class RunSchema:
     # A run directory or checkpoint directory to continue (`rlrun resume=<dir>`); see rlrun/run/resume.py.
     resume: str | None = None
     ray: RaySchema = field(default_factory=RaySchema)
+    offline: OfflineSchema = field(default_factory=OfflineSchema)
     algo: Any = None
     env: Any = None
     env_runners: Any = None

@@ -32,5 +32,10 @@ class Columns:
     # Replay: steps a transition spans (its bootstrap is discounted by gamma ** n_step),
     # its importance weight, and the buffer slot its new priority goes back to.
     N_STEP = "n_step"
+    # Offline rows of a truncated episode: its final observation and gamma ** (steps to the end), so a value
+    # target (VALUE_TARGETS, the return-to-go) can bootstrap from V(final obs); the discount is 0 after a
+    # termination.
+    FINAL_OBS = "final_obs"
+    FINAL_DISCOUNT = "final_discount"
     WEIGHTS = "weights"
     INDICES = "indices"

@@ -22,6 +22,7 @@ import torch
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.env import env_state
 from rlrun.env.env_creation import make_vector_env
+from rlrun.env.normalization import NORMALIZATION_KEY, Normalizer
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -45,6 +46,7 @@ class EnvRunner:
         self.module.eval()
         self._seed = config.seed + WORKER_SEED_STRIDE * worker_index
         self._generator = torch.Generator().manual_seed(self._seed)
+        self.normalizer = Normalizer(config, self.observation_space.shape, self.num_envs)
         self._obs: np.ndarray | None = None
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._episode_return = np.zeros(self.num_envs)
@@ -55,17 +57,25 @@ class EnvRunner:
         if isinstance(self.action_space, gym.spaces.Box):
             self._action_low, self._action_high = self.action_space.low, self.action_space.high
 
-    def _reset(self, seed: int | None = None) -> None:
+    def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
         obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
-        self._obs = np.asarray(obs, dtype=np.float32)
+        self._obs = self.normalizer.observations(np.asarray(obs, dtype=np.float32), update_normalization)
+        self.normalizer.reset_returns()
         self._prev_done[:] = False
         self._episode_return[:] = 0.0
         self._episode_len[:] = 0
 
-    def sample(self, num_timesteps: int | None = None, explore: bool = True) -> dict[str, np.ndarray]:
-        """Step every sub-env `T` times; `T = ceil(num_timesteps / num_envs)` or the fragment length."""
+    def sample(
+        self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True
+    ) -> dict[str, np.ndarray]:
+        """Step every sub-env `T` times; `T = ceil(num_timesteps / num_envs)` or the fragment length.
+
+        With normalisation on (`env_runners.observation_filter`, `normalize_rewards`) the batch holds
+        filtered observations and scaled rewards; `update_normalization=False` uses the statistics
+        without adding to them (evaluation). Episode returns (`get_metrics`) stay in the env's units.
+        """
         if self._obs is None:
-            self._reset()
+            self._reset(update_normalization=update_normalization)
         steps = math.ceil(num_timesteps / self.num_envs) if num_timesteps else self.config.get_rollout_fragment_length()
         num_envs = self.num_envs
         obs_buf = np.empty((steps, num_envs, *self._obs.shape[1:]), dtype=np.float32)
@@ -93,10 +103,12 @@ class EnvRunner:
             act_buf[t] = actions.numpy()
             logp_buf[t] = logp.numpy()
             obs, reward, terminated, truncated, _ = self.env.step(self._env_actions(act_buf[t]))
-            self._obs = np.asarray(obs, dtype=np.float32)
-            rew_buf[t], term_buf[t], trunc_buf[t] = reward, terminated, truncated
+            self._obs = self.normalizer.observations(np.asarray(obs, dtype=np.float32), update_normalization)
+            done = terminated | truncated
+            rew_buf[t] = self.normalizer.rewards(reward, ~self._prev_done, done, update_normalization)
+            term_buf[t], trunc_buf[t] = terminated, truncated
             mask_buf[t] = ~self._prev_done
-            self._track_episodes(reward, terminated | truncated)
+            self._track_episodes(reward, done)
         return {
             Columns.OBS: obs_buf,
             Columns.ACTIONS: act_buf,
@@ -128,26 +140,37 @@ class EnvRunner:
             self._finished_envs.extend(np.flatnonzero(done).tolist())
         self._prev_done = done
 
-    def sample_episodes(self, num_episodes: int, explore: bool = False) -> dict[str, list[float]]:
-        """`num_episodes` fresh episodes, returns and lengths.
+    def sample_episodes(self, num_episodes: int, explore: bool = False, record: bool = False) -> dict[str, list]:
+        """`num_episodes` fresh episodes, returns and lengths; normalisation statistics are used, never updated.
 
         Each sub-env contributes a fixed quota (as in SB3's `evaluate_policy`):
-        taking whichever episodes finish first would favour short ones.
+        taking whichever episodes finish first would favour short ones. `record=True`
+        also returns the episodes themselves (`episodes`: `RecordedEpisode`s, what
+        `rlrun-eval ... record=` writes as a dataset).
         """
+        from rlrun.data.offline.recording import EpisodeCollector
+
         self._obs = None
         self.get_metrics()
         quota = [(num_episodes + i) // self.num_envs for i in range(self.num_envs)]
         returns: list[float] = []
         lens: list[int] = []
+        collector = EpisodeCollector(self.num_envs) if record else None
+        recorded = []
         while len(returns) < num_episodes:
-            self.sample(num_timesteps=self.num_envs * 64, explore=explore)
+            batch = self.sample(num_timesteps=self.num_envs * 64, explore=explore, update_normalization=False)
+            if collector is not None:
+                collector.add(batch)
             metrics = self.get_metrics()
             for ret, length, env in zip(metrics["episode_returns"], metrics["episode_lens"], metrics["episode_envs"]):
+                episode = collector.pop(env) if collector is not None else None
                 if quota[env] > 0:
                     quota[env] -= 1
                     returns.append(ret)
                     lens.append(length)
-        return {"episode_returns": returns, "episode_lens": lens}
+                    if episode is not None:
+                        recorded.append(episode)
+        return {"episode_returns": returns, "episode_lens": lens, **({"episodes": recorded} if record else {})}
 
     def get_metrics(self) -> dict[str, list[float]]:
         """Episodes finished since the last call (return, length, sub-env index), then forgets them."""
@@ -163,15 +186,26 @@ class EnvRunner:
         """Load the learners' weights (module id -> weights) into the inference module."""
         self.module.set_state(weights[DEFAULT_MODULE_ID])
 
+    def get_normalization(self) -> dict[str, Any]:
+        """The normalisation statistics this runner uses now (`Statistics.get_state()` form)."""
+        return self.normalizer.stats.get_state()
+
+    def sync_normalization(self, merged: dict[str, Any]) -> None:
+        """Use the driver's merged statistics (plus what this runner saw since it last reported)."""
+        self.normalizer.sync(merged)
+
     def get_state(self) -> dict[str, Any]:
         """Plain data (numpy arrays, numbers, dicts) from which `set_state` continues sampling exactly.
 
         Besides the action-sampling RNG it holds the episodes in flight: the current
         observations, per-env return/length accumulators and the env's own state (see
-        `rlrun.env.env_state`). Episodes finished since the last `get_metrics()` are not
-        part of it; `Algorithm.train()` collects them every iteration.
+        `rlrun.env.env_state`), and, with normalisation on, its statistics. Episodes
+        finished since the last `get_metrics()` are not part of it; `Algorithm.train()`
+        collects them every iteration.
         """
         state: dict[str, Any] = {"rng": self._generator.get_state().numpy(), "sampling": self._obs is not None}
+        if self.normalizer.enabled:
+            state[NORMALIZATION_KEY] = self.normalizer.get_state()
         if self._obs is not None:
             env = env_state.capture(self.env)
             if env is None:
@@ -187,8 +221,14 @@ class EnvRunner:
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from `get_state()`; an env whose state could not be captured restarts its episodes."""
+        """Continue from `get_state()`; an env whose state could not be captured restarts its episodes.
+
+        A state without normalisation statistics (saved with normalisation off, or by an older
+        rlrun) leaves this runner's statistics as they are.
+        """
         self._generator.set_state(torch.from_numpy(np.array(state["rng"], dtype=np.uint8)))
+        if self.normalizer.enabled and NORMALIZATION_KEY in state:
+            self.normalizer.set_state(state[NORMALIZATION_KEY])
         in_flight = state.get("episodes_in_flight")
         if in_flight is not None:
             env_state.restore(self.env, in_flight["env"])

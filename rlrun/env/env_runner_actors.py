@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from rlrun.env.env_runner import EnvRunner
+from rlrun.env.normalization import NORMALIZATION_KEY, Normalizer
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -54,16 +55,22 @@ class _Request:
 
 
 class SamplingEnvRunner(EnvRunner):
-    """The actor-side EnvRunner: one call returns a fragment and the episodes it finished."""
+    """The actor-side EnvRunner: one call returns a fragment, the episodes it finished and what normalisation
+    learned from it."""
 
-    def sample_with_metrics(self) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
-        return self.sample(), self.get_metrics()
+    def sample_with_metrics(self) -> tuple[dict[str, np.ndarray], dict[str, list[float]], dict[str, Any]]:
+        return self.sample(), self.get_metrics(), self.normalizer.pop_delta()
 
 
 class EnvRunnerActors:
-    """`num_env_runners` actors (worker indices 1..N), restarted and re-synced when they fail."""
+    """`num_env_runners` actors (worker indices 1..N), restarted and re-synced when they fail.
 
-    def __init__(self, config: AlgorithmConfig) -> None:
+    With normalisation on, this (the driver) holds the merged statistics: each fragment's delta
+    is merged in as it arrives (in worker order for `sample()`, so runs are reproducible) and the
+    result goes back to every runner before its next fragment, as RLlib's filter sync does.
+    """
+
+    def __init__(self, config: AlgorithmConfig, obs_shape: tuple[int, ...]) -> None:
         import ray
 
         from rlrun.cluster import ensure_ray
@@ -82,6 +89,11 @@ class EnvRunnerActors:
         self._versions = dict.fromkeys(self._actors, 0)
         self._requests: dict[int, _Request] = {}
         self._starting: dict[int, Any] = {}
+        # The merged normalisation statistics and their latest broadcast.
+        normalizer = Normalizer(config, obs_shape, num_envs=0)
+        self._normalization_enabled = normalizer.enabled
+        self._normalization = normalizer.stats
+        self._normalization_ref: Any = None
 
     def _start(self, index: int) -> Any:
         config = self.config.copy()
@@ -94,8 +106,9 @@ class EnvRunnerActors:
         while not results:
             results = self._gather({i: a.sample_with_metrics.remote() for i, a in self._actors.items()})
         self.num_healthy = len(results)
-        self._metrics.extend(metrics for _, metrics in results.values())
-        return [batch for batch, _ in results.values()]
+        self._metrics.extend(metrics for _, metrics, _ in results.values())
+        self._merge_normalization([delta for _, _, delta in results.values()])
+        return [batch for batch, _, _ in results.values()]
 
     def sample_async(self, timeout_s: float) -> list[Fragment]:
         """The fragments ready now (waiting for the first one if none is); every runner gets its next request.
@@ -111,24 +124,46 @@ class EnvRunnerActors:
         if not ready:
             ready, _ = ray.wait(refs, num_returns=1, timeout=self._seconds_to_first_deadline(timeout_s))
         ready_set, now = set(ready), time.monotonic()
-        fragments = []
+        fragments, deltas = [], []
         for index, request in list(self._requests.items()):
             if request.ref in ready_set:
                 del self._requests[index]
                 try:
-                    batch, metrics = ray.get(request.ref)
+                    batch, metrics, delta = ray.get(request.ref)
                 except ray.exceptions.RayError as error:
                     self._restart(index, error)
                     continue
                 self._metrics.append(metrics)
+                deltas.append(delta)
                 fragments.append(Fragment(batch, request.weights_version))
             elif request.started is not None and now - request.started > timeout_s:
                 del self._requests[index]
                 self._restart(index, TimeoutError(f"no sample within sample_timeout_s={timeout_s:g} s; "
                                                   "the runner seems hung"))
         self.num_healthy = len(self._actors) - len(self._starting)
+        self._merge_normalization(deltas)
         self._submit_requests()
         return fragments
+
+    def _merge_normalization(self, deltas: list[dict[str, Any]]) -> None:
+        """Merge the runners' new statistics into the driver's and queue the result for every runner.
+
+        Queued, not awaited: an actor runs its calls in order, so each runner adopts the merged
+        statistics before its next fragment (asynchronous sampling: its next-but-one).
+        """
+        if not self._normalization_enabled or not deltas:
+            return
+        import ray
+
+        for delta in deltas:
+            self._normalization.merge(delta)
+        self._normalization_ref = ray.put(self._normalization.get_state())
+        for actor in self._actors.values():
+            actor.sync_normalization.remote(self._normalization_ref)
+
+    def get_normalization(self) -> dict[str, Any]:
+        """The merged normalisation statistics."""
+        return self._normalization.get_state()
 
     @property
     def num_requests_in_flight(self) -> int:
@@ -182,9 +217,21 @@ class EnvRunnerActors:
         return merged
 
     def get_state(self) -> dict[str, Any]:
-        return {str(i): s for i, s in self._gather({i: a.get_state.remote() for i, a in self._actors.items()}).items()}
+        """Every runner's state by worker index, and the merged normalisation statistics (if on)."""
+        state: dict[str, Any] = {
+            str(i): s for i, s in self._gather({i: a.get_state.remote() for i, a in self._actors.items()}).items()
+        }
+        if self._normalization_enabled:
+            state[NORMALIZATION_KEY] = self.get_normalization()
+        return state
 
     def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore each runner from its entry; a state without merged statistics (older rlrun) keeps them fresh."""
+        import ray
+
+        if self._normalization_enabled and NORMALIZATION_KEY in state:
+            self._normalization.set_state(state[NORMALIZATION_KEY])
+            self._normalization_ref = ray.put(self._normalization.get_state())
         self._gather({i: a.set_state.remote(state[str(i)]) for i, a in self._actors.items() if str(i) in state})
 
     def _gather(self, refs: Mapping[int, Any]) -> dict[int, Any]:
@@ -214,6 +261,8 @@ class EnvRunnerActors:
         self._actors[index] = self._start(index)
         self._versions[index] = self.weights_version
         self._requests.pop(index, None)
+        if self._normalization_ref is not None:
+            self._actors[index].sync_normalization.remote(self._normalization_ref)
         if self._weights_ref is not None:
             # Queued before its next sample, so the replacement never samples with initial weights.
             self._starting[index] = self._actors[index].set_weights.remote(self._weights_ref)

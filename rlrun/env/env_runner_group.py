@@ -24,6 +24,7 @@ from rlrun.core.columns import Columns
 from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
 from rlrun.env.env_runner_actors import Fragment
+from rlrun.env.normalization import NORMALIZATION_KEY
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -40,11 +41,11 @@ class EnvRunnerGroup:
         if config.num_env_runners > 0:
             from rlrun.env.env_runner_actors import EnvRunnerActors
 
-            self._remote = EnvRunnerActors(config)
-            # The samplers are elsewhere; this env only tells the learners its spaces.
+            # The samplers are elsewhere; this env only tells the learners (and the normalisation) its spaces.
             self._spaces_env: gym.Env | gym.vector.VectorEnv = make_env(
                 config.env, config.env_config, config.max_episode_steps
             )
+            self._remote = EnvRunnerActors(config, self._spaces_env.observation_space.shape)
         else:
             self._local = EnvRunner(config=config)
             self._spaces_env = self._local.env
@@ -112,12 +113,18 @@ class EnvRunnerGroup:
     def get_metrics(self) -> dict[str, list[float]]:
         return self._local.get_metrics() if self._local else self._remote.get_metrics()
 
+    def get_normalization(self) -> dict[str, Any]:
+        """The group's normalisation statistics (the local runner's, or the driver's merge of the remote ones'),
+        for an evaluation runner (`EnvRunner.sync_normalization`); empty with normalisation off."""
+        return self._local.get_normalization() if self._local else self._remote.get_normalization()
+
     def get_state(self) -> dict[str, Any]:
         if self._local:
             return {"local": self._local.get_state()}
         return {"remote": self._remote.get_state()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from `get_state()` of a group with the same env_runners.num."""
         mode = "local" if self._local else "remote"
         if mode not in state:
             raise CheckpointError(f"the env-runner state was saved with env_runners.num "
@@ -133,6 +140,14 @@ class EnvRunnerGroup:
         else:
             self._remote.stop()
             self._spaces_env.close()
+
+
+def normalization_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The group's normalisation statistics in a `get_state()` (a checkpoint's env_runners.pt); None if it has
+    none (normalisation off, or saved by an older rlrun)."""
+    if "local" in state:
+        return state["local"].get(NORMALIZATION_KEY, {}).get("stats")
+    return state.get("remote", {}).get(NORMALIZATION_KEY)
 
 
 def concat_env_axis(batches: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:

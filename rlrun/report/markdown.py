@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rlrun.report.stats import CONFIDENCE, NUM_RESAMPLES
-from rlrun.report.summary import EVAL_RETURN_KEY, ConfigSummary, Estimate
-from rlrun.run.plots import RETURN_KEY
+from rlrun.report.summary import ConfigSummary, Estimate
+from rlrun.run.plots import EVAL_RETURN_KEY, RETURN_KEY
 
 NONE = "—"
 
@@ -83,7 +83,8 @@ def render_report(summaries: Sequence[ConfigSummary], common: Sequence[str], ima
     parts += [
         comparison_table(summaries),
         "",
-        f"- **final return**: the last `{RETURN_KEY}` of each run (its training episodes' mean return); "
+        f"- **final return**: the last `{RETURN_KEY}` of each run (its training episodes' mean return; for "
+        f"offline algorithms, which never sample the env, the last `{EVAL_RETURN_KEY}`); "
         f"mean over seeds with a {CONFIDENCE:.0%} percentile bootstrap CI "
         f"({NUM_RESAMPLES:,} resamples, fixed RNG seed).",
         "- **IQM**: interquartile mean over seeds, the mean after cutting floor(n/4) seeds from each end "

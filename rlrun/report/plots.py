@@ -9,14 +9,14 @@ import numpy as np
 
 from rlrun.report.runs import ConfigGroup, Run
 from rlrun.report.stats import CONFIDENCE, bootstrap_ci
-from rlrun.run.plots import RETURN_KEY
+from rlrun.run.plots import run_return
 
 GRID_POINTS = 200
 
 
 def _curve(run: Run, x_key: str) -> tuple[np.ndarray, np.ndarray] | None:
     """(x, return) of the iterations that have both; None before any episode finished."""
-    points = [(r[x_key], r[RETURN_KEY]) for r in run.rows if r.get(x_key) is not None and r.get(RETURN_KEY) is not None]
+    points = [(r[x_key], run_return(r)) for r in run.rows if r.get(x_key) is not None and run_return(r) is not None]
     if not points:
         return None
     x, y = np.asarray(points, dtype=float).T
@@ -61,7 +61,7 @@ def plot_learning_curves(groups: Sequence[ConfigGroup], x_key: str, x_label: str
     else:
         ax.text(0.5, 0.5, "no episode finished in any run", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel(x_label)
-    ax.set_ylabel("episode return (env_runners/episode_return_mean)")
+    ax.set_ylabel("episode return (training episodes; evaluation for offline runs)")
     ax.set_title(f"Mean over seeds, {CONFIDENCE:.0%} bootstrap CI band")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -8,9 +8,8 @@ from typing import Any
 
 from rlrun.report.runs import ConfigGroup, Run
 from rlrun.report.stats import bootstrap_ci, iqm
-from rlrun.run.plots import RETURN_KEY
+from rlrun.run.plots import EVAL_RETURN_KEY, run_return
 
-EVAL_RETURN_KEY = "evaluation/episode_return_mean"
 STEPS_KEY = "num_env_steps_sampled_lifetime"
 TIME_KEY = "time_total_s"
 
@@ -83,19 +82,19 @@ def default_threshold(config: dict[str, Any] | None) -> float | None:
 def summarize_run(run: Run, threshold: float | None) -> RunSummary:
     """A run's final numbers, and the first iteration whose mean return reaches the threshold.
 
-    "Reaches" is `>=` on `env_runners/episode_return_mean`, exactly as `stop.return_mean` stops a run.
+    "Reaches" is `>=` on the run's return (`run_return`), exactly as `stop.return_mean` stops a run.
     """
     rows = run.rows
     reached = None
     if threshold is not None:
-        reached = next((r for r in rows if r.get(RETURN_KEY) is not None and r[RETURN_KEY] >= threshold), None)
+        reached = next((r for r in rows if (ret := run_return(r)) is not None and ret >= threshold), None)
     steps, wall = rows[-1].get(STEPS_KEY), rows[-1].get(TIME_KEY)
     return RunSummary(
         run=run,
         iterations=len(rows),
         env_steps=steps,
         wall_time_s=wall,
-        final_return=_last(rows, RETURN_KEY),
+        final_return=next((ret for r in reversed(rows) if (ret := run_return(r)) is not None), None),
         final_eval_return=_last(rows, EVAL_RETURN_KEY),
         reached_threshold=reached is not None,
         steps_to_threshold=None if reached is None else reached.get(STEPS_KEY),

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rlrun.run.plots import run_return
+
 
 class ProgressDisplay:
     """Base display: `start`, `update` once per iteration, `finish` with the run's summary."""
@@ -16,6 +18,8 @@ class ProgressDisplay:
         self.target_steps = target_steps
         # Set once the env steps trained differ from those sampled; then both rates show for the rest of the run.
         self._split_throughput = False
+        # An offline algorithm's return comes with its evaluations only; the last one shows until the next.
+        self._last_return: float | None = None
 
     def start(self, header: str) -> None:
         pass
@@ -29,7 +33,8 @@ class ProgressDisplay:
     def status(self, metrics: Mapping[str, Any]) -> dict[str, str]:
         steps = metrics.get("num_env_steps_sampled_lifetime", 0)
         trained = metrics.get("num_env_steps_trained_lifetime", steps)
-        ret = metrics.get("env_runners/episode_return_mean")
+        ret = run_return(metrics)
+        self._last_return = ret = self._last_return if ret is None else ret
         elapsed = max(metrics.get("time_total_s", 0.0), 1e-9)
         sps = steps / elapsed
         eta = "?"

@@ -17,6 +17,7 @@ SUMMARY_KEYS = (
     "num_env_steps_sampled_lifetime",
     "env_runners/episode_return_mean",
     "env_runners/episode_len_mean",
+    "evaluation/episode_return_mean",
     "num_episodes_lifetime",
     "learners/default_policy/total_loss",
     "num_env_steps_sampled_lifetime_throughput",

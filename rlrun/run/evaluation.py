@@ -1,9 +1,10 @@
 """Evaluate a saved policy: greedy episodes from a checkpoint, a JSON report in its run directory.
 
 The algorithm config is rebuilt from the run's `.hydra/config.yaml` in embedded
-mode (no Ray, no GPU) and only the module weights are loaded into one EnvRunner,
-the one `Algorithm.evaluate` would use: with the run's seed the numbers equal
-the `evaluation/*` metrics that the run logged for the same weights.
+mode (no Ray, no GPU) and only the module weights (and the normalisation
+statistics, frozen, if the run had them) are loaded into one EnvRunner, the one
+`Algorithm.evaluate` would use: with the run's seed the numbers equal the
+`evaluation/*` metrics that the run logged for the same weights.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import OmegaConf
 
-from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX, load_module_weights, read_checkpoint_state
+from rlrun.algorithms.algorithm import (
+    EVALUATION_WORKER_INDEX,
+    load_env_runner_state,
+    load_module_weights,
+    read_checkpoint_state,
+)
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.config.convert import build_algorithm_config
+from rlrun.config.errors import ConfigError
+from rlrun.data.offline.writer import new_dataset_dir, write_dataset
 from rlrun.env import EnvRunner
 from rlrun.env.env_runner import summarize_episodes
+from rlrun.env.env_runner_group import normalization_in_state
 from rlrun.run.checkpoints import BEST, CHECKPOINTS_DIR, RUN_CONFIG, latest_checkpoint, locate
 from rlrun.run.video import record_video
 
@@ -38,6 +48,8 @@ class EvalRequest:
     video: bool = False
     video_episodes: int = 1
     video_format: str = "auto"
+    explore: bool = False  # true: the stochastic policy (as in training) instead of the greedy one
+    record: str | None = None  # write the episodes as a Minari dataset: a directory or a local dataset id
 
 
 def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
@@ -49,10 +61,18 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
     checkpoint = checkpoint or _default_checkpoint(run_dir)
     state = read_checkpoint_state(checkpoint)
     config = embedded_config(run_dir, request.seed)
+    # One thread: a small policy's forward passes are too short to split, and spare threads only spin.
+    torch.set_num_threads(1)
+    if request.record is not None:
+        _check_record_target(request.record, config)
     runner = EnvRunner(config=config, worker_index=EVALUATION_WORKER_INDEX)
     try:
         runner.set_weights(load_module_weights(checkpoint))
-        episodes = runner.sample_episodes(request.episodes, explore=False)
+        normalization = normalization_in_state(load_env_runner_state(checkpoint))
+        if normalization is not None:  # the statistics the policy was trained with, frozen
+            runner.sync_normalization(normalization)
+        episodes = runner.sample_episodes(request.episodes, explore=request.explore,
+                                          record=request.record is not None)
         # The pid keeps evaluations started in the same second (e.g. of several checkpoints) apart.
         stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         video = None
@@ -61,6 +81,16 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
                 runner.module, config.env, config.env_config, config.max_episode_steps, request.video_episodes,
                 config.seed, run_dir / VIDEOS_DIR / f"{checkpoint.name}_{stamp}", request.video_format,
             )
+        dataset = None
+        if request.record is not None:
+            dataset = write_dataset(
+                request.record, episodes["episodes"], env_id=config.env, observation_space=runner.observation_space,
+                action_space=runner.action_space, algorithm_name=config.algo_class.__name__,
+                rlrun_metadata={"checkpoint": str(checkpoint.resolve()), "iteration": state["iteration"],
+                                "env": config.env, "env_config": config.env_config,
+                                "max_episode_steps": config.max_episode_steps, "seed": config.seed,
+                                "explore": request.explore},
+            )
     finally:
         runner.stop()
     report = {
@@ -68,15 +98,26 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
         "iteration": state["iteration"],
         "env": config.env,
         "seed": config.seed,
+        "explore": request.explore,
         **summarize_episodes(episodes["episode_returns"], episodes["episode_lens"]),
         "episode_returns": episodes["episode_returns"],
         "episode_lens": episodes["episode_lens"],
         "video": None if video is None else str(video),
+        "dataset": None if dataset is None else str(dataset),
     }
     path = run_dir / f"eval_{stamp}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     report["report"] = str(path)
     return report
+
+
+def _check_record_target(spec: str, config: AlgorithmConfig) -> None:
+    """Refuse a recording before playing any episode: nothing may be overwritten or recorded half-right."""
+    new_dataset_dir(spec)
+    if config.observation_filter != "NoFilter" or config.normalize_rewards:
+        raise ConfigError(f"record={spec}: this run normalises observations or rewards "
+                          "(env_runners.observation_filter / normalize_rewards); recording its episodes in the "
+                          "env's own units is not supported yet")
 
 
 def embedded_config(run_dir: Path, seed: int | None) -> AlgorithmConfig:

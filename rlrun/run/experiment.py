@@ -19,13 +19,12 @@ from rlrun.config.convert import build_algorithm_config, validate_run
 from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
 from rlrun.run.console import make_display
-from rlrun.run.plots import RETURN_KEY, plot_learning_curve
+from rlrun.run.dataset_env import apply_dataset_env
+from rlrun.run.plots import EVAL_RETURN_KEY, plot_learning_curve, run_return
 from rlrun.run.recorder import RunRecorder, flatten, read_metrics
 from rlrun.run.resume import check_config_unchanged, metrics_row, resume_checkpoint, rewind_run_dir
 from rlrun.run.trackers import open_trackers
 from rlrun.run.trackers.base import Tracker, TrackerError
-
-EVAL_RETURN_KEY = "evaluation/episode_return_mean"
 
 log = logging.getLogger("rlrun")
 
@@ -33,7 +32,8 @@ log = logging.getLogger("rlrun")
 def stop_reason(cfg: DictConfig, metrics: dict[str, Any]) -> str | None:
     """The first `stop.*` criterion the latest metrics reach, or None to keep going."""
     stop = cfg.stop
-    if stop.return_mean is not None and metrics.get(RETURN_KEY, -float("inf")) >= stop.return_mean:
+    ret = run_return(metrics)
+    if stop.return_mean is not None and ret is not None and ret >= stop.return_mean:
         return f"return_mean >= {stop.return_mean}"
     if stop.timesteps is not None and metrics["num_env_steps_sampled_lifetime"] >= stop.timesteps:
         return f"timesteps >= {stop.timesteps}"
@@ -55,6 +55,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
     """
     resuming = cfg.resume is not None
     try:
+        apply_dataset_env(cfg, run_dir)
         if resuming:
             check_config_unchanged(cfg, run_dir)
         validate_run(cfg)
@@ -79,57 +80,88 @@ def train_until_stop(
     cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, cluster: ClusterInfo, trackers: list[Tracker]
 ) -> float | None:
     """The training loop of a validated run: record every iteration, checkpoint, stop on a criterion."""
-    algo = config.algo_class(config, smoothing_episodes=cfg.logger.smoothing_episodes)
-    if isinstance(algo, OffPolicyAlgorithm):
-        algo.checkpoint_replay_buffer = cfg.checkpoint.replay_buffer
-    try:
-        purge_step = resume(algo, cfg, run_dir) if cfg.resume is not None else None
-        hparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-        recorder = RunRecorder(run_dir, cfg.logger.tensorboard, hparams, purge_step=purge_step, trackers=trackers)
-    except BaseException:
-        algo.stop()
-        raise
-    for line in recorder.tracking:
-        log.info("tracking: %s", line)
-    display = make_display(cfg.logger.console.value, cfg.stop.timesteps)
-    header = f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{cluster.describe(config)}"
-    display.start("\n".join([header, *recorder.tracking]))
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg))
-    metrics: dict[str, Any] = {}
-    reason = "interrupted"
-    best = best_return(run_dir)
+    run = ExperimentRun(cfg, config, run_dir, trackers, cluster.describe(config))
     error: BaseException | None = None  # what ended the loop, if not a stop criterion: the trackers' run status
     try:
-        while True:
-            results = flatten(algo.train())
-            stop = stop_reason(cfg, results)
-            every_eval = cfg.evaluation.every_iterations
-            evaluate = stop is not None or bool(every_eval and algo.iteration % every_eval == 0)
-            if evaluate:
-                results.update(flatten(algo.evaluate(cfg.evaluation.episodes)))
-            metrics = recorder.record(results)
-            display.update(metrics)
-            if evaluate and (best is None or metrics[EVAL_RETURN_KEY] > best):
-                best = metrics[EVAL_RETURN_KEY]
-                save_best(algo, run_dir)
-            every = cfg.checkpoint.every_iterations
-            if every and algo.iteration % every == 0:
-                save_checkpoint(algo, run_dir)
-                prune_checkpoints(run_dir, cfg.checkpoint.keep_last)
-            if stop is not None:
-                reason = stop
-                break
+        while run.step() is None:
+            pass
     except BaseException as e:
         error = e
         raise
     finally:
-        save_checkpoint(algo, run_dir, final=True)
-        algo.stop()
-        plot_learning_curve(read_metrics(run_dir), run_dir / "learning_curve.png", f"{cfg.algo.name} on {cfg.env.id}")
-        recorder.close(error)  # after the plot and the final checkpoint: trackers upload both
-        display.finish(metrics, run_dir, reason)
-        log.info("finished (%s) after %d iterations at %s", reason, algo.iteration, time.strftime("%X"))
-    return metrics.get(EVAL_RETURN_KEY)
+        run.finish(error)
+    return run.metrics.get(EVAL_RETURN_KEY)
+
+
+class ExperimentRun:
+    """A validated run in its run directory, one iteration per `step()`; `finish()` on every exit path.
+
+    `step()` trains an iteration, evaluates when due, records the metrics, keeps
+    `checkpoints/best` and the periodic checkpoints, and returns the stop criterion
+    it reached (None to go on). The CLI loops over it; a Tune trial
+    (rlrun/tune/trainable.py) calls it once per Tune iteration.
+    """
+
+    def __init__(
+        self, cfg: DictConfig, config: AlgorithmConfig, run_dir: Path, trackers: list[Tracker], layout: str
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.algo = config.algo_class(config, smoothing_episodes=cfg.logger.smoothing_episodes)
+        if isinstance(self.algo, OffPolicyAlgorithm):
+            self.algo.checkpoint_replay_buffer = cfg.checkpoint.replay_buffer
+        try:
+            purge_step = resume(self.algo, cfg, run_dir) if cfg.resume is not None else None
+            hparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+            self.recorder = RunRecorder(run_dir, cfg.logger.tensorboard, hparams, purge_step=purge_step,
+                                        trackers=trackers)
+        except BaseException:
+            self.algo.stop()
+            raise
+        for line in self.recorder.tracking:
+            log.info("tracking: %s", line)
+        self.display = make_display(cfg.logger.console.value, cfg.stop.timesteps)
+        header = f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{layout}"
+        self.display.start("\n".join([header, *self.recorder.tracking]))
+        log.info("config:\n%s", OmegaConf.to_yaml(cfg))
+        self.metrics: dict[str, Any] = {}
+        self.reason = "interrupted"
+        self._best = best_return(run_dir)
+
+    def step(self) -> str | None:
+        """One iteration; returns the stop criterion it reached, or None."""
+        cfg, algo = self.cfg, self.algo
+        results = flatten(algo.train())
+        stop = stop_reason(cfg, results)
+        every_eval = cfg.evaluation.every_iterations
+        evaluate = stop is not None or bool(every_eval and algo.iteration % every_eval == 0)
+        if evaluate:
+            results.update(flatten(algo.evaluate(cfg.evaluation.episodes)))
+        self.metrics = self.recorder.record(results)
+        self.display.update(self.metrics)
+        if evaluate and (self._best is None or self.metrics[EVAL_RETURN_KEY] > self._best):
+            self._best = self.metrics[EVAL_RETURN_KEY]
+            save_best(algo, self.run_dir)
+        every = cfg.checkpoint.every_iterations
+        if every and algo.iteration % every == 0:
+            save_checkpoint(algo, self.run_dir)
+            prune_checkpoints(self.run_dir, cfg.checkpoint.keep_last)
+        if stop is not None:
+            self.reason = stop
+        return stop
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Final checkpoint, stop the workers, learning curve, close the records (trackers: failed if `error`)."""
+        cfg, algo = self.cfg, self.algo
+        try:
+            save_checkpoint(algo, self.run_dir, final=True)
+        finally:
+            algo.stop()
+            plot_learning_curve(read_metrics(self.run_dir), self.run_dir / "learning_curve.png",
+                                f"{cfg.algo.name} on {cfg.env.id}")
+            self.recorder.close(error)  # after the plot and the final checkpoint: trackers upload both
+            self.display.finish(self.metrics, self.run_dir, self.reason)
+            log.info("finished (%s) after %d iterations at %s", self.reason, algo.iteration, time.strftime("%X"))
 
 
 def resume(algo: Algorithm, cfg: DictConfig, run_dir: Path) -> int:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 RETURN_KEY = "env_runners/episode_return_mean"
+EVAL_RETURN_KEY = "evaluation/episode_return_mean"
+
+
+def run_return(row: Mapping[str, Any]) -> float | None:
+    """A metrics row's return: the training episodes' mean, or -- for an algorithm that never samples the env
+    (BC, MARWIL) -- its evaluation's. What the console shows, `stop.return_mean` and the curves compare."""
+    value = row.get(RETURN_KEY)
+    return row.get(EVAL_RETURN_KEY) if value is None else value
 
 
 def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
-    """Mean episode return against env steps; None if no episode finished.
+    """Mean episode return (`run_return`) against env steps; None if there is none.
 
     matplotlib is imported here, when a curve is drawn, and without pyplot: a Figure
     saves itself through the Agg canvas, and pyplot's backend machinery and global
     figure registry would only add to the time between the last iteration and exit.
     """
-    points = [(r["num_env_steps_sampled_lifetime"], r[RETURN_KEY]) for r in rows if RETURN_KEY in r]
+    points = [(r["num_env_steps_sampled_lifetime"], run_return(r)) for r in rows if run_return(r) is not None]
     if not points:
         return None
     from matplotlib.figure import Figure

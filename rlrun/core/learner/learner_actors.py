@@ -57,6 +57,10 @@ class LearnerActor:
     def update(self, batch: Mapping[str, Any], timesteps: Mapping[str, int] | None) -> dict[str, Any]:
         return self._learner.update(batch=batch, timesteps=timesteps)
 
+    def update_from_dataset(self, timesteps: Mapping[str, int] | None) -> dict[str, Any]:
+        """Offline learners (rlrun.algorithms.offline) read their rows themselves."""
+        return self._learner.update_from_dataset(timesteps=timesteps)
+
     def get_state(self, components: Any = None) -> dict[str, Any]:
         return self._learner.get_state(components)
 
@@ -148,6 +152,12 @@ class LearnerActors:
 
         batch_ref = ray.put(batch)
         return [a.update.remote(batch_ref, dict(timesteps or {})) for a in self._actors]
+
+    def update_from_dataset(self, timesteps: Mapping[str, int] | None) -> list[dict[str, Any]]:
+        """Every rank reads and trains on its own dataset shard; nothing travels from the driver. Blocks."""
+        import ray
+
+        return ray.get([a.update_from_dataset.remote(dict(timesteps or {})) for a in self._actors])
 
     def get_state(self, components: Any = None) -> dict[str, Any]:
         import ray

@@ -67,6 +67,15 @@ class LearnerGroup:
             return self._learner.update_async(batch, timesteps)
         return self._learner.update(batch, timesteps)
 
+    def update_from_dataset(self, *, timesteps: Mapping[str, int] | None = None) -> list[dict[str, Any]]:
+        """One update of offline learners, each on the next rows of its own dataset shard; blocks.
+
+        Returns one result dict per learner, as `update()` does.
+        """
+        if self.is_remote:
+            return self._learner.update_from_dataset(timesteps)
+        return [self._learner.update_from_dataset(timesteps=timesteps)]
+
     def get_state(self, components: Any = None) -> dict[str, Any]:
         return self._learner.get_state(components)
 

@@ -1,0 +1,98 @@
+"""Write recorded episodes as a Minari dataset (HDF5, Minari's default format), atomically.
+
+The dataset is written into a temporary directory beside the target and renamed
+into place when complete, so an interrupted recording leaves nothing that
+`offline.dataset` could mistake for a dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlrun.data.offline.dataset import DATA_DIR, RLRUN_METADATA_KEY, OfflineDataError, dataset_dir
+
+
+@dataclass
+class RecordedEpisode:
+    """One finished episode: n + 1 observations (the last is the final one), n of everything else."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+    action_logp: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+def new_dataset_dir(spec: str) -> Path:
+    """The directory a recording `spec` names, absolute (Minari's size bookkeeping joins relative paths twice);
+    an existing one raises OfflineDataError: a recording never overwrites."""
+    target = dataset_dir(spec).resolve()
+    if target.exists():
+        raise OfflineDataError(f"record={spec}: {target} already exists; record into a new directory or dataset id")
+    return target
+
+
+def write_dataset(
+    spec: str,
+    episodes: Sequence[RecordedEpisode],
+    *,
+    env_id: str,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    algorithm_name: str,
+    rlrun_metadata: dict[str, Any],
+) -> Path:
+    """Write `episodes` as the Minari dataset `spec` (a directory or an id in the Minari root); returns its dir.
+
+    The env spec (when `env_id` is registered) lets Minari and rlrun rebuild the env; `rlrun_metadata` (the
+    producing checkpoint, env config, ...) is kept as JSON under the `rlrun` metadata key. Each step's action
+    log-probability is in the episode's `infos["action_logp"]` (NaN at the final observation, which has no
+    action, so that infos are aligned with observations as Minari's collector aligns them).
+    """
+    import minari
+    from minari.data_collector import EpisodeBuffer
+    from minari.dataset.minari_storage import MinariStorage
+
+    target = new_dataset_dir(spec)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    env_spec = gym.spec(env_id) if env_id in gym.registry else None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        storage = MinariStorage.new(tmp / DATA_DIR, observation_space=observation_space, action_space=action_space,
+                                    env_spec=env_spec, data_format="hdf5")
+        storage.update_metadata({
+            "dataset_id": target.name,
+            "minari_version": minari.__version__,
+            "algorithm_name": algorithm_name,
+            RLRUN_METADATA_KEY: json.dumps(rlrun_metadata),
+        })
+        storage.update_episodes(
+            EpisodeBuffer(
+                id=i,
+                observations=e.observations,
+                actions=e.actions,
+                rewards=e.rewards,
+                terminations=e.terminations,
+                truncations=e.truncations,
+                infos={"action_logp": np.append(e.action_logp, np.nan).astype(np.float32)},
+            )
+            for i, e in enumerate(episodes)
+        )
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
