@@ -144,6 +144,7 @@ def one_line(error: BaseException) -> str:
 
 def main() -> None:
     from rlrun.core.checkpointing import CheckpointError
+    from rlrun.run.interrupts import ImmediateInterrupt
     from rlrun.run.resume import resume_argv
 
     # Let Hydra's exceptions reach us instead of being printed with a stack trace.
@@ -159,6 +160,9 @@ def main() -> None:
             _train()
         except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
             _exit_with_error(e)
+        except ImmediateInterrupt:
+            print("rlrun: interrupted mid-iteration; resume from the last periodic checkpoint", file=sys.stderr)
+            sys.exit(130)
         except KeyboardInterrupt:
             print("rlrun: interrupted; the final checkpoint was written", file=sys.stderr)
             sys.exit(130)

@@ -20,6 +20,7 @@ from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
 from rlrun.run.console import make_display
 from rlrun.run.dataset_env import apply_dataset_env
+from rlrun.run.interrupts import ImmediateInterrupt, stop_between_iterations
 from rlrun.run.plots import EVAL_RETURN_KEY, plot_learning_curve, run_return
 from rlrun.run.recorder import RunRecorder, flatten, read_metrics
 from rlrun.run.resume import check_config_unchanged, metrics_row, resume_checkpoint, rewind_run_dir
@@ -82,14 +83,17 @@ def train_until_stop(
     """The training loop of a validated run: record every iteration, checkpoint, stop on a criterion."""
     run = ExperimentRun(cfg, config, run_dir, trackers, cluster.describe(config))
     error: BaseException | None = None  # what ended the loop, if not a stop criterion: the trackers' run status
-    try:
-        while run.step() is None:
-            pass
-    except BaseException as e:
-        error = e
-        raise
-    finally:
-        run.finish(error)
+    # A Ctrl-C while finishing also waits, so the final checkpoint is whole unless a second one comes.
+    with stop_between_iterations() as interrupted:
+        try:
+            while run.step() is None:
+                if interrupted():
+                    raise KeyboardInterrupt
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            run.finish(error)
     return run.metrics.get(EVAL_RETURN_KEY)
 
 
@@ -154,7 +158,8 @@ class ExperimentRun:
         """Final checkpoint, stop the workers, learning curve, close the records (trackers: failed if `error`)."""
         cfg, algo = self.cfg, self.algo
         try:
-            save_checkpoint(algo, self.run_dir, final=True)
+            if not isinstance(error, ImmediateInterrupt):  # an abandoned iteration is no state to resume from
+                save_checkpoint(algo, self.run_dir, final=True)
         finally:
             algo.stop()
             plot_learning_curve(read_metrics(self.run_dir), self.run_dir / "learning_curve.png",

@@ -1,0 +1,74 @@
+"""Ctrl-C in embedded mode: the first one finishes the iteration in flight, a second one stops at once."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import RLRUN
+from test_ray_cli import cli_env, interruptible
+
+from rlrun.run.checkpoints import PERIODIC_PREFIX
+from rlrun.run.recorder import read_metrics
+
+# About 4 s per iteration on a 2-core machine: a Ctrl-C sent just after a row is written lands mid-iteration.
+LONG_ITERATIONS = ["algo.train_batch_size=16384", "algo.minibatch_size=64", "algo.num_epochs=12",
+                   "stop.timesteps=100000000", "checkpoint.every_iterations=1", "logger.console=plain"]
+
+
+def start(run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([RLRUN, *LONG_ITERATIONS, f"hydra.run.dir={run_dir}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=run_dir.parent, env=cli_env(),
+                            preexec_fn=interruptible)
+
+
+def rows_after_first_iteration(proc: subprocess.Popen, run_dir: Path) -> int:
+    """Waits until iteration 1 is recorded and checkpointed, then a little more: iteration 2 is in flight."""
+    deadline = time.monotonic() + 180
+    while not (run_dir / "checkpoints" / f"{PERIODIC_PREFIX}000001").is_dir():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "rlrun made no progress"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return len(read_metrics(run_dir))
+
+
+def final_iteration(run_dir: Path) -> int:
+    return json.loads((run_dir / "checkpoints" / "final" / "algorithm_state.json").read_text())["iteration"]
+
+
+def test_ctrl_c_finishes_the_iteration_in_flight_then_writes_the_final_checkpoint(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = start(run_dir)
+    rows = rows_after_first_iteration(proc, run_dir)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert "stopping after this iteration" in err and "the final checkpoint was written" in err, err
+    assert "Traceback" not in err
+    trained = len(read_metrics(run_dir))
+    assert trained > rows, "the iteration in flight at Ctrl-C was dropped"
+    assert final_iteration(run_dir) == trained, "the final checkpoint is not the last recorded iteration"
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_final_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = start(run_dir)
+    rows = rows_after_first_iteration(proc, run_dir)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == ("rlrun: interrupted mid-iteration; "
+                                             "resume from the last periodic checkpoint"), err
+    assert len(read_metrics(run_dir)) == rows, "the abandoned iteration was recorded"
+    assert not (run_dir / "checkpoints" / "final").exists(), "an abandoned iteration was checkpointed"
+    resumed = subprocess.run([RLRUN, f"resume={run_dir}", "stop.timesteps=40000"], capture_output=True, text=True,
+                             cwd=tmp_path, env=cli_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    iterations = [r["training_iteration"] for r in read_metrics(run_dir)]
+    assert iterations == list(range(1, len(iterations) + 1)) and len(iterations) > rows, iterations
