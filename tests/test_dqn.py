@@ -16,7 +16,6 @@ from corridor_env import CorridorEnv
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from test_config import build
-from test_ray_env_runners import runner_pid
 
 from rlrun.algorithms.dqn import DQNConfig
 from rlrun.algorithms.dqn.dqn_module import EpsilonGreedy
@@ -353,6 +352,8 @@ def test_a_checkpoint_without_the_buffer_resumes_on_an_empty_one_that_refills_be
 def test_ray_mode_survives_a_killed_env_runner(ray_cluster) -> None:
     """As for PPO: the iteration of the kill goes on with the healthy runner and the replacement joins the next.
     That iteration's fragment (fewer sub-envs) is not stored; learning goes on from the buffer throughout."""
+    from test_ray_env_runners import runner_pid  # imports Ray, which tests/test_gpu.py (importing this) must not need
+
     algo = corridor_config().env_runners(num_env_runners=2, num_envs_per_env_runner=2).build_algo()
     try:
         before = train(algo, 5)[-1]  # 2 runners x 2 envs x 8 steps per iteration: learning has begun
