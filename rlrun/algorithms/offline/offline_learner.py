@@ -47,8 +47,7 @@ class OfflineTorchLearner(TorchLearner):
 
     def share(self, rank: int) -> int:
         """Rows rank `rank` reads per update: `train_batch_size` split over the ranks, differing by at most one."""
-        size, world = self.config.train_batch_size, self._world_size
-        return size // world + (rank < size % world)
+        return _split_sizes(self.config.train_batch_size, self._world_size)[rank]
 
     def update_from_dataset(self, *, timesteps: Mapping[str, int] | None = None) -> dict[str, Any]:
         """Read this rank's next rows and update on them (all ranks call this together)."""
