@@ -60,3 +60,12 @@ def validate_run(cfg: DictConfig) -> None:
           cfg.evaluation.every_iterations)
     check(cfg.evaluation.episodes >= 1, "evaluation.episodes must be >= 1", cfg.evaluation.episodes)
     check(cfg.logger.smoothing_episodes >= 1, "logger.smoothing_episodes must be >= 1", cfg.logger.smoothing_episodes)
+
+
+def validated_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
+    """The run's algorithm builder, after every check a CLI run makes (run keys, then the algorithm's own):
+    the CLI, a Tune trial and a study's up-front check of its first trial all accept exactly the same configs."""
+    validate_run(cfg)
+    config = build_algorithm_config(cfg)
+    config.validate()
+    return config

@@ -15,7 +15,7 @@ from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm
 from rlrun.cluster import ClusterError, ClusterInfo, cluster_session
-from rlrun.config.convert import build_algorithm_config, validate_run
+from rlrun.config.convert import validated_algorithm_config
 from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
 from rlrun.run.console import make_display
@@ -59,9 +59,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
         apply_dataset_env(cfg, run_dir)
         if resuming:
             check_config_unchanged(cfg, run_dir)
-        validate_run(cfg)
-        config = build_algorithm_config(cfg)
-        config.validate()
+        config = validated_algorithm_config(cfg)
         trackers = open_trackers(cfg, run_dir)  # a tracker's missing package or silent server ends it here
     except ConfigError:
         if not resuming:

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from omegaconf import OmegaConf
 from ray import tune
 
-from rlrun.config.convert import build_algorithm_config, validate_run
+from rlrun.config.convert import validated_algorithm_config
 from rlrun.run.checkpoints import RUN_CONFIG
 from rlrun.run.experiment import ExperimentRun
 from rlrun.tune.compose import trial_config, trial_overrides
@@ -47,9 +47,7 @@ class RLrunTrainable(tune.Trainable):
         overrides = [*self.base_overrides, *trial_overrides(config)]
         cfg = trial_config(self.base_overrides, config)
         cfg.logger.console = "none"
-        validate_run(cfg)
-        algo_config = build_algorithm_config(cfg)
-        algo_config.validate()
+        algo_config = validated_algorithm_config(cfg)
         self.run_dir = Path(self.run_root).resolve() / self.trial_name
         (self.run_dir / RUN_CONFIG).parent.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, self.run_dir / RUN_CONFIG)
