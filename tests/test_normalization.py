@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from rlrun.algorithms.algorithm import load_env_runner_state
 from rlrun.algorithms.ppo import PPOConfig
@@ -26,6 +27,7 @@ from rlrun.core import DEFAULT_MODULE_ID
 from rlrun.env import EnvRunner
 from rlrun.env.env_runner_group import normalization_in_state
 from rlrun.env.normalization import EPSILON, Normalizer, RunningMeanStd
+from rlrun.run.video import record_video
 
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 RLRUN_EVAL = str(Path(sys.executable).with_name("rlrun-eval"))
@@ -191,6 +193,23 @@ def test_evaluation_uses_the_statistics_and_never_updates_them() -> None:
     assert counts(before)["obs"] > 0
     assert_stats_equal(eval_stats, before)  # 2 x 200 evaluation steps added nothing
     assert_stats_equal(after, before)
+
+
+def test_a_video_shows_the_policy_the_filtered_observations(tmp_path: Path) -> None:
+    """rlrun-eval video=true: the filmed policy sees observations through the frozen filter, as in evaluation.
+
+    A mean of 1000 puts every filtered CartPole observation at -clip_observations, so the
+    policy's first layer must see nothing else; raw observations are never below -5."""
+    cfg = config(env="CartPole-v1", observation_filter="MeanStdFilter", normalize_rewards=False, clip_observations=2.0)
+    runner = EnvRunner(config=cfg)
+    runner.sync_normalization({"obs": {"count": 1e6, "mean": np.full(4, 1000.0), "var": np.ones(4)}})
+    first_layer = next(m for m in runner.module.modules() if isinstance(m, torch.nn.Linear))
+    seen: list[torch.Tensor] = []
+    first_layer.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].clone()))
+    record_video(runner.module, runner.normalizer, "CartPole-v1", {}, None, episodes=1, seed=0,
+                 stem=tmp_path / "video", video_format="gif")
+    assert seen and all(torch.equal(x, torch.full_like(x, -2.0)) for x in seen)
+    assert counts(runner.get_normalization())["obs"] == 1e6, "filming updated the statistics"
 
 
 @pytest.mark.parametrize(("algo", "env"), [("dqn", "CartPole-v1"), ("sac", "Pendulum-v1"), ("impala", "CartPole-v1"),

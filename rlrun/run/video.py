@@ -18,6 +18,7 @@ import torch
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
 from rlrun.env.env_creation import make_env
+from rlrun.env.normalization import Normalizer
 
 VIDEO_FORMATS = ("auto", "mp4", "gif")
 
@@ -29,6 +30,7 @@ def mp4_available() -> bool:
 
 def record_video(
     module: Any,
+    normalizer: Normalizer,
     env_id: str,
     env_config: dict[str, Any],
     max_episode_steps: int | None,
@@ -37,7 +39,10 @@ def record_video(
     stem: Path,
     video_format: str = "auto",
 ) -> Path:
-    """Play `episodes` greedy episodes and write them to `stem` + `.mp4` / `.gif`; returns the file."""
+    """Play `episodes` greedy episodes and write them to `stem` + `.mp4` / `.gif`; returns the file.
+
+    The policy sees observations through `normalizer` (the evaluation runner's, frozen), as in training.
+    """
     if video_format == "mp4" and not mp4_available():
         raise ConfigError("video_format=mp4 needs imageio and imageio-ffmpeg (pip install 'rlrun[video]'); "
                           "use video_format=gif or auto")
@@ -45,7 +50,7 @@ def record_video(
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     env = make_env(env_id, {**env_config, "render_mode": "rgb_array"}, max_episode_steps)
     try:
-        frames = [frame for i in range(episodes) for frame in _play(module, env, seed + i)]
+        frames = [frame for i in range(episodes) for frame in _play(module, normalizer, env, seed + i)]
         fps = int(env.metadata.get("render_fps") or 30)
     finally:
         env.close()
@@ -55,7 +60,7 @@ def record_video(
     return _write_gif(frames, fps, stem.with_suffix(".gif"))
 
 
-def _play(module: Any, env: gym.Env, seed: int) -> list[np.ndarray]:
+def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[np.ndarray]:
     """The frames of one greedy episode, the initial state included."""
     dist_cls = module.get_inference_action_dist_cls()
     obs, _ = env.reset(seed=seed)
@@ -63,7 +68,8 @@ def _play(module: Any, env: gym.Env, seed: int) -> list[np.ndarray]:
     done = False
     while not done:
         with torch.inference_mode():
-            inputs = module.forward_inference({Columns.OBS: torch.as_tensor(obs, dtype=torch.float32)[None]})
+            seen = normalizer.observations(np.asarray(obs, dtype=np.float32)[None], update=False)
+            inputs = module.forward_inference({Columns.OBS: torch.as_tensor(seen)})
             action = dist_cls.from_logits(inputs[Columns.ACTION_DIST_INPUTS]).deterministic_sample()[0].numpy()
         if isinstance(env.action_space, gym.spaces.Box):
             action = np.clip(action, env.action_space.low, env.action_space.high)
