@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +57,9 @@ class ConfigSummary:
     steps_per_s: float | None
 
 
-def _last(rows: list[dict[str, Any]], key: str) -> Any:
-    return next((row[key] for row in reversed(rows) if row.get(key) is not None), None)
+def _last(rows: list[dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> Any:
+    """The newest row's `value(row)` that is not None."""
+    return next((v for row in reversed(rows) if (v := value(row)) is not None), None)
 
 
 def default_threshold(config: dict[str, Any] | None) -> float | None:
@@ -94,8 +96,8 @@ def summarize_run(run: Run, threshold: float | None) -> RunSummary:
         iterations=len(rows),
         env_steps=steps,
         wall_time_s=wall,
-        final_return=next((ret for r in reversed(rows) if (ret := run_return(r)) is not None), None),
-        final_eval_return=_last(rows, EVAL_RETURN_KEY),
+        final_return=_last(rows, run_return),
+        final_eval_return=_last(rows, lambda row: row.get(EVAL_RETURN_KEY)),
         reached_threshold=reached is not None,
         steps_to_threshold=None if reached is None else reached.get(STEPS_KEY),
         time_to_threshold_s=None if reached is None else reached.get(TIME_KEY),
