@@ -212,6 +212,25 @@ def test_a_video_shows_the_policy_the_filtered_observations(tmp_path: Path) -> N
     assert counts(runner.get_normalization())["obs"] == 1e6, "filming updated the statistics"
 
 
+def test_recorded_episodes_hold_the_env_s_own_observations_and_rewards() -> None:
+    """rlrun-eval record=: a dataset holds what the env returned, not the filtered/scaled values the policy saw.
+
+    With a mean of 1000 every filtered observation is -clip_observations, and with a return variance
+    of 100 every CartPole reward of 1 is scaled to 0.1; the recording must hold neither."""
+    cfg = config(env="CartPole-v1", clip_observations=2.0)
+    runner = EnvRunner(config=cfg)
+    runner.sync_normalization({"obs": {"count": 1e6, "mean": np.full(4, 1000.0), "var": np.ones(4)},
+                               "returns": {"count": 1e6, "mean": np.array(0.0), "var": np.array(100.0)}})
+    episodes = runner.sample_episodes(4, record=True)
+    for episode, ret, length in zip(episodes["episodes"], episodes["episode_returns"], episodes["episode_lens"]):
+        assert len(episode.observations) == length + 1
+        np.testing.assert_array_equal(episode.rewards, np.ones(length))
+        assert episode.rewards.sum() == ret
+        assert np.all(np.abs(episode.observations[0]) <= 0.05), "not CartPole's reset state"
+        # Before its last step an episode's pole is within CartPole's termination angle (0.2095 rad).
+        assert np.all(np.abs(episode.observations[:-1, 2]) <= 0.2095), "not CartPole's pole angles"
+
+
 @pytest.mark.parametrize(("algo", "env"), [("dqn", "CartPole-v1"), ("sac", "Pendulum-v1"), ("impala", "CartPole-v1"),
                                          ("appo", "CartPole-v1")])
 def test_every_algorithm_samples_through_the_normalisation(algo: str, env: str) -> None:

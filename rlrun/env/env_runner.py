@@ -22,7 +22,7 @@ import torch
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.env import env_state
 from rlrun.env.env_creation import make_vector_env
-from rlrun.env.normalization import NORMALIZATION_KEY, Normalizer
+from rlrun.env.normalization import NORMALIZATION_KEY, RAW_COLUMNS, Normalizer
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -59,20 +59,25 @@ class EnvRunner:
 
     def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
         obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
-        self._obs = self.normalizer.observations(np.asarray(obs, dtype=np.float32), update_normalization)
+        self._raw_obs = np.asarray(obs, dtype=np.float32)
+        self._obs = self.normalizer.observations(self._raw_obs, update_normalization)
         self.normalizer.reset_returns()
         self._prev_done[:] = False
         self._episode_return[:] = 0.0
         self._episode_len[:] = 0
 
     def sample(
-        self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True
+        self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True,
+        keep_raw: bool = False,
     ) -> dict[str, np.ndarray]:
         """Step every sub-env `T` times; `T = ceil(num_timesteps / num_envs)` or the fragment length.
 
         With normalisation on (`env_runners.observation_filter`, `normalize_rewards`) the batch holds
         filtered observations and scaled rewards; `update_normalization=False` uses the statistics
         without adding to them (evaluation). Episode returns (`get_metrics`) stay in the env's units.
+        `keep_raw=True` (recording) also returns the env's own observations and rewards (`RAW_COLUMNS`)
+        when normalisation changes them; the raw observation is not checkpointed, so it is only for
+        episodes started in this process (`sample_episodes` starts fresh ones).
         """
         if self._obs is None:
             self._reset(update_normalization=update_normalization)
@@ -86,12 +91,17 @@ class EnvRunner:
         trunc_buf = np.empty((steps, num_envs), dtype=bool)
         mask_buf = np.empty((steps, num_envs), dtype=bool)
         dist_buf: np.ndarray | None = None
+        raw = keep_raw and self.normalizer.enabled
+        if raw:
+            raw_obs_buf, raw_rew_buf = np.empty_like(obs_buf), np.empty_like(rew_buf)
         forward = self.module.forward_exploration if explore else self.module.forward_inference
         dist_cls = (
             self.module.get_exploration_action_dist_cls() if explore else self.module.get_inference_action_dist_cls()
         )
         for t in range(steps):
             obs_buf[t] = self._obs
+            if raw:
+                raw_obs_buf[t] = self._raw_obs
             with torch.inference_mode():
                 dist_inputs = forward({Columns.OBS: torch.from_numpy(self._obs)})[Columns.ACTION_DIST_INPUTS]
                 dist = dist_cls.from_logits(dist_inputs)
@@ -103,13 +113,16 @@ class EnvRunner:
             act_buf[t] = actions.numpy()
             logp_buf[t] = logp.numpy()
             obs, reward, terminated, truncated, _ = self.env.step(self._env_actions(act_buf[t]))
-            self._obs = self.normalizer.observations(np.asarray(obs, dtype=np.float32), update_normalization)
+            self._raw_obs = np.asarray(obs, dtype=np.float32)
+            self._obs = self.normalizer.observations(self._raw_obs, update_normalization)
+            if raw:
+                raw_rew_buf[t] = reward
             done = terminated | truncated
             rew_buf[t] = self.normalizer.rewards(reward, ~self._prev_done, done, update_normalization)
             term_buf[t], trunc_buf[t] = terminated, truncated
             mask_buf[t] = ~self._prev_done
             self._track_episodes(reward, done)
-        return {
+        batch = {
             Columns.OBS: obs_buf,
             Columns.ACTIONS: act_buf,
             Columns.ACTION_LOGP: logp_buf,
@@ -120,6 +133,10 @@ class EnvRunner:
             Columns.LOSS_MASK: mask_buf,
             Columns.BOOTSTRAP_OBS: self._obs.copy(),
         }
+        if raw:
+            batch.update({RAW_COLUMNS[Columns.OBS]: raw_obs_buf, RAW_COLUMNS[Columns.REWARDS]: raw_rew_buf,
+                          RAW_COLUMNS[Columns.BOOTSTRAP_OBS]: self._raw_obs.copy()})
+        return batch
 
     def _env_actions(self, actions: np.ndarray) -> np.ndarray:
         """Gaussian samples are stored as drawn (their logp is exact) and clipped only for the env."""
@@ -158,7 +175,8 @@ class EnvRunner:
         collector = EpisodeCollector(self.num_envs) if record else None
         recorded = []
         while len(returns) < num_episodes:
-            batch = self.sample(num_timesteps=self.num_envs * 64, explore=explore, update_normalization=False)
+            batch = self.sample(num_timesteps=self.num_envs * 64, explore=explore, update_normalization=False,
+                                keep_raw=record)
             if collector is not None:
                 collector.add(batch)
             metrics = self.get_metrics()

@@ -21,12 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rlrun.core.columns import Columns
+
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
 
 OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
 # Where normalisation state sits in an env runner's (and the remote runners') state.
 NORMALIZATION_KEY = "normalization"
+# The batch columns normalisation changes -> where `EnvRunner.sample(keep_raw=True)` puts the env's own values.
+RAW_COLUMNS = {Columns.OBS: "raw_obs", Columns.REWARDS: "raw_rewards", Columns.BOOTSTRAP_OBS: "raw_bootstrap_obs"}
 # Keeps a constant feature (std 0) finite, as SB3's VecNormalize does.
 EPSILON = 1e-8
 

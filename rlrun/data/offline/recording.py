@@ -4,7 +4,8 @@ The runner's vector env autoresets in NEXT_STEP mode: a row with
 `loss_mask = 0` is the reset step after an episode's end (it is no transition),
 and the observation after an episode's last step -- its true final observation
 -- is the next row's `obs` (or the batch's `bootstrap_obs` at a batch's end).
-`EnvRunner.sample_episodes(..., record=True)` feeds every batch to an
+`EnvRunner.sample_episodes(..., record=True)` feeds every batch (with the env's raw
+observations and rewards where normalisation is on) to an
 `EpisodeCollector` and takes its finished episodes in the order the runner's
 own episode metrics list them.
 """
@@ -17,6 +18,7 @@ import numpy as np
 
 from rlrun.core.columns import Columns
 from rlrun.data.offline.writer import RecordedEpisode
+from rlrun.env.normalization import RAW_COLUMNS
 
 _STEP_COLUMNS = (Columns.OBS, Columns.ACTIONS, Columns.REWARDS, Columns.TERMINATEDS, Columns.TRUNCATEDS,
                  Columns.ACTION_LOGP)
@@ -30,7 +32,12 @@ class EpisodeCollector:
         self._finished: list[deque[RecordedEpisode]] = [deque() for _ in range(num_envs)]
 
     def add(self, batch: dict[str, np.ndarray]) -> None:
-        """Take in a `[T, B]` batch sampled right after the previous one (or after a reset)."""
+        """Take in a `[T, B]` batch sampled right after the previous one (or after a reset).
+
+        A dataset holds the env's own observations and rewards: where normalisation changed them,
+        the batch's raw columns (`RAW_COLUMNS`) take their place.
+        """
+        batch = {**batch, **{column: batch[raw] for column, raw in RAW_COLUMNS.items() if raw in batch}}
         done = batch[Columns.TERMINATEDS] | batch[Columns.TRUNCATEDS]
         steps = len(done)
         for env in range(done.shape[1]):
