@@ -93,8 +93,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     They share the session's Ray instance (`ray_cluster`) or stop it (`ray_disconnected`), so they
     must stay in one process; the other worker runs the rest beside them. A test that starts Ray
-    in another way carries the `ray` marker.
+    in another way carries the `ray` marker. One whose instance lives and dies inside an `rlrun`
+    subprocess it starts (a local instance, never `ray start` or `address=auto`) also carries
+    `own_ray`: it shares nothing with the group, so the scheduler may run it on either worker,
+    which keeps the group from being the suite's critical path.
     """
     for item in items:
-        if item.get_closest_marker("ray") or RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+        grouped = item.get_closest_marker("ray") and not item.get_closest_marker("own_ray")
+        if grouped or RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group("ray"))

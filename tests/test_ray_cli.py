@@ -93,6 +93,7 @@ def run_and_watch(args: list[str], tmp_path: Path, timeout: float = 400) -> tupl
     return proc, out, err, list(seen.values())
 
 
+@pytest.mark.own_ray
 def test_ray_mode_replaces_a_crashing_runner(tmp_path: Path) -> None:
     """2 EnvRunner actors + 2 DDP learners; one runner's env crashes in iteration 2: it is replaced, the run goes on."""
     run_dir = tmp_path / "run"
@@ -128,6 +129,7 @@ def test_ray_mode_solves_cartpole_through_a_crashing_runner(tmp_path: Path) -> N
     assert metrics[-1][RETURN_KEY] >= 475
 
 
+@pytest.mark.own_ray
 def test_ctrl_c_writes_final_checkpoint_and_stops_ray(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start(["env_runners.num=1", "learners.num=2", "stop.timesteps=100000000"], run_dir, tmp_path)
@@ -159,6 +161,7 @@ def test_joins_an_existing_cluster_and_leaves_it_running(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is visible")
+@pytest.mark.own_ray
 def test_missing_gpus_fail_fast_with_one_line(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = start(["learners.num=2", "learners.num_gpus_per_learner=1", "stop.iterations=1"], run_dir, tmp_path)
@@ -170,6 +173,7 @@ def test_missing_gpus_fail_fast_with_one_line(tmp_path: Path) -> None:
     assert not run_dir.exists(), "a run that never started left a run directory"
 
 
+@pytest.mark.own_ray
 def test_env_that_keeps_crashing_ends_in_one_line_and_stops_ray(tmp_path: Path) -> None:
     """The error exit path: restarts used up -> one line naming the limit and the env's error; Ray is gone."""
     run_dir = tmp_path / "run"

@@ -74,6 +74,7 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("rlrun: error:")]
 
 
+@pytest.mark.own_ray
 def test_four_jobs_run_at_once_on_a_local_instance(tmp_path: Path) -> None:
     """Each job's env (user_envs.BarrierEnv) waits for the other three's: the sweep ends only if all 4 overlap."""
     sweep_dir, barrier = tmp_path / "sweep", tmp_path / "barrier"
@@ -127,6 +128,7 @@ def test_jobs_join_a_ray_start_cluster_and_a_failed_job_is_reported(tmp_path: Pa
         assert reconnect(head) == 4, "a job or the launcher stopped the cluster it joined"
 
 
+@pytest.mark.own_ray
 def test_a_job_too_big_for_the_cluster_is_refused_before_anything_runs(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
     proc = start_sweep(["ray.num_cpus=4", "seed=0,1", "env_runners.num=64", *TINY], sweep_dir)

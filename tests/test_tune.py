@@ -93,6 +93,7 @@ def test_a_pbt_trial_continues_another_trials_checkpoint_with_its_own_hyperparam
 
 
 @pytest.mark.ray
+@pytest.mark.own_ray
 def test_an_asha_study_runs_trials_as_rlrun_runs_and_stops_the_worst_early(run_cli, tmp_path: Path) -> None:
     """One trial at a time (so the study is reproducible): 4 trials, two of which cannot learn (lr 1e-7);
     ASHA stops trials below the rung's median at 2 and 4 iterations; every trial is a run directory."""
