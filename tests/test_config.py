@@ -48,7 +48,8 @@ EXPECTED_OPTIONS = {
     "experiment": {"cartpole_ppo_fast"},
 }
 ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",
-           "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3"}
+           "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3",
+           "multi_cartpole": "rlrun.env.multi_agent.multi_cartpole:MultiCartPole"}
 
 
 def group_options(group: str) -> list[str]:
@@ -108,9 +109,13 @@ def test_group_option_composes_and_validates(group: str, option: str, cartpole_d
     if group == "env":
         assert cfg.env.name == option
         assert config.env == cfg.env.id == ENV_IDS[option]
-        obs_space, act_space = env_spaces(config.env, config.env_config)
-        assert isinstance(obs_space, gym.spaces.Box)
-        assert isinstance(act_space, config.supported_action_spaces)
+        if config.is_multi_agent:
+            spaces = list(config.build_policy_mapping(config.make_multi_agent_env()).spaces.values())
+        else:
+            spaces = [env_spaces(config.env, config.env_config)]
+        for obs_space, act_space in spaces:
+            assert isinstance(obs_space, gym.spaces.Box)
+            assert isinstance(act_space, config.supported_action_spaces)
     if group == "algo":
         assert cfg.algo.name == option
 

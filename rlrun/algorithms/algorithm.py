@@ -25,10 +25,14 @@ from rlrun.core.arrays import map_leaves
 from rlrun.core.learner.learner import load_learner_checkpoint
 from rlrun.env import EnvRunner, EnvRunnerGroup
 from rlrun.env.env_runner import summarize_episodes
+from rlrun.env.env_runner_group import make_env_runner
 
 # 2: env_runners.pt holds the episodes in flight (env state, observations), not only the RNG.
 CHECKPOINT_FORMAT = 2
 SMOOTHING_EPISODES = 100
+# What a multi-agent runner reports beside the episode return (the sum over agents) -> the metric of its means.
+SPLIT_RETURNS = {"agent_episode_returns": "agent_episode_return_mean",
+                 "module_episode_returns": "module_episode_return_mean"}
 # The evaluation env runner's index: its seed (config.seed + 10_000 * index) is apart from every sampling runner's,
 # and `rlrun-eval` uses the same one, so it reproduces a run's `evaluation/*` numbers from its checkpoint.
 EVALUATION_WORKER_INDEX = 1_000
@@ -47,6 +51,9 @@ class Algorithm:
         self.counters: dict[str, int] = defaultdict(int)
         self._episode_returns: deque[float] = deque(maxlen=smoothing_episodes)
         self._episode_lens: deque[int] = deque(maxlen=smoothing_episodes)
+        # Multi-agent runs: the same window per agent and per module (`agent_episode_returns`, ...).
+        self._split_returns: dict[str, dict[str, deque[float]]] = {
+            key: defaultdict(lambda: deque(maxlen=smoothing_episodes)) for key in SPLIT_RETURNS}
         self._timers: dict[str, float] = {}
         self._time_total = 0.0
         self._eval_runner: EnvRunner | None = None
@@ -71,6 +78,9 @@ class Algorithm:
         episodes = self.env_runner_group.get_metrics()
         self._episode_returns.extend(episodes["episode_returns"])
         self._episode_lens.extend(episodes["episode_lens"])
+        for key, windows in self._split_returns.items():
+            for name, returns in episodes.get(key, {}).items():
+                windows[name].extend(returns)
         self.counters["num_episodes_lifetime"] += len(episodes["episode_returns"])
         self.iteration += 1
         elapsed = time.perf_counter() - start
@@ -99,12 +109,15 @@ class Algorithm:
                 episode_return_max=float(returns.max()),
                 episode_len_mean=float(np.mean(self._episode_lens)),
             )
+        for key, windows in self._split_returns.items():
+            if windows:  # agent_episode_return_mean/<agent>, module_episode_return_mean/<module>
+                stats[SPLIT_RETURNS[key]] = {name: float(np.mean(w)) for name, w in sorted(windows.items())}
         return stats
 
     def evaluate(self, num_episodes: int = 10) -> dict[str, Any]:
         """Greedy episodes with the current weights and normalisation statistics, on an env runner of their own."""
         if self._eval_runner is None:
-            self._eval_runner = EnvRunner(config=self.config, worker_index=EVALUATION_WORKER_INDEX)
+            self._eval_runner = make_env_runner(self.config, EVALUATION_WORKER_INDEX)
         self._eval_runner.set_weights(self.learner_group.get_weights())
         self._eval_runner.sync_normalization(self.env_runner_group.get_normalization())
         episodes = self._eval_runner.sample_episodes(num_episodes, explore=False)
@@ -137,6 +150,8 @@ class Algorithm:
                     "time_total_s": self._time_total,
                     "episode_returns": list(self._episode_returns),
                     "episode_lens": list(self._episode_lens),
+                    **{key: {name: list(w) for name, w in windows.items()}
+                       for key, windows in self._split_returns.items()},
                     "evaluation": self.last_evaluation,
                 },
             )
@@ -172,6 +187,10 @@ class Algorithm:
         self._episode_returns.extend(state["episode_returns"])
         self._episode_lens.clear()
         self._episode_lens.extend(state["episode_lens"])
+        for key, windows in self._split_returns.items():
+            windows.clear()
+            for name, returns in state.get(key, {}).items():
+                windows[name].extend(returns)
         self.last_evaluation = state["evaluation"]
         self.restore_extra_state(path)
 

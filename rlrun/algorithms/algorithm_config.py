@@ -18,12 +18,21 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import gymnasium as gym
 
 from rlrun.config.errors import ConfigError
-from rlrun.config.schema import AlgoSchema, EnvRunnersSchema, EnvSchema, LearnersSchema, ModelSchema, OfflineSchema
+from rlrun.config.schema import (
+    AlgoSchema,
+    EnvRunnersSchema,
+    EnvSchema,
+    LearnersSchema,
+    ModelSchema,
+    MultiAgentSchema,
+    OfflineSchema,
+)
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm import Algorithm
     from rlrun.core.learner import Learner, LearnerGroup
     from rlrun.core.rl_module import RLModule
+    from rlrun.env.multi_agent.mapping import PolicyMapping
 
 
 MAX_NUMPY_SEED = 2**32 - 1
@@ -62,6 +71,10 @@ class AlgorithmConfig:
         offline = OfflineSchema()
         self.dataset: str | None = offline.dataset
         self.dataset_memory_rows: int = offline.memory_rows
+        multi_agent = MultiAgentSchema()
+        self.policies: str | list[str] = multi_agent.policies
+        self.policy_mapping: dict[str, str] = dict(multi_agent.policy_mapping)
+        self.policies_to_train: list[str] | None = multi_agent.policies_to_train
         self.seed: int = 0
         self.learner_class: type[Learner] | str | None = None
         for f in dataclasses.fields(self.schema):
@@ -126,6 +139,21 @@ class AlgorithmConfig:
             self.dataset_memory_rows = memory_rows
         return self
 
+    def multi_agent(
+        self,
+        policies: str | list[str] | None = None,
+        policy_mapping: Mapping[str, str] | None = None,
+        policies_to_train: list[str] | None = None,
+    ) -> AlgorithmConfig:
+        """For a PettingZoo env: `shared`, `independent` or a list of policy ids mapped by agent-id patterns."""
+        if policies is not None:
+            self.policies = policies if isinstance(policies, str) else list(policies)
+        if policy_mapping is not None:
+            self.policy_mapping = dict(policy_mapping)
+        if policies_to_train is not None:
+            self.policies_to_train = list(policies_to_train)
+        return self
+
     def rl_module(self, model_config: Mapping[str, Any] | None = None) -> AlgorithmConfig:
         if model_config is not None:
             self.model_config.update(model_config)
@@ -160,6 +188,29 @@ class AlgorithmConfig:
             envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
             return math.ceil(self.train_batch_size / envs)
         return int(self.rollout_fragment_length)
+
+    @property
+    def is_multi_agent(self) -> bool:
+        """Whether `env` is a PettingZoo env (see `rlrun.env.multi_agent.creation`)."""
+        from rlrun.env.multi_agent.creation import is_multi_agent_env
+
+        return is_multi_agent_env(self.env, self.env_config)
+
+    def make_multi_agent_env(self) -> Any | None:
+        """One ParallelEnv of `env`, or None if `env` is a single-agent (gymnasium) env."""
+        from rlrun.env.multi_agent.creation import make_parallel_env
+
+        return make_parallel_env(self.env, self.env_config)
+
+    def build_policy_mapping(self, env: Any) -> PolicyMapping:
+        """Agent -> module of a ParallelEnv under `multi_agent.*`; MappingError names what does not fit."""
+        from rlrun.env.multi_agent.mapping import PolicyMapping
+
+        return PolicyMapping(self.policies, self.policy_mapping, env.possible_agents, env)
+
+    def is_trained(self, module_id: str) -> bool:
+        """Whether the learners update `module_id` (`multi_agent.policies_to_train`, null = every module)."""
+        return self.policies_to_train is None or module_id in self.policies_to_train
 
     def get_learner_class(self) -> type[Learner]:
         if self.learner_class is None:
@@ -282,15 +333,47 @@ class AlgorithmConfig:
         check(all(isinstance(h, int) and h > 0 for h in hiddens), "model.hiddens must be positive integers", hiddens)
 
     def _validate_env(self) -> None:
+        for obs_space, act_space in self._env_spaces():
+            self._validate_spaces(obs_space, act_space)
+
+    def _env_spaces(self) -> list[tuple[gym.Space, gym.Space]]:
+        """(observation, action) space of the env, or of each module of a multi-agent env."""
         from rlrun.env.env_creation import EnvError, env_spaces
+        from rlrun.env.multi_agent.mapping import MappingError
 
         try:
-            obs_space, act_space = env_spaces(self.env, self.env_config)
+            if not self.is_multi_agent:
+                return [env_spaces(self.env, self.env_config)]
+            env = self.make_multi_agent_env()
+            try:
+                mapping = self.build_policy_mapping(env)
+            finally:
+                env.close()
         except EnvError as e:
             raise ConfigError(f"env.id: {e}") from None
+        except MappingError as e:
+            raise ConfigError(str(e)) from None
         except Exception as e:  # the user's env or env_config failed to construct
             raise ConfigError(f"env '{self.env}' could not be created with env.env_config={self.env_config}: "
                               f"{type(e).__name__}: {e}") from None
+        self._validate_multi_agent(mapping)
+        return list(mapping.spaces.values())
+
+    def _validate_multi_agent(self, mapping: PolicyMapping) -> None:
+        """What a multi-agent run does not support yet, and policies_to_train naming modules that exist."""
+        trained = self.policies_to_train
+        check(trained is None or (len(trained) > 0 and set(trained) <= set(mapping.modules)),
+              f"multi_agent.policies_to_train must list some of the policies {mapping.modules} (or be null)", trained)
+        check(self.num_env_runners == 0, "env_runners.num must be 0 for a multi-agent env: its env runners "
+              "sample in the driver process (Ray env runner actors are single-agent for now)", self.num_env_runners)
+        check(self.observation_filter == "NoFilter" and not self.normalize_rewards,
+              "env_runners.observation_filter and normalize_rewards are single-agent only",
+              {"observation_filter": self.observation_filter, "normalize_rewards": self.normalize_rewards})
+        check(self.max_episode_steps is None, "env.max_episode_steps is single-agent only; set the episode limit "
+              "through the PettingZoo env's own env.env_config key (max_steps, max_cycles, ...)",
+              self.max_episode_steps)
+
+    def _validate_spaces(self, obs_space: gym.Space, act_space: gym.Space) -> None:
         if not isinstance(act_space, self.supported_action_spaces):
             allowed = ", ".join(s.__name__ for s in self.supported_action_spaces)
             raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support env '{self.env}' with "

@@ -37,6 +37,8 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         num_cpus_per_learner=cfg.learners.num_cpus_per_learner,
     )
     config.offline_data(dataset=cfg.offline.dataset, memory_rows=cfg.offline.memory_rows)
+    multi_agent = OmegaConf.to_container(cfg.multi_agent, resolve=True)
+    config.multi_agent(**multi_agent)  # type: ignore[arg-type]
     config.training(**algo)
     config.rl_module(model_config=OmegaConf.to_container(cfg.model, resolve=True))
     config.debugging(seed=cfg.seed)

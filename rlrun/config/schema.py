@@ -183,6 +183,18 @@ class OfflineSchema:
     memory_rows: int = 1_000_000
 
 
+@dataclass
+class MultiAgentSchema:
+    """`.multi_agent(...)`: which policy acts for which agent of a PettingZoo env (rlrun/env/multi_agent/)."""
+
+    # shared (one policy for all agents), independent (one per agent id), or a list of policy ids.
+    policies: Any = "shared"
+    # With a list of policies: agent-id glob pattern -> policy id, first match wins.
+    policy_mapping: dict[str, str] = field(default_factory=dict)
+    # Policies the learners update; null = all (the others act with the weights they start with).
+    policies_to_train: list[str] | None = None
+
+
 # The schema every option of a group inherits; `algo` has one per algorithm (registry.algorithm_schemas).
 GROUP_SCHEMAS: dict[str, type] = {
     "env": EnvSchema,
@@ -220,6 +232,7 @@ class RunSchema:
     resume: str | None = None
     ray: RaySchema = field(default_factory=RaySchema)
     offline: OfflineSchema = field(default_factory=OfflineSchema)
+    multi_agent: MultiAgentSchema = field(default_factory=MultiAgentSchema)
     algo: Any = None
     env: Any = None
     env_runners: Any = None

@@ -24,6 +24,7 @@ from rlrun.core.columns import Columns
 from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
 from rlrun.env.env_runner_actors import Fragment
+from rlrun.env.multi_agent.env_runner import MultiAgentBatch
 from rlrun.env.normalization import NORMALIZATION_KEY
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class EnvRunnerGroup:
             )
             self._remote = EnvRunnerActors(config, self._spaces_env.observation_space.shape)
         else:
-            self._local = EnvRunner(config=config)
+            self._local = make_env_runner(config)
             self._spaces_env = self._local.env
 
     @property
@@ -68,6 +69,8 @@ class EnvRunnerGroup:
     def sample(self) -> tuple[dict[str, np.ndarray], int]:
         """One fragment from every runner, merged on the env axis; also returns the real env steps."""
         batch = self._local.sample() if self._local else concat_env_axis(self._remote.sample())
+        if isinstance(batch, MultiAgentBatch):
+            return batch, batch.env_steps
         return batch, int(batch[Columns.LOSS_MASK].sum())
 
     @property
@@ -140,6 +143,15 @@ class EnvRunnerGroup:
         else:
             self._remote.stop()
             self._spaces_env.close()
+
+
+def make_env_runner(config: AlgorithmConfig, worker_index: int = 0) -> EnvRunner:
+    """The env runner for `config.env`: a gymnasium vector env, or copies of a PettingZoo env."""
+    if config.is_multi_agent:
+        from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
+
+        return MultiAgentEnvRunner(config=config, worker_index=worker_index)
+    return EnvRunner(config=config, worker_index=worker_index)
 
 
 def normalization_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:

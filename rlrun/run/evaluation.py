@@ -29,9 +29,9 @@ from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.config.convert import build_algorithm_config
 from rlrun.config.errors import ConfigError
 from rlrun.data.offline.writer import new_dataset_dir, write_dataset
-from rlrun.env import EnvRunner
 from rlrun.env.env_runner import summarize_episodes
-from rlrun.env.env_runner_group import normalization_in_state
+from rlrun.env.env_runner_group import make_env_runner, normalization_in_state
+from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
 from rlrun.run.checkpoints import BEST, CHECKPOINTS_DIR, RUN_CONFIG, latest_checkpoint, locate
 from rlrun.run.video import record_video
 
@@ -65,7 +65,7 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
     torch.set_num_threads(1)
     if request.record is not None:
         _check_record_target(request.record, config)
-    runner = EnvRunner(config=config, worker_index=EVALUATION_WORKER_INDEX)
+    runner = make_env_runner(config, EVALUATION_WORKER_INDEX)
     try:
         runner.set_weights(load_module_weights(checkpoint))
         normalization = normalization_in_state(load_env_runner_state(checkpoint))
@@ -81,6 +81,7 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
                 runner.module, runner.normalizer, config.env, config.env_config, config.max_episode_steps,
                 request.video_episodes, config.seed, run_dir / VIDEOS_DIR / f"{checkpoint.name}_{stamp}",
                 request.video_format,
+                runner.mapping.agent_to_module if isinstance(runner, MultiAgentEnvRunner) else None,
             )
         dataset = None
         if request.record is not None:
@@ -115,10 +116,9 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
 def _check_record_target(spec: str, config: AlgorithmConfig) -> None:
     """Refuse a recording before playing any episode: nothing may be overwritten or recorded half-right."""
     new_dataset_dir(spec)
-    if config.observation_filter != "NoFilter" or config.normalize_rewards:
-        raise ConfigError(f"record={spec}: this run normalises observations or rewards "
-                          "(env_runners.observation_filter / normalize_rewards); recording its episodes in the "
-                          "env's own units is not supported yet")
+    if config.is_multi_agent:
+        raise ConfigError(f"record={spec}: env '{config.env}' is multi-agent; Minari datasets (and algo=bc/marwil) "
+                          "are single-agent")
 
 
 def embedded_config(run_dir: Path, seed: int | None) -> AlgorithmConfig:

@@ -6,6 +6,7 @@ env with `render_mode="rgb_array"`, so it plays its own episodes here.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
 from rlrun.env.env_creation import make_env
+from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.normalization import Normalizer
 
 VIDEO_FORMATS = ("auto", "mp4", "gif")
@@ -38,19 +40,27 @@ def record_video(
     seed: int,
     stem: Path,
     video_format: str = "auto",
+    agent_to_module: dict[str, str] | None = None,
 ) -> Path:
     """Play `episodes` greedy episodes and write them to `stem` + `.mp4` / `.gif`; returns the file.
 
     The policy sees observations through `normalizer` (the evaluation runner's, frozen), as in training.
+    A multi-agent env (`agent_to_module` given, `module` a MultiRLModule) is played as a PettingZoo env.
     """
     if video_format == "mp4" and not mp4_available():
         raise ConfigError("video_format=mp4 needs imageio and imageio-ffmpeg (pip install 'rlrun[video]'); "
                           "use video_format=gif or auto")
     # Off-screen frames need no display; without this pygame's SDL complains on headless machines.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    env = make_env(env_id, {**env_config, "render_mode": "rgb_array"}, max_episode_steps)
+    render_config = {**env_config, "render_mode": "rgb_array"}
+    if agent_to_module is None:
+        env = make_env(env_id, render_config, max_episode_steps)
+        play = functools.partial(_play, module, normalizer, env)
+    else:
+        env = make_parallel_env(env_id, render_config)
+        play = functools.partial(_play_agents, module, agent_to_module, env)
     try:
-        frames = [frame for i in range(episodes) for frame in _play(module, normalizer, env, seed + i)]
+        frames = [frame for i in range(episodes) for frame in play(seed + i)]
         fps = int(env.metadata.get("render_fps") or 30)
     finally:
         env.close()
@@ -76,6 +86,26 @@ def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[
         obs, _, terminated, truncated, _ = env.step(action)
         frames.append(env.render())
         done = terminated or truncated
+    return frames
+
+
+def _play_agents(module: Any, agent_to_module: dict[str, str], env: Any, seed: int) -> list[np.ndarray]:
+    """The frames of one greedy episode of a PettingZoo ParallelEnv; each agent acts with its own module."""
+    obs, _ = env.reset(seed=seed)
+    frames = [env.render()]
+    while env.agents:
+        actions = {}
+        for agent in env.agents:
+            policy = module[agent_to_module[agent]]
+            with torch.inference_mode():
+                inputs = policy.forward_inference({Columns.OBS: torch.as_tensor(np.asarray(obs[agent],
+                                                                                            dtype=np.float32))[None]})
+                dist = policy.get_inference_action_dist_cls().from_logits(inputs[Columns.ACTION_DIST_INPUTS])
+                action = dist.deterministic_sample()[0].numpy()
+            space = env.action_space(agent)
+            actions[agent] = np.clip(action, space.low, space.high) if isinstance(space, gym.spaces.Box) else action
+        obs, *_ = env.step(actions)
+        frames.append(env.render())
     return frames
 
 

@@ -130,8 +130,8 @@ class Learner:
         # a learner actor then starts where the local learner would (Ray mode reproduces embedded mode).
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            module = config.build_rl_module(self.observation_space, self.action_space)
-        self._module = MultiRLModule({DEFAULT_MODULE_ID: module}).to(self.device)
+            modules = {mid: config.build_rl_module(obs, act) for mid, (obs, act) in self._module_spaces().items()}
+        self._module = MultiRLModule(modules).to(self.device)
         if self._world_size > 1:
             distributed.broadcast_parameters(self._module)
         self._built = True  # the optimizer hook below already uses `self.module`
@@ -146,6 +146,12 @@ class Learner:
         # This rank's share of each minibatch's rows (1.0 outside a process group), beside its metrics.
         self._minibatch_weights: list[float] = []
         self.learner_vars: dict[str, dict[str, float]] = {mid: {} for mid in self._module}
+
+    def _module_spaces(self) -> dict[str, tuple[gym.Space, gym.Space]]:
+        """Module id -> (observation, action) space: a multi-agent run's spaces are Dicts keyed by module id."""
+        if self.config.is_multi_agent:
+            return {mid: (self.observation_space[mid], self.action_space[mid]) for mid in self.observation_space}
+        return {DEFAULT_MODULE_ID: (self.observation_space, self.action_space)}
 
     def _pick_device(self) -> torch.device:
         if self.config.num_gpus_per_learner > 0:
@@ -169,7 +175,9 @@ class Learner:
         timesteps = dict(timesteps or {})
         per_module = batch if self._is_multi_module_batch(batch) else {DEFAULT_MODULE_ID: batch}
         self.before_gradient_based_update(timesteps=timesteps)
-        results = {mid: self._update_module(mid, self.build_train_batch(mid, b)) for mid, b in per_module.items()}
+        # Modules outside `multi_agent.policies_to_train` act but are not updated.
+        results = {mid: self._update_module(mid, self.build_train_batch(mid, b)) for mid, b in per_module.items()
+                    if self.config.is_trained(mid)}
         # Hooks after the update read this update's metrics (e.g. PPO's mean KL).
         self.last_update_results = results
         self.after_gradient_based_update(timesteps=timesteps)

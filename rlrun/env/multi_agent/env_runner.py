@@ -1,0 +1,213 @@
+"""MultiAgentEnvRunner: `num_envs` copies of a PettingZoo ParallelEnv and one inference module per policy.
+
+Every (env copy, agent) pair is one column of its module's time-major batch, so a
+module's batch has the single-agent layout `[T, B_module, ...]` and every algorithm's
+learner trains it unchanged. Each step runs one batched forward pass per module over
+all of its columns. An agent that has left the env (done early) or has not joined yet
+is not live: its rows get `loss_mask = 0` and keep its last observation, which is the
+bootstrap observation its truncated episode needs. When every agent of a copy has
+left, the copy resets on the next step, a row masked for all of its agents: the same
+NEXT_STEP convention as the single-agent EnvRunner.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlrun.core.columns import Columns
+from rlrun.core.rl_module import MultiRLModule
+from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner
+from rlrun.env.multi_agent.creation import make_parallel_env
+from rlrun.env.multi_agent.mapping import ModuleSpaces, PolicyMapping
+from rlrun.env.normalization import Normalizer
+
+if TYPE_CHECKING:
+    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+
+
+class MultiAgentBatch(dict):
+    """Module id -> time-major batch, plus the env steps they came from (agent steps are their live rows)."""
+
+    def __init__(self, batches: dict[str, dict[str, np.ndarray]], env_steps: int) -> None:
+        super().__init__(batches)
+        self.env_steps = env_steps
+
+
+class MultiAgentEnvRunner(EnvRunner):
+    """Samples `num_envs` ParallelEnv copies; `sample()` returns a MultiAgentBatch."""
+
+    def __init__(self, *, config: AlgorithmConfig, worker_index: int = 0, num_envs: int | None = None) -> None:
+        self.config = config
+        self.worker_index = worker_index
+        self.num_envs = num_envs or config.num_envs_per_env_runner
+        self.envs = [make_parallel_env(config.env, config.env_config) for _ in range(self.num_envs)]
+        self.mapping: PolicyMapping = config.build_policy_mapping(self.envs[0])
+        self.env = ModuleSpaces(self.mapping.observation_spaces(), self.mapping.action_spaces())
+        self.module = MultiRLModule({m: config.build_rl_module(*self.mapping.spaces[m]) for m in self.mapping.modules})
+        self.module.eval()
+        # Module -> its columns, (env copy, agent) pairs; and each pair's (module, column).
+        self.columns = {m: [(c, a) for c in range(self.num_envs) for a in agents]
+                        for m, agents in self.mapping.agents_of.items()}
+        self._column_of = {pair: (m, j) for m, pairs in self.columns.items() for j, pair in enumerate(pairs)}
+        self._seed = config.seed + WORKER_SEED_STRIDE * worker_index
+        self._generator = torch.Generator().manual_seed(self._seed)
+        # Multi-agent runs do not normalise (validated); the disabled normaliser answers the group's queries.
+        first_obs_space = self.mapping.spaces[self.mapping.modules[0]][0]
+        self.normalizer = Normalizer(config, first_obs_space.shape, self.num_envs)
+        self._obs: dict[str, np.ndarray] | None = None
+        self._finished: dict[str, Any] = _no_episodes()
+
+    def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
+        seed = self._seed if seed is None else seed
+        self._obs = {m: np.zeros((len(cols), *self.mapping.spaces[m][0].shape), dtype=np.float32)
+                     for m, cols in self.columns.items()}
+        self._live = {m: np.zeros(len(cols), dtype=bool) for m, cols in self.columns.items()}
+        self._resetting = np.zeros(self.num_envs, dtype=bool)
+        self._agent_return = [defaultdict(float) for _ in range(self.num_envs)]
+        self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
+        for c, env in enumerate(self.envs):
+            obs, _ = env.reset(seed=seed + c)
+            self._start_episode(c, obs)
+
+    def _start_episode(self, copy: int, obs: dict[str, Any]) -> None:
+        for agent, o in obs.items():
+            m, j = self._column_of[(copy, agent)]
+            self._obs[m][j] = o
+            self._live[m][j] = True
+        self._agent_return[copy].clear()
+        self._episode_len[copy] = 0
+
+    def sample(
+        self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True,
+        keep_raw: bool = False,
+    ) -> MultiAgentBatch:
+        """Step every copy `T` times; `T = ceil(num_timesteps / num_envs)` or the fragment length.
+
+        `num_timesteps` counts env steps (one step of one copy, however many agents act in it).
+        """
+        if keep_raw:
+            raise ValueError("recording episodes of a multi-agent env is not supported")
+        if self._obs is None:
+            self._reset()
+        steps = -(-num_timesteps // self.num_envs) if num_timesteps else self.config.get_rollout_fragment_length()
+        bufs = {m: self._buffers(m, steps) for m in self.columns}
+        env_steps = 0
+        for t in range(steps):
+            actions: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+            for m, buf in bufs.items():
+                self._act(m, buf, t, explore, actions)
+            for c, env in enumerate(self.envs):
+                if self._resetting[c]:
+                    self._resetting[c] = False
+                    obs, _ = env.reset()
+                    self._start_episode(c, obs)
+                    continue
+                env_steps += 1
+                self._step_copy(c, env, actions[c], bufs, t)
+        batches = {}
+        for m, buf in bufs.items():
+            buf[Columns.BOOTSTRAP_OBS] = self._obs[m].copy()
+            batches[m] = buf
+        return MultiAgentBatch(batches, env_steps)
+
+    def _buffers(self, module: str, steps: int) -> dict[str, np.ndarray]:
+        obs_space, act_space = self.mapping.spaces[module]
+        cols = len(self.columns[module])
+        return {
+            Columns.OBS: np.empty((steps, cols, *obs_space.shape), dtype=np.float32),
+            Columns.ACTIONS: np.empty((steps, cols, *act_space.shape), dtype=act_space.dtype),
+            Columns.ACTION_LOGP: np.empty((steps, cols), dtype=np.float32),
+            Columns.REWARDS: np.zeros((steps, cols), dtype=np.float32),
+            Columns.TERMINATEDS: np.zeros((steps, cols), dtype=bool),
+            Columns.TRUNCATEDS: np.zeros((steps, cols), dtype=bool),
+            Columns.LOSS_MASK: np.empty((steps, cols), dtype=bool),
+        }
+
+    def _act(self, module: str, buf: dict[str, np.ndarray], t: int, explore: bool,
+             actions: list[dict[str, Any]]) -> None:
+        """One batched forward pass over all of `module`'s columns; live agents' actions go to their copies."""
+        rl_module = self.module[module]
+        forward = rl_module.forward_exploration if explore else rl_module.forward_inference
+        dist_cls = (rl_module.get_exploration_action_dist_cls() if explore
+                    else rl_module.get_inference_action_dist_cls())
+        obs = self._obs[module]
+        with torch.inference_mode():
+            dist_inputs = forward({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
+            dist = dist_cls.from_logits(dist_inputs)
+            sampled = dist.sample(self._generator) if explore else dist.deterministic_sample()
+            logp = dist.logp(sampled)
+        if Columns.ACTION_DIST_INPUTS not in buf:
+            buf[Columns.ACTION_DIST_INPUTS] = np.empty((*buf[Columns.ACTION_LOGP].shape, dist_inputs.shape[-1]),
+                                                       dtype=np.float32)
+        buf[Columns.OBS][t] = obs
+        buf[Columns.ACTION_DIST_INPUTS][t] = dist_inputs.numpy()
+        buf[Columns.ACTIONS][t] = sampled.numpy()
+        buf[Columns.ACTION_LOGP][t] = logp.numpy()
+        buf[Columns.LOSS_MASK][t] = self._live[module]
+        act_space = self.mapping.spaces[module][1]
+        for j in np.flatnonzero(self._live[module]):
+            c, agent = self.columns[module][j]
+            action = buf[Columns.ACTIONS][t, j]
+            if isinstance(act_space, gym.spaces.Box):
+                action = np.clip(action, act_space.low, act_space.high)
+            actions[c][agent] = action
+
+    def _step_copy(self, c: int, env: Any, actions: dict[str, Any], bufs: dict[str, dict[str, np.ndarray]],
+                   t: int) -> None:
+        obs, rewards, terminated, truncated, _ = env.step(actions)
+        self._episode_len[c] += 1
+        for agent, reward in rewards.items():
+            m, j = self._column_of[(c, agent)]
+            bufs[m][Columns.REWARDS][t, j] = reward
+            self._agent_return[c][agent] += float(reward)
+        for agent, o in obs.items():
+            m, j = self._column_of[(c, agent)]
+            self._obs[m][j] = o
+        for agent in actions:
+            m, j = self._column_of[(c, agent)]
+            bufs[m][Columns.TERMINATEDS][t, j] = bool(terminated.get(agent, False))
+            bufs[m][Columns.TRUNCATEDS][t, j] = bool(truncated.get(agent, False))
+        live_now = set(env.agents)
+        for (m, j) in (self._column_of[(c, a)] for a in env.possible_agents):
+            self._live[m][j] = self.columns[m][j][1] in live_now
+        if not live_now:
+            self._resetting[c] = True
+            self._record_episode(c)
+
+    def _record_episode(self, c: int) -> None:
+        returns = self._agent_return[c]
+        self._finished["episode_returns"].append(sum(returns.values()))
+        self._finished["episode_lens"].append(int(self._episode_len[c]))
+        self._finished["episode_envs"].append(c)
+        for agent, ret in returns.items():
+            self._finished["agent_episode_returns"][agent].append(ret)
+        for m, agents in self.mapping.agents_of.items():
+            self._finished["module_episode_returns"][m].append(sum(returns.get(a, 0.0) for a in agents))
+
+    def get_metrics(self) -> dict[str, Any]:
+        """Episodes finished since the last call: the sum over agents (RLlib's episode return), per agent and
+        per module, then forgets them."""
+        metrics, self._finished = self._finished, _no_episodes()
+        return metrics
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        for module_id in self.mapping.modules:
+            self.module[module_id].set_state(weights[module_id])
+
+    def get_state(self) -> dict[str, Any]:
+        """The action-sampling RNG; episodes in flight are not captured, so a resumed run starts fresh ones."""
+        return {"rng": self._generator.get_state().numpy(), "sampling": self._obs is not None}
+
+    def stop(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _no_episodes() -> dict[str, Any]:
+    return {"episode_returns": [], "episode_lens": [], "episode_envs": [],
+            "agent_episode_returns": defaultdict(list), "module_episode_returns": defaultdict(list)}

@@ -1,0 +1,82 @@
+"""Which policy (RLModule) acts for which agent: `multi_agent.policies` and `multi_agent.policy_mapping`.
+
+- `shared`: one module (`default_policy`) for every agent (parameter sharing);
+- `independent`: one module per agent, named after the agent;
+- a list of module ids plus `policy_mapping`, agent-id glob patterns to module ids
+  (first match wins), e.g. `{"red_*": red, "*": blue}`.
+
+Agents mapped to one module must have the same spaces: that module's network and
+its one batched forward pass serve them all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+
+from rlrun.core.columns import DEFAULT_MODULE_ID
+
+SHARED, INDEPENDENT = "shared", "independent"
+
+
+class MappingError(ValueError):
+    """A mapping that leaves an agent without a module, names an unknown module, or mixes spaces."""
+
+
+class PolicyMapping:
+    """Agent id -> module id for one env's agents, and the spaces of each module."""
+
+    def __init__(self, policies: str | Sequence[str], policy_mapping: Mapping[str, str] | None,
+                 possible_agents: Sequence[str], env: Any) -> None:
+        self.agent_to_module = _map_agents(policies, policy_mapping or {}, possible_agents)
+        self.modules: list[str] = list(dict.fromkeys(self.agent_to_module.values()))
+        self.agents_of = {m: [a for a in possible_agents if self.agent_to_module[a] == m] for m in self.modules}
+        self.spaces: dict[str, tuple[gym.Space, gym.Space]] = {}
+        for module, agents in self.agents_of.items():
+            spaces = {a: (env.observation_space(a), env.action_space(a)) for a in agents}
+            first = spaces[agents[0]]
+            if any(s != first for s in spaces.values()):
+                listed = "; ".join(f"{a}: obs {o}, action {act}" for a, (o, act) in spaces.items())
+                raise MappingError(f"agents mapped to module '{module}' have different spaces ({listed}); "
+                                   "map them to different policies with multi_agent.policy_mapping")
+            self.spaces[module] = first
+
+    def observation_spaces(self) -> gym.spaces.Dict:
+        """Module id -> observation space (what the learners build their modules from)."""
+        return gym.spaces.Dict({m: s[0] for m, s in self.spaces.items()})
+
+    def action_spaces(self) -> gym.spaces.Dict:
+        return gym.spaces.Dict({m: s[1] for m, s in self.spaces.items()})
+
+
+def _map_agents(policies: str | Sequence[str], patterns: Mapping[str, str],
+                agents: Sequence[str]) -> dict[str, str]:
+    if policies == SHARED:
+        return {a: DEFAULT_MODULE_ID for a in agents}
+    if policies == INDEPENDENT:
+        return {a: a for a in agents}
+    if isinstance(policies, str) or not policies:
+        raise MappingError(f"multi_agent.policies must be {SHARED}, {INDEPENDENT} or a list of policy ids "
+                           f"(got {policies!r})")
+    unknown = sorted(set(patterns.values()) - set(policies))
+    if unknown:
+        raise MappingError(f"multi_agent.policy_mapping maps to {unknown}, which multi_agent.policies "
+                           f"{list(policies)} does not list")
+    mapping = {}
+    for agent in agents:
+        module = next((m for pattern, m in patterns.items() if fnmatch.fnmatchcase(agent, pattern)), None)
+        if module is None:
+            raise MappingError(f"agent '{agent}' matches no pattern of multi_agent.policy_mapping "
+                               f"{dict(patterns)}; add one (e.g. '*': {policies[0]})")
+        mapping[agent] = module
+    return mapping
+
+
+class ModuleSpaces(NamedTuple):
+    """Module id -> space, as `gym.spaces.Dict`s: what a multi-agent runner tells the learners to build."""
+
+    observation_space: gym.spaces.Dict
+    action_space: gym.spaces.Dict
