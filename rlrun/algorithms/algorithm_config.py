@@ -45,6 +45,9 @@ class AlgorithmConfig:
     schema: ClassVar[type[AlgoSchema]] = AlgoSchema
     # Action spaces the algorithm's loss handles (checked before anything is built).
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
+    # Whether it trains on PettingZoo envs (a batch per module); algorithms with per-env state that is not
+    # per module yet (replay buffers, recorded datasets) say False.
+    supports_multi_agent: ClassVar[bool] = True
     # Training keys a run can take new values of when it continues from a checkpoint (what Tune's PBT may
     # perturb): read afresh at every update, or (lr) re-applied to the restored optimizer state.
     mutable_keys: ClassVar[frozenset[str]] = frozenset({"lr", "gamma", "grad_clip", "num_epochs", "minibatch_size"})
@@ -361,11 +364,12 @@ class AlgorithmConfig:
 
     def _validate_multi_agent(self, mapping: PolicyMapping) -> None:
         """What a multi-agent run does not support yet, and policies_to_train naming modules that exist."""
+        if not self.supports_multi_agent:
+            raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support multi-agent envs such as "
+                              f"'{self.env}' yet; algorithms that do: ppo, impala, appo")
         trained = self.policies_to_train
         check(trained is None or (len(trained) > 0 and set(trained) <= set(mapping.modules)),
               f"multi_agent.policies_to_train must list some of the policies {mapping.modules} (or be null)", trained)
-        check(self.num_env_runners == 0, "env_runners.num must be 0 for a multi-agent env: its env runners "
-              "sample in the driver process (Ray env runner actors are single-agent for now)", self.num_env_runners)
         check(self.observation_filter == "NoFilter" and not self.normalize_rewards,
               "env_runners.observation_filter and normalize_rewards are single-agent only",
               {"observation_filter": self.observation_filter, "normalize_rewards": self.normalize_rewards})

@@ -225,18 +225,33 @@ class EnvRunner:
         if self.normalizer.enabled:
             state[NORMALIZATION_KEY] = self.normalizer.get_state()
         if self._obs is not None:
-            env = env_state.capture(self.env)
-            if env is None:
+            in_flight = self._capture_episodes()
+            if in_flight is None:
                 log.info("the state of env %s is not plain data; a resumed run starts fresh episodes", self.config.env)
             else:
-                state["episodes_in_flight"] = {
-                    "env": env,
-                    "obs": self._obs.copy(),
-                    "episode_return": self._episode_return.copy(),
-                    "episode_len": self._episode_len.copy(),
-                    "prev_done": self._prev_done.copy(),
-                }
+                state["episodes_in_flight"] = in_flight
         return state
+
+    def _capture_episodes(self) -> dict[str, Any] | None:
+        """The episodes in flight as plain data, or None if the env's state is not plain data."""
+        env = env_state.capture(self.env)
+        if env is None:
+            return None
+        return {
+            "env": env,
+            "obs": self._obs.copy(),
+            "episode_return": self._episode_return.copy(),
+            "episode_len": self._episode_len.copy(),
+            "prev_done": self._prev_done.copy(),
+        }
+
+    def _restore_episodes(self, in_flight: dict[str, Any]) -> None:
+        """Continue the episodes `_capture_episodes` saw."""
+        env_state.restore(self.env, in_flight["env"])
+        self._obs = np.array(in_flight["obs"], dtype=np.float32)
+        self._episode_return = np.array(in_flight["episode_return"], dtype=np.float64)
+        self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
+        self._prev_done = np.array(in_flight["prev_done"], dtype=bool)
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from `get_state()`; an env whose state could not be captured restarts its episodes.
@@ -249,11 +264,7 @@ class EnvRunner:
             self.normalizer.set_state(state[NORMALIZATION_KEY])
         in_flight = state.get("episodes_in_flight")
         if in_flight is not None:
-            env_state.restore(self.env, in_flight["env"])
-            self._obs = np.array(in_flight["obs"], dtype=np.float32)
-            self._episode_return = np.array(in_flight["episode_return"], dtype=np.float64)
-            self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
-            self._prev_done = np.array(in_flight["prev_done"], dtype=bool)
+            self._restore_episodes(in_flight)
         elif state["sampling"]:
             log.warning("env %s: episodes in flight at the checkpoint cannot be restored; starting fresh ones",
                         self.config.env)

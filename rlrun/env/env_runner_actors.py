@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from rlrun.env.env_runner import EnvRunner
+from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
 from rlrun.env.normalization import NORMALIZATION_KEY, Normalizer
 
 if TYPE_CHECKING:
@@ -54,12 +55,20 @@ class _Request:
     started: float | None
 
 
-class SamplingEnvRunner(EnvRunner):
-    """The actor-side EnvRunner: one call returns a fragment, the episodes it finished and what normalisation
-    learned from it."""
+class _SamplesWithMetrics:
+    """What the actor side adds to an env runner: one call returns a fragment, the episodes it finished and
+    what normalisation learned from it."""
 
     def sample_with_metrics(self) -> tuple[dict[str, np.ndarray], dict[str, list[float]], dict[str, Any]]:
-        return self.sample(), self.get_metrics(), self.normalizer.pop_delta()
+        return self.sample(), self.get_metrics(), self.normalizer.pop_delta()  # type: ignore[attr-defined]
+
+
+class SamplingEnvRunner(_SamplesWithMetrics, EnvRunner):
+    """The actor-side EnvRunner of a gymnasium env."""
+
+
+class SamplingMultiAgentEnvRunner(_SamplesWithMetrics, MultiAgentEnvRunner):
+    """The actor-side EnvRunner of a PettingZoo env."""
 
 
 class EnvRunnerActors:
@@ -77,7 +86,8 @@ class EnvRunnerActors:
 
         ensure_ray(config)
         self.config = config
-        self._actor_cls = ray.remote(SamplingEnvRunner).options(num_cpus=config.num_cpus_per_env_runner)
+        runner_cls = SamplingMultiAgentEnvRunner if config.is_multi_agent else SamplingEnvRunner
+        self._actor_cls = ray.remote(runner_cls).options(num_cpus=config.num_cpus_per_env_runner)
         self.num_restarts = 0
         self._actors = {i: self._start(i) for i in range(1, config.num_env_runners + 1)}
         self._weights_ref: Any = None
@@ -209,10 +219,14 @@ class EnvRunnerActors:
 
     def get_metrics(self) -> dict[str, list[float]]:
         """Episodes the runners finished since the last call, merged."""
-        merged: dict[str, list[float]] = {}
+        merged: dict[str, Any] = {}
         for metrics in self._metrics:
             for key, values in metrics.items():
-                merged.setdefault(key, []).extend(values)
+                if isinstance(values, Mapping):  # a multi-agent runner's returns per agent and per module
+                    for name, per_name in values.items():
+                        merged.setdefault(key, {}).setdefault(name, []).extend(per_name)
+                else:
+                    merged.setdefault(key, []).extend(values)
         self._metrics = []
         return merged
 

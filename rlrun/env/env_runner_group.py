@@ -25,6 +25,7 @@ from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
 from rlrun.env.env_runner_actors import Fragment
 from rlrun.env.multi_agent.env_runner import MultiAgentBatch
+from rlrun.env.multi_agent.mapping import ModuleSpaces
 from rlrun.env.normalization import NORMALIZATION_KEY
 
 if TYPE_CHECKING:
@@ -43,10 +44,8 @@ class EnvRunnerGroup:
             from rlrun.env.env_runner_actors import EnvRunnerActors
 
             # The samplers are elsewhere; this env only tells the learners (and the normalisation) its spaces.
-            self._spaces_env: gym.Env | gym.vector.VectorEnv = make_env(
-                config.env, config.env_config, config.max_episode_steps
-            )
-            self._remote = EnvRunnerActors(config, self._spaces_env.observation_space.shape)
+            self._spaces_env = _spaces_only(config)
+            self._remote = EnvRunnerActors(config, _normalized_shape(self._spaces_env))
         else:
             self._local = make_env_runner(config)
             self._spaces_env = self._local.env
@@ -69,9 +68,7 @@ class EnvRunnerGroup:
     def sample(self) -> tuple[dict[str, np.ndarray], int]:
         """One fragment from every runner, merged on the env axis; also returns the real env steps."""
         batch = self._local.sample() if self._local else concat_env_axis(self._remote.sample())
-        if isinstance(batch, MultiAgentBatch):
-            return batch, batch.env_steps
-        return batch, int(batch[Columns.LOSS_MASK].sum())
+        return batch, env_steps(batch)
 
     @property
     def is_remote(self) -> bool:
@@ -142,7 +139,8 @@ class EnvRunnerGroup:
             self._local.stop()
         else:
             self._remote.stop()
-            self._spaces_env.close()
+            if isinstance(self._spaces_env, gym.Env):
+                self._spaces_env.close()
 
 
 def make_env_runner(config: AlgorithmConfig, worker_index: int = 0) -> EnvRunner:
@@ -162,8 +160,41 @@ def normalization_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
     return state.get("remote", {}).get(NORMALIZATION_KEY)
 
 
-def concat_env_axis(batches: list[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Merge time-major `[T, B, ...]` fragments of equal T along B (the bootstrap obs along its env axis)."""
+def _spaces_only(config: AlgorithmConfig) -> gym.Env | ModuleSpaces:
+    """An env (or a multi-agent env's per-module spaces) that only tells the learners its spaces."""
+    if not config.is_multi_agent:
+        return make_env(config.env, config.env_config, config.max_episode_steps)
+    env = config.make_multi_agent_env()
+    try:
+        mapping = config.build_policy_mapping(env)
+    finally:
+        env.close()
+    return ModuleSpaces(mapping.observation_spaces(), mapping.action_spaces())
+
+
+def _normalized_shape(spaces: gym.Env | ModuleSpaces) -> tuple[int, ...]:
+    """The observation shape normalisation keeps statistics of (multi-agent runs do not normalise)."""
+    space = spaces.observation_space
+    return next(iter(space.values())).shape if isinstance(space, gym.spaces.Dict) else space.shape
+
+
+def env_steps(batch: Mapping[str, Any]) -> int:
+    """The env steps a sampled batch holds: rows not masked (autoreset steps are not env steps), or a
+    multi-agent batch's copy steps (one per step of an env copy, however many agents acted)."""
+    return batch.env_steps if isinstance(batch, MultiAgentBatch) else int(batch[Columns.LOSS_MASK].sum())
+
+
+def env_slots(batch: Mapping[str, Any]) -> int:
+    """T x B of a sampled batch: its env steps plus its autoreset (and multi-agent reset) rows."""
+    return batch.env_slots if isinstance(batch, MultiAgentBatch) else batch[Columns.LOSS_MASK].size
+
+
+def concat_env_axis(batches: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge time-major `[T, B, ...]` fragments of equal T along B (the bootstrap obs along its env axis);
+    multi-agent batches module by module."""
+    if isinstance(batches[0], MultiAgentBatch):
+        return MultiAgentBatch({m: concat_env_axis([b[m] for b in batches]) for m in batches[0]},
+                               sum(b.env_steps for b in batches), sum(b.env_slots for b in batches))
     return {
         key: np.concatenate([b[key] for b in batches], axis=0 if key == Columns.BOOTSTRAP_OBS else 1)
         for key in batches[0]

@@ -27,11 +27,10 @@ import numpy as np
 from rlrun.algorithms.algorithm import Algorithm, mean_learner_results
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
 from rlrun.config.schema import AlgoSchema
-from rlrun.core.columns import Columns
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModule
 from rlrun.env.env_runner_actors import Fragment
-from rlrun.env.env_runner_group import concat_env_axis
+from rlrun.env.env_runner_group import concat_env_axis, env_slots, env_steps
 
 
 @dataclass
@@ -111,17 +110,17 @@ class IMPALA(Algorithm):
                 self._fragments.extend(self.env_runner_group.sample_async())
             fragment = self._fragments.popleft()
             taken.append(fragment)
-            rows += fragment.batch[Columns.LOSS_MASK].size
+            rows += env_slots(fragment.batch)
         batch = concat_env_axis([f.batch for f in taken])
         # The updates this batch trains after, minus those its weights had seen.
         version = self.counters["num_learner_updates_lifetime"]
-        return batch, int(batch[Columns.LOSS_MASK].sum()), [version - f.weights_version for f in taken]
+        return batch, env_steps(batch), [version - f.weights_version for f in taken]
 
     def _update(self, batch: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         """One learner update (asynchronous with learner actors); returns the updates that finished meanwhile."""
         self.counters["num_learner_updates_lifetime"] += 1
         timesteps = {"num_env_steps_sampled_lifetime": self.counters["num_env_steps_sampled_lifetime"]}
-        self._steps_in_flight.append(int(batch[Columns.LOSS_MASK].sum()))
+        self._steps_in_flight.append(env_steps(batch))
         results = self.learner_group.update(batch=batch, timesteps=timesteps,
                                             async_update=self.learner_group.is_remote)
         for _ in results:

@@ -18,7 +18,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -185,6 +185,8 @@ class OffPolicyAlgorithm(Algorithm):
 
 class OffPolicyConfig(AlgorithmConfig):
     """Builder keys and checks of every replay-buffer algorithm (`replay_buffer`, `n_step`, `tau`, ...)."""
+
+    supports_multi_agent: ClassVar[bool] = False  # one replay buffer of single-agent rows
 
     def __init__(self) -> None:
         super().__init__()

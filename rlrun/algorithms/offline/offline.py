@@ -10,7 +10,7 @@ for evaluation: `evaluation.*` episodes with the current weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
@@ -45,6 +45,8 @@ class OfflineAlgorithm(Algorithm):
 
 class OfflineConfig(AlgorithmConfig):
     """Checks that a dataset is given, readable and recorded in an env with this run's spaces."""
+
+    supports_multi_agent: ClassVar[bool] = False  # datasets are single-agent (Minari)
 
     def validate(self) -> None:
         super().validate()

@@ -21,6 +21,7 @@ import torch
 
 from rlrun.core.columns import Columns
 from rlrun.core.rl_module import MultiRLModule
+from rlrun.env import env_state
 from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner
 from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.multi_agent.mapping import ModuleSpaces, PolicyMapping
@@ -31,11 +32,13 @@ if TYPE_CHECKING:
 
 
 class MultiAgentBatch(dict):
-    """Module id -> time-major batch, plus the env steps they came from (agent steps are their live rows)."""
+    """Module id -> time-major batch, plus the env steps they came from (agent steps are their live rows)
+    and the T x copies slots those took (env steps plus reset rows)."""
 
-    def __init__(self, batches: dict[str, dict[str, np.ndarray]], env_steps: int) -> None:
+    def __init__(self, batches: dict[str, dict[str, np.ndarray]], env_steps: int, env_slots: int) -> None:
         super().__init__(batches)
         self.env_steps = env_steps
+        self.env_slots = env_slots
 
 
 class MultiAgentEnvRunner(EnvRunner):
@@ -113,7 +116,7 @@ class MultiAgentEnvRunner(EnvRunner):
         for m, buf in bufs.items():
             buf[Columns.BOOTSTRAP_OBS] = self._obs[m].copy()
             batches[m] = buf
-        return MultiAgentBatch(batches, env_steps)
+        return MultiAgentBatch(batches, env_steps, steps * self.num_envs)
 
     def _buffers(self, module: str, steps: int) -> dict[str, np.ndarray]:
         obs_space, act_space = self.mapping.spaces[module]
@@ -199,9 +202,28 @@ class MultiAgentEnvRunner(EnvRunner):
         for module_id in self.mapping.modules:
             self.module[module_id].set_state(weights[module_id])
 
-    def get_state(self) -> dict[str, Any]:
-        """The action-sampling RNG; episodes in flight are not captured, so a resumed run starts fresh ones."""
-        return {"rng": self._generator.get_state().numpy(), "sampling": self._obs is not None}
+    def _capture_episodes(self) -> dict[str, Any] | None:
+        envs = [env_state.capture(env) for env in self.envs]
+        if any(env is None for env in envs):
+            return None
+        return {
+            "envs": envs,
+            "obs": {m: o.copy() for m, o in self._obs.items()},
+            "live": {m: live.copy() for m, live in self._live.items()},
+            "resetting": self._resetting.copy(),
+            "agent_return": [dict(returns) for returns in self._agent_return],
+            "episode_len": self._episode_len.copy(),
+        }
+
+    def _restore_episodes(self, in_flight: dict[str, Any]) -> None:
+        for env, snapshot in zip(self.envs, in_flight["envs"], strict=True):
+            env_state.restore(env, snapshot)
+        self._obs = {m: np.array(o, dtype=np.float32) for m, o in in_flight["obs"].items()}
+        self._live = {m: np.array(live, dtype=bool) for m, live in in_flight["live"].items()}
+        self._resetting = np.array(in_flight["resetting"], dtype=bool)
+        self._agent_return = [defaultdict(float, {a: float(r) for a, r in returns.items()})
+                              for returns in in_flight["agent_return"]]
+        self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
 
     def stop(self) -> None:
         for env in self.envs:

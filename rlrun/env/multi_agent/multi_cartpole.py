@@ -29,14 +29,18 @@ class MultiCartPole(ParallelEnv):
         self.agents: list[str] = []
         self.max_steps = max_steps
         self.render_mode = render_mode
-        self._poles = {a: CartPoleEnv(render_mode=render_mode) for a in self.possible_agents}
+        # A list named `envs`, of plain gymnasium envs: rlrun.env.env_state captures it (exact resume).
+        self.envs = [CartPoleEnv(render_mode=render_mode) for _ in self.possible_agents]
         self._steps = 0
 
+    def _pole(self, agent: str) -> CartPoleEnv:
+        return self.envs[self.possible_agents.index(agent)]
+
     def observation_space(self, agent: str) -> gym.Space:
-        return self._poles[agent].observation_space
+        return self._pole(agent).observation_space
 
     def action_space(self, agent: str) -> gym.Space:
-        return self._poles[agent].action_space
+        return self._pole(agent).action_space
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
         self.agents = list(self.possible_agents)
@@ -44,27 +48,27 @@ class MultiCartPole(ParallelEnv):
         obs = {}
         for i, agent in enumerate(self.agents):
             # One seed per pole, so the poles do not all start alike.
-            obs[agent], _ = self._poles[agent].reset(seed=None if seed is None else seed * 1_000 + i)
+            obs[agent], _ = self._pole(agent).reset(seed=None if seed is None else seed * 1_000 + i)
         return obs, {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
         self._steps += 1
         obs, rewards, terminated, truncated = {}, {}, {}, {}
         for agent in self.agents:
-            obs[agent], rewards[agent], terminated[agent], _, _ = self._poles[agent].step(int(actions[agent]))
+            obs[agent], rewards[agent], terminated[agent], _, _ = self._pole(agent).step(int(actions[agent]))
             truncated[agent] = self._steps >= self.max_steps and not terminated[agent]
         self.agents = [a for a in self.agents if not (terminated[a] or truncated[a])]
         return obs, rewards, terminated, truncated, {a: {} for a in obs}
 
     def state(self) -> np.ndarray:
         """The global state: every pole's observation, agent by agent (what a central critic may see)."""
-        return np.concatenate([np.asarray(self._poles[a].state, dtype=np.float32) for a in self.possible_agents])
+        return np.concatenate([np.asarray(self._pole(a).state, dtype=np.float32) for a in self.possible_agents])
 
     def render(self) -> np.ndarray | None:
         """The poles side by side."""
-        frames = [self._poles[a].render() for a in self.possible_agents]
+        frames = [self._pole(a).render() for a in self.possible_agents]
         return None if frames[0] is None else np.concatenate(frames, axis=1)
 
     def close(self) -> None:
-        for pole in self._poles.values():
+        for pole in self.envs:
             pole.close()
