@@ -13,6 +13,8 @@ import torch
 from conftest import pythonpath_with_tests
 from test_reproducibility import assert_same_metrics, strip_timing
 
+from rlrun.algorithms.dqn import DQNConfig
+from rlrun.algorithms.impala import IMPALAConfig
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.config.errors import ConfigError
 from rlrun.core import COMPONENT_RL_MODULE, DEFAULT_MODULE_ID, Columns
@@ -115,6 +117,38 @@ def test_one_batched_forward_pass_per_module_per_step():
     assert calls == [4 * 3] * 3  # 3 steps, each one pass over 4 copies x 3 agents
 
 
+def test_a_central_value_function_sees_the_agents_observation_and_the_global_state():
+    """MAPPO: every column of an env copy carries that copy's state (MultiCartPole's `state()`: both poles)."""
+    config = multi_cartpole("shared").rl_module(model_config={"central_value": True})
+    config.validate()
+    runner = MultiAgentEnvRunner(config=config)
+    batch = runner.sample(num_timesteps=4 * 3)[DEFAULT_MODULE_ID]
+    state, obs = batch[Columns.STATE], batch[Columns.OBS]
+    assert state.shape == (3, 4 * 2, 8) and batch[Columns.BOOTSTRAP_STATE].shape == (4 * 2, 8)
+    # Columns are (copy, agent) pairs: copy 0's two agents first. Each sees both poles; its own obs is its pole.
+    np.testing.assert_array_equal(state[0, 0], state[0, 1])
+    np.testing.assert_allclose(state[0, 0], np.concatenate([obs[0, 0], obs[0, 1]]), rtol=1e-6)
+    np.testing.assert_allclose(batch[Columns.BOOTSTRAP_STATE][0],
+                               np.concatenate(runner.envs[0].state().reshape(2, 4)), rtol=1e-6)
+    module = runner.module[DEFAULT_MODULE_ID]
+    assert module.vf[0].in_features == 4 + 8 and module.pi[0].in_features == 4
+    learner = config.build_learner(env=runner.env)
+    learner.build()
+    results = learner.update(batch={DEFAULT_MODULE_ID: batch})
+    assert np.isfinite(results[DEFAULT_MODULE_ID]["vf_loss"])
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: PPOConfig().rl_module(model_config={"central_value": True}),
+     "model.central_value needs a multi-agent env; 'CartPole-v1' is single-agent"),
+    (lambda: IMPALAConfig().environment(MULTI_CARTPOLE).rl_module(model_config={"central_value": True}),
+     "model.central_value is a PPO feature"),
+])
+def test_a_central_value_function_outside_multi_agent_ppo_is_refused(build, message):
+    with pytest.raises(ConfigError, match=message):
+        build().validate()
+
+
 # -- learning ----------------------------------------------------------------------------
 
 
@@ -143,8 +177,6 @@ def test_policies_to_train_must_name_policies_that_exist():
 
 
 def test_algorithms_without_multi_agent_support_refuse_it_in_one_line():
-    from rlrun.algorithms.dqn import DQNConfig
-
     with pytest.raises(ConfigError, match="algo=dqn does not support multi-agent envs"):
         DQNConfig().environment(MULTI_CARTPOLE).validate()
 

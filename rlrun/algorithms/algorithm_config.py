@@ -209,7 +209,8 @@ class AlgorithmConfig:
         """Agent -> module of a ParallelEnv under `multi_agent.*`; MappingError names what does not fit."""
         from rlrun.env.multi_agent.mapping import PolicyMapping
 
-        return PolicyMapping(self.policies, self.policy_mapping, env.possible_agents, env)
+        return PolicyMapping(self.policies, self.policy_mapping, env.possible_agents, env,
+                             central_value=bool(self.model_config.get("central_value")))
 
     def is_trained(self, module_id: str) -> bool:
         """Whether the learners update `module_id` (`multi_agent.policies_to_train`, null = every module)."""
@@ -346,12 +347,16 @@ class AlgorithmConfig:
 
         try:
             if not self.is_multi_agent:
+                check(not self.model_config.get("central_value"), f"model.central_value needs a multi-agent env; "
+                      f"'{self.env}' is single-agent", True)
                 return [env_spaces(self.env, self.env_config)]
             env = self.make_multi_agent_env()
             try:
                 mapping = self.build_policy_mapping(env)
             finally:
                 env.close()
+        except ConfigError:
+            raise
         except EnvError as e:
             raise ConfigError(f"env.id: {e}") from None
         except MappingError as e:
@@ -367,6 +372,12 @@ class AlgorithmConfig:
         if not self.supports_multi_agent:
             raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support multi-agent envs such as "
                               f"'{self.env}' yet; algorithms that do: ppo, impala, appo")
+        central = self.model_config.get("central_value")
+        check(not central or self.algo_class.__name__ == "PPO", "model.central_value is a PPO feature (MAPPO); "
+              f"algo={self.algo_class.__name__.lower()} trains a value function on the agent's own observation", True)
+        check(not (central and self.model_config.get("vf_share_layers")),
+              "model.central_value and model.vf_share_layers exclude each other: the value network reads the state",
+              True)
         trained = self.policies_to_train
         check(trained is None or (len(trained) > 0 and set(trained) <= set(mapping.modules)),
               f"multi_agent.policies_to_train must list some of the policies {mapping.modules} (or be null)", trained)
@@ -378,6 +389,8 @@ class AlgorithmConfig:
               self.max_episode_steps)
 
     def _validate_spaces(self, obs_space: gym.Space, act_space: gym.Space) -> None:
+        if isinstance(obs_space, gym.spaces.Dict) and self.model_config.get("central_value"):
+            obs_space = obs_space["obs"]  # the policy's own observation; the state is flat by construction
         if not isinstance(act_space, self.supported_action_spaces):
             allowed = ", ".join(s.__name__ for s in self.supported_action_spaces)
             raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support env '{self.env}' with "

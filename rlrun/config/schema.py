@@ -82,6 +82,9 @@ class ModelSchema:
     hiddens: list[int] = field(default_factory=lambda: [64, 64])
     activation: str = "tanh"
     vf_share_layers: bool = False
+    # Multi-agent PPO (MAPPO): the value network sees the env's global state (PettingZoo's `state()`, else all
+    # agents' observations), the policy only its agent's observation.
+    central_value: bool = False
 
 
 class ConsoleMode(str, Enum):

@@ -29,6 +29,10 @@ class Columns:
     # Observation after the last step of a fragment, [B, ...]: bootstraps the
     # value of unfinished episodes at the fragment's end.
     BOOTSTRAP_OBS = "bootstrap_obs"
+    # Multi-agent runs with a centralised value function (model.central_value, MAPPO): the env's global state
+    # at each row (or all agents' observations), and after the fragment's last step.
+    STATE = "state"
+    BOOTSTRAP_STATE = "bootstrap_state"
     # Replay: steps a transition spans (its bootstrap is discounted by gamma ** n_step),
     # its importance weight, and the buffer slot its new priority goes back to.
     N_STEP = "n_step"

@@ -178,6 +178,9 @@ def _normalized_shape(spaces: gym.Env | ModuleSpaces) -> tuple[int, ...]:
     return next(iter(space.values())).shape if isinstance(space, gym.spaces.Dict) else space.shape
 
 
+BOOTSTRAP_COLUMNS = (Columns.BOOTSTRAP_OBS, Columns.BOOTSTRAP_STATE)  # [B, ...]: no time axis
+
+
 def env_steps(batch: Mapping[str, Any]) -> int:
     """The env steps a sampled batch holds: rows not masked (autoreset steps are not env steps), or a
     multi-agent batch's copy steps (one per step of an env copy, however many agents acted)."""
@@ -196,6 +199,6 @@ def concat_env_axis(batches: list[Mapping[str, Any]]) -> dict[str, Any]:
         return MultiAgentBatch({m: concat_env_axis([b[m] for b in batches]) for m in batches[0]},
                                sum(b.env_steps for b in batches), sum(b.env_slots for b in batches))
     return {
-        key: np.concatenate([b[key] for b in batches], axis=0 if key == Columns.BOOTSTRAP_OBS else 1)
+        key: np.concatenate([b[key] for b in batches], axis=0 if key in BOOTSTRAP_COLUMNS else 1)
         for key in batches[0]
     }

@@ -35,11 +35,16 @@ class PPOTorchLearner(TorchLearner):
 
     def _gae(self, module_id: str, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Values of every observation plus the bootstrap one, then GAE over the [T, B] batch."""
-        obs = np.asarray(batch[Columns.OBS])
-        steps, envs = obs.shape[:2]
-        all_obs = np.concatenate([obs.reshape(steps * envs, *obs.shape[2:]), batch[Columns.BOOTSTRAP_OBS]])
+        steps, envs = np.shape(batch[Columns.OBS])[:2]
+        # The value inputs of every row plus the bootstrap ones (a central value function also reads the state).
+        value_inputs = {
+            column: torch.as_tensor(np.concatenate([np.reshape(batch[column], (steps * envs, *np.shape(
+                batch[column])[2:])), batch[bootstrap]]), device=self.device)
+            for column, bootstrap in ((Columns.OBS, Columns.BOOTSTRAP_OBS), (Columns.STATE, Columns.BOOTSTRAP_STATE))
+            if column in batch
+        }
         with torch.no_grad():
-            values = self.module[module_id].compute_values({Columns.OBS: torch.as_tensor(all_obs, device=self.device)})
+            values = self.module[module_id].compute_values(value_inputs)
         values = values.cpu().numpy()
         values, bootstrap = values[: steps * envs].reshape(steps, envs), values[steps * envs:]
         next_values = np.concatenate([values[1:], bootstrap[None]])

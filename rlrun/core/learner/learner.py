@@ -108,7 +108,7 @@ class Learner:
         keep = None if mask is None else as_tensor(mask).bool().reshape(-1)
         rows: TensorDict = {}
         for key, value in batch.items():
-            if key in (Columns.LOSS_MASK, Columns.BOOTSTRAP_OBS):
+            if key in (Columns.LOSS_MASK, Columns.BOOTSTRAP_OBS, Columns.BOOTSTRAP_STATE):
                 continue
             t = as_tensor(value)
             if mask is not None:

@@ -50,6 +50,10 @@ class DefaultActorCriticModule(RLModule):
     With `vf_share_layers` the value head sits on the policy's hidden layers;
     otherwise the value function is a separate MLP, which keeps the two losses
     from fighting over shared features (the better default for small control tasks).
+    With `central_value` (MAPPO) the observation space is `Dict(obs=..., state=...)`: the
+    policy sees `obs`, the value MLP `obs` and the global `state` (batch column `Columns.STATE`)
+    side by side: MAPPO's agent-specific global state (Yu et al. 2022), which tells a shared
+    critic whose return it predicts.
     """
 
     def __init__(
@@ -59,8 +63,12 @@ class DefaultActorCriticModule(RLModule):
         model_config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(observation_space, action_space, model_config)
-        cfg = {"hiddens": [64, 64], "activation": "tanh", "vf_share_layers": False, **self.model_config}
+        cfg = {"hiddens": [64, 64], "activation": "tanh", "vf_share_layers": False, "central_value": False,
+               **self.model_config}
         hiddens, activation = list(cfg["hiddens"]), cfg["activation"]
+        self.central_value = bool(cfg["central_value"])
+        if self.central_value:
+            observation_space, state_space = observation_space["obs"], observation_space["state"]
         obs_dim = int(np.prod(observation_space.shape))
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
@@ -73,7 +81,8 @@ class DefaultActorCriticModule(RLModule):
         else:
             self.encoder = nn.Sequential()
             self.pi = mlp(obs_dim, hiddens, act_dim, activation, 0.01)
-            self.vf = mlp(obs_dim, hiddens, 1, activation, 1.0)
+            vf_in = obs_dim + (int(np.prod(state_space.shape)) if self.central_value else 0)
+            self.vf = mlp(vf_in, hiddens, 1, activation, 1.0)
         if not self.discrete:
             # State-independent log std: the standard choice for PPO on continuous control.
             self.log_std = nn.Parameter(torch.zeros(act_dim))
@@ -92,11 +101,16 @@ class DefaultActorCriticModule(RLModule):
         features = self.encoder(batch[Columns.OBS].flatten(1))
         return {
             Columns.ACTION_DIST_INPUTS: self._dist_inputs(features),
-            Columns.VF_PREDS: self.vf(features).squeeze(-1),
+            Columns.VF_PREDS: self._values(batch, features),
         }
 
     def compute_values(self, batch: TensorDict) -> torch.Tensor:
-        return self.vf(self.encoder(batch[Columns.OBS].flatten(1))).squeeze(-1)
+        return self._values(batch, self.encoder(batch[Columns.OBS].flatten(1)))
+
+    def _values(self, batch: TensorDict, features: torch.Tensor) -> torch.Tensor:
+        if self.central_value:
+            features = torch.cat([features, batch[Columns.STATE].flatten(1)], dim=-1)
+        return self.vf(features).squeeze(-1)
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
         return Categorical if self.discrete else DiagGaussian

@@ -24,7 +24,7 @@ from rlrun.core.rl_module import MultiRLModule
 from rlrun.env import env_state
 from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner
 from rlrun.env.multi_agent.creation import make_parallel_env
-from rlrun.env.multi_agent.mapping import ModuleSpaces, PolicyMapping
+from rlrun.env.multi_agent.mapping import ModuleSpaces, PolicyMapping, has_state
 from rlrun.env.normalization import Normalizer
 
 if TYPE_CHECKING:
@@ -57,25 +57,38 @@ class MultiAgentEnvRunner(EnvRunner):
         self.columns = {m: [(c, a) for c in range(self.num_envs) for a in agents]
                         for m, agents in self.mapping.agents_of.items()}
         self._column_of = {pair: (m, j) for m, pairs in self.columns.items() for j, pair in enumerate(pairs)}
-        self._seed = config.seed + WORKER_SEED_STRIDE * worker_index
+        # Central value (MAPPO): each copy's global state, which every column of that copy sees.
+        self._central = self.mapping.state_space is not None
+        self._env_has_state = self._central and has_state(self.envs[0], seed=self._seed_for(worker_index))
+        self._column_copy = {m: np.array([c for c, _ in pairs], dtype=np.int64) for m, pairs in self.columns.items()}
+        self._seed = self._seed_for(worker_index)
         self._generator = torch.Generator().manual_seed(self._seed)
         # Multi-agent runs do not normalise (validated); the disabled normaliser answers the group's queries.
-        first_obs_space = self.mapping.spaces[self.mapping.modules[0]][0]
-        self.normalizer = Normalizer(config, first_obs_space.shape, self.num_envs)
+        self.normalizer = Normalizer(config, self._obs_space(self.mapping.modules[0]).shape, self.num_envs)
         self._obs: dict[str, np.ndarray] | None = None
         self._finished: dict[str, Any] = _no_episodes()
 
     def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
         seed = self._seed if seed is None else seed
-        self._obs = {m: np.zeros((len(cols), *self.mapping.spaces[m][0].shape), dtype=np.float32)
+        self._obs = {m: np.zeros((len(cols), *self._obs_space(m).shape), dtype=np.float32)
                      for m, cols in self.columns.items()}
         self._live = {m: np.zeros(len(cols), dtype=bool) for m, cols in self.columns.items()}
         self._resetting = np.zeros(self.num_envs, dtype=bool)
         self._agent_return = [defaultdict(float) for _ in range(self.num_envs)]
         self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
+        if self._central:
+            self._state = np.zeros((self.num_envs, *self.mapping.state_space.shape), dtype=np.float32)
         for c, env in enumerate(self.envs):
             obs, _ = env.reset(seed=seed + c)
             self._start_episode(c, obs)
+
+    def _seed_for(self, worker_index: int) -> int:
+        return self.config.seed + WORKER_SEED_STRIDE * worker_index
+
+    def _obs_space(self, module: str) -> gym.Space:
+        """The module's own observation space (a central-value module's space also holds the state)."""
+        space = self.mapping.spaces[module][0]
+        return space["obs"] if self._central else space
 
     def _start_episode(self, copy: int, obs: dict[str, Any]) -> None:
         for agent, o in obs.items():
@@ -84,6 +97,17 @@ class MultiAgentEnvRunner(EnvRunner):
             self._live[m][j] = True
         self._agent_return[copy].clear()
         self._episode_len[copy] = 0
+        self._update_state(copy)
+
+    def _update_state(self, copy: int) -> None:
+        """The copy's global state now: the env's `state()`, or its agents' observations side by side."""
+        if not self._central:
+            return
+        if self._env_has_state:
+            self._state[copy] = np.asarray(self.envs[copy].state(), dtype=np.float32).reshape(-1)
+        else:
+            self._state[copy] = np.concatenate([self._obs[m][j].reshape(-1) for m, j in
+                                                (self._column_of[(copy, a)] for a in self.envs[copy].possible_agents)])
 
     def sample(
         self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True,
@@ -115,13 +139,20 @@ class MultiAgentEnvRunner(EnvRunner):
         batches = {}
         for m, buf in bufs.items():
             buf[Columns.BOOTSTRAP_OBS] = self._obs[m].copy()
+            if self._central:
+                buf[Columns.BOOTSTRAP_STATE] = self._state[self._column_copy[m]]
             batches[m] = buf
         return MultiAgentBatch(batches, env_steps, steps * self.num_envs)
 
     def _buffers(self, module: str, steps: int) -> dict[str, np.ndarray]:
         obs_space, act_space = self.mapping.spaces[module]
+        if self._central:
+            obs_space = obs_space["obs"]
         cols = len(self.columns[module])
+        state = ({Columns.STATE: np.empty((steps, cols, *self.mapping.state_space.shape), dtype=np.float32)}
+                 if self._central else {})
         return {
+            **state,
             Columns.OBS: np.empty((steps, cols, *obs_space.shape), dtype=np.float32),
             Columns.ACTIONS: np.empty((steps, cols, *act_space.shape), dtype=act_space.dtype),
             Columns.ACTION_LOGP: np.empty((steps, cols), dtype=np.float32),
@@ -148,6 +179,8 @@ class MultiAgentEnvRunner(EnvRunner):
             buf[Columns.ACTION_DIST_INPUTS] = np.empty((*buf[Columns.ACTION_LOGP].shape, dist_inputs.shape[-1]),
                                                        dtype=np.float32)
         buf[Columns.OBS][t] = obs
+        if self._central:
+            buf[Columns.STATE][t] = self._state[self._column_copy[module]]
         buf[Columns.ACTION_DIST_INPUTS][t] = dist_inputs.numpy()
         buf[Columns.ACTIONS][t] = sampled.numpy()
         buf[Columns.ACTION_LOGP][t] = logp.numpy()
@@ -175,6 +208,7 @@ class MultiAgentEnvRunner(EnvRunner):
             m, j = self._column_of[(c, agent)]
             bufs[m][Columns.TERMINATEDS][t, j] = bool(terminated.get(agent, False))
             bufs[m][Columns.TRUNCATEDS][t, j] = bool(truncated.get(agent, False))
+        self._update_state(c)
         live_now = set(env.agents)
         for (m, j) in (self._column_of[(c, a)] for a in env.possible_agents):
             self._live[m][j] = self.columns[m][j][1] in live_now
@@ -213,6 +247,7 @@ class MultiAgentEnvRunner(EnvRunner):
             "resetting": self._resetting.copy(),
             "agent_return": [dict(returns) for returns in self._agent_return],
             "episode_len": self._episode_len.copy(),
+            **({"state": self._state.copy()} if self._central else {}),
         }
 
     def _restore_episodes(self, in_flight: dict[str, Any]) -> None:
@@ -224,6 +259,8 @@ class MultiAgentEnvRunner(EnvRunner):
         self._agent_return = [defaultdict(float, {a: float(r) for a, r in returns.items()})
                               for returns in in_flight["agent_return"]]
         self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
+        if self._central:
+            self._state = np.array(in_flight["state"], dtype=np.float32)
 
     def stop(self) -> None:
         for env in self.envs:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import gymnasium as gym
+import numpy as np
 
 from rlrun.core.columns import DEFAULT_MODULE_ID
 
@@ -30,7 +31,7 @@ class PolicyMapping:
     """Agent id -> module id for one env's agents, and the spaces of each module."""
 
     def __init__(self, policies: str | Sequence[str], policy_mapping: Mapping[str, str] | None,
-                 possible_agents: Sequence[str], env: Any) -> None:
+                 possible_agents: Sequence[str], env: Any, central_value: bool = False) -> None:
         self.agent_to_module = _map_agents(policies, policy_mapping or {}, possible_agents)
         self.modules: list[str] = list(dict.fromkeys(self.agent_to_module.values()))
         self.agents_of = {m: [a for a in possible_agents if self.agent_to_module[a] == m] for m in self.modules}
@@ -43,6 +44,12 @@ class PolicyMapping:
                 raise MappingError(f"agents mapped to module '{module}' have different spaces ({listed}); "
                                    "map them to different policies with multi_agent.policy_mapping")
             self.spaces[module] = first
+        # A central value function's input: the env's global state, or every agent's observation side by side.
+        self.state_space: gym.spaces.Box | None = None
+        if central_value:
+            self.state_space = global_state_space(env, possible_agents)
+            self.spaces = {m: (gym.spaces.Dict({"obs": obs, "state": self.state_space}), act)
+                           for m, (obs, act) in self.spaces.items()}
 
     def observation_spaces(self) -> gym.spaces.Dict:
         """Module id -> observation space (what the learners build their modules from)."""
@@ -50,6 +57,25 @@ class PolicyMapping:
 
     def action_spaces(self) -> gym.spaces.Dict:
         return gym.spaces.Dict({m: s[1] for m, s in self.spaces.items()})
+
+
+def has_state(env: Any, seed: int = 0) -> bool:
+    """Whether a PettingZoo env implements `state()` (the base class raises NotImplementedError); resets `env`."""
+    env.reset(seed=seed)
+    try:
+        env.state()
+    except NotImplementedError:
+        return False
+    return True
+
+
+def global_state_space(env: Any, agents: Sequence[str]) -> gym.spaces.Box:
+    """The env's `state_space` when it has a `state()`, else a Box of all agents' flat observations."""
+    if has_state(env):
+        shape = np.shape(env.state())
+        return gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
+    size = sum(int(np.prod(env.observation_space(a).shape)) for a in agents)
+    return gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
 
 
 def _map_agents(policies: str | Sequence[str], patterns: Mapping[str, str],
