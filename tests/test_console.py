@@ -36,3 +36,13 @@ def test_trained_apart_from_sampled_shows_both_for_the_rest_of_the_run(capsys: p
     assert lines == ["iter=1  env steps=1,000/10,000  return=20.0  sampled/s=500  trained/s=0  eta=18s",
                      "iter=2  env steps=2,000/10,000  return=20.0  sampled/s=500  trained/s=250  eta=16s",
                      "iter=3  env steps=3,000/10,000  return=20.0  sampled/s=500  trained/s=500  eta=14s"]
+
+
+def test_a_run_with_several_modules_shows_each_modules_return(capsys: pytest.CaptureFixture[str]) -> None:
+    multi = {**row(1, 1000, 1000), "env_runners/episode_return_mean": 50.0,
+             "env_runners/module_episode_return_mean/agent_0": 30.0,
+             "env_runners/module_episode_return_mean/agent_1": 20.0}
+    shared = {**row(2, 2000, 2000), "env_runners/module_episode_return_mean/default_policy": 20.0}
+    assert printed(capsys, [multi, shared]) == [
+        "iter=1  env steps=1,000/10,000  return=50.0 (agent_0 30.0, agent_1 20.0)  steps/s=500  eta=18s",
+        "iter=2  env steps=2,000/10,000  return=20.0  steps/s=500  eta=16s"]

@@ -118,6 +118,18 @@ def test_run_summary_finds_the_first_iteration_at_the_threshold(tmp_path: Path) 
 # -- errors --------------------------------------------------------------------------------------
 
 
+def test_multi_agent_runs_get_each_modules_final_return(tmp_path: Path) -> None:
+    for seed, (first, second) in enumerate([(300.0, 200.0), (500.0, 400.0)]):
+        last = {**rows(1.0)[0], RETURN_KEY: first + second, "env_runners/module_episode_return_mean/agent_0": first,
+                "env_runners/module_episode_return_mean/agent_1": second}
+        write_run(tmp_path / f"seed{seed}", [last], [f"seed={seed}", "env=multi_cartpole"])
+    main([str(tmp_path / "seed0"), str(tmp_path / "seed1"), "--out", str(tmp_path / "report")])
+    report = (tmp_path / "report" / "report.md").read_text()
+    section = report.split("## Returns per module")[1]
+    assert "| env=multi_cartpole | agent_0 | 400.00 [300.00, 500.00] | 400.00 |" in section
+    assert "| env=multi_cartpole | agent_1 | 300.00 [200.00, 400.00] | 300.00 |" in section
+
+
 def test_corrupt_line_is_one_error_line_and_nothing_is_written(tmp_path: Path, capsys) -> None:
     run = write_run(tmp_path / "run", rows(1.0, 2.0, 3.0))
     text = (run / "metrics.jsonl").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rlrun.report.stats import CONFIDENCE, NUM_RESAMPLES
-from rlrun.report.summary import ConfigSummary, Estimate
+from rlrun.report.summary import MODULE_RETURN_PREFIX, ConfigSummary, Estimate
 from rlrun.run.plots import EVAL_RETURN_KEY, RETURN_KEY
 
 NONE = "—"
@@ -63,6 +63,15 @@ def comparison_table(summaries: Sequence[ConfigSummary]) -> str:
     return _table(header, rows)
 
 
+def module_table(summaries: Sequence[ConfigSummary]) -> str | None:
+    """Multi-agent configs with several modules: each module's final return (None when there are none)."""
+    rows = [[s.label, module, _estimate(estimate), _iqm(estimate)]
+            for s in summaries if len(s.module_returns) > 1 for module, estimate in s.module_returns.items()]
+    if not rows:
+        return None
+    return _table(["config", "module", f"final return: mean [{CONFIDENCE:.0%} CI]", "IQM"], rows)
+
+
 def runs_table(summaries: Sequence[ConfigSummary]) -> str:
     """Every run behind the comparison, so each aggregate can be traced to its directories."""
     header = ["config", "seed", "run directory", "iterations", "env steps", "wall time", "final return"]
@@ -101,6 +110,12 @@ def render_report(summaries: Sequence[ConfigSummary], common: Sequence[str], ima
         "faint lines are the single seeds.",
         "",
     ]
+    modules = module_table(summaries)
+    if modules is not None:
+        parts += ["## Returns per module", "",
+                  "Multi-agent runs: the final return is the sum over agents; here each module's part, the last "
+                  f"`{MODULE_RETURN_PREFIX}<module>` (the returns of the agents it acts for, summed per episode).",
+                  "", modules, ""]
     for name in images:
         parts += [f"![{name}]({name})", ""]
     parts += ["## Runs", "", runs_table(summaries), ""]

@@ -12,6 +12,7 @@ from rlrun.report.stats import bootstrap_ci, iqm
 from rlrun.run.plots import EVAL_RETURN_KEY, run_return
 
 STEPS_KEY = "num_env_steps_sampled_lifetime"
+MODULE_RETURN_PREFIX = "env_runners/module_episode_return_mean/"
 TIME_KEY = "time_total_s"
 
 
@@ -29,6 +30,8 @@ class RunSummary:
     steps_to_threshold: int | None
     time_to_threshold_s: float | None
     steps_per_s: float | None
+    # Multi-agent runs: each module's last `env_runners/module_episode_return_mean/<module>`.
+    final_module_returns: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class ConfigSummary:
     steps_to_threshold: float | None
     time_to_threshold_s: float | None
     steps_per_s: float | None
+    module_returns: dict[str, Estimate]
 
 
 def _last(rows: list[dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> Any:
@@ -102,6 +106,8 @@ def summarize_run(run: Run, threshold: float | None) -> RunSummary:
         steps_to_threshold=None if reached is None else reached.get(STEPS_KEY),
         time_to_threshold_s=None if reached is None else reached.get(TIME_KEY),
         steps_per_s=steps / wall if steps is not None and wall else None,
+        final_module_returns={key.removeprefix(MODULE_RETURN_PREFIX): value for key, value in rows[-1].items()
+                              if key.startswith(MODULE_RETURN_PREFIX)},
     )
 
 
@@ -134,4 +140,6 @@ def summarize_config(group: ConfigGroup, threshold: float | None = None) -> Conf
         steps_to_threshold=_median([r.steps_to_threshold for r in runs]),
         time_to_threshold_s=_median([r.time_to_threshold_s for r in runs]),
         steps_per_s=statistics.fmean(steps_per_s) if steps_per_s else None,
+        module_returns={module: estimate for module in sorted({m for r in runs for m in r.final_module_returns})
+                        if (estimate := _estimate([r.final_module_returns.get(module) for r in runs]))},
     )

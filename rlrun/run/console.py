@@ -44,7 +44,7 @@ class ProgressDisplay:
         return {
             "iter": str(metrics.get("training_iteration", 0)),
             "env steps": f"{steps:,}{target}",
-            "return": "-" if ret is None else f"{ret:.1f}",
+            "return": "-" if ret is None else f"{ret:.1f}{_per_module(metrics)}",
             **self._throughput(sps, trained / elapsed, trained != steps),
             "eta": eta,
         }
@@ -59,6 +59,18 @@ class ProgressDisplay:
         if not self._split_throughput:
             return {"steps/s": f"{sampled_per_s:,.0f}"}
         return {"sampled/s": f"{sampled_per_s:,.0f}", "trained/s": f"{trained_per_s:,.0f}"}
+
+
+MODULE_RETURN_PREFIX = "env_runners/module_episode_return_mean/"
+
+
+def _per_module(metrics: Mapping[str, Any]) -> str:
+    """A multi-agent run with several modules: each module's return, e.g. ` (agent_0 494.6, agent_1 419.2)`."""
+    returns = {key.removeprefix(MODULE_RETURN_PREFIX): value for key, value in metrics.items()
+               if key.startswith(MODULE_RETURN_PREFIX)}
+    if len(returns) < 2:
+        return ""
+    return " (" + ", ".join(f"{module} {value:.1f}" for module, value in returns.items()) + ")"
 
 
 class PlainDisplay(ProgressDisplay):
