@@ -262,3 +262,27 @@ def test_cli_mismatched_spaces_is_one_line_and_leaves_nothing(run_cli, tmp_path:
     assert len(lines) == 1 and lines[0].startswith("rlrun: error: agents mapped to module 'default_policy' have "
                                                    "different spaces (early: obs Box"), result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_aec_env_goes_through_pettingzoos_conversion():
+    from pettingzoo.utils.conversions import aec_to_parallel_wrapper
+
+    from rlrun.env.multi_agent.creation import make_parallel_env
+
+    env = make_parallel_env("mpe2.simple_spread_v3:env", {"N": 2})
+    assert isinstance(env, aec_to_parallel_wrapper) and env.possible_agents == ["agent_0", "agent_1"]
+    env.close()
+    assert make_parallel_env("CartPole-v1") is None and make_parallel_env("corridor_env:CorridorEnv") is None
+
+
+def test_mpe_simple_spread_with_mappo_trains_and_renders_through_the_cli(run_cli, tmp_path: Path):
+    """mpe2 (pygame-ce) renders beside gymnasium's classic control (tests/test_eval.py films CartPole)."""
+    result = run_cli("env=simple_spread", "model.central_value=true", "stop.iterations=1", "evaluation.episodes=2",
+                     "algo.train_batch_size=200", "algo.minibatch_size=100", "algo.num_epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert "learners/default_policy/vf_loss" in read_metrics(tmp_path / "run")[-1]
+    evaluate = subprocess.run([str(Path(sys.executable).with_name("rlrun-eval")), f"checkpoint={tmp_path / 'run'}",
+                               "episodes=1", "video=true", "video_format=gif"],
+                              capture_output=True, text=True, timeout=300)
+    assert evaluate.returncode == 0, evaluate.stderr
+    assert next((tmp_path / "run" / "videos").glob("*.gif")).stat().st_size > 0
