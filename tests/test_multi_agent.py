@@ -171,6 +171,35 @@ def test_each_module_trains_on_its_own_rows_and_frozen_policies_keep_their_weigh
     assert env_runners["episode_return_mean"] == pytest.approx(per_agent)
 
 
+def test_init_from_starts_modules_from_a_checkpoint_and_a_frozen_one_keeps_those_weights(tmp_path: Path):
+    """A fixed opponent: agent_1 comes from another run's checkpoint and is not trained."""
+    donor = multi_cartpole().debugging(seed=7).build_algo()
+    try:
+        donor.train()
+        donor.save_to_path(tmp_path / "donor")
+        donor_weights = donor.learner_group.get_weights()
+    finally:
+        donor.stop()
+    algo = multi_cartpole().multi_agent(policies_to_train=["agent_0"], init_from=str(tmp_path / "donor")).build_algo()
+    try:
+        start = algo.learner_group.get_weights()
+        algo.train()
+        after = algo.learner_group.get_weights()
+    finally:
+        algo.stop()
+    for module_id in ("agent_0", "agent_1"):
+        assert all(np.array_equal(start[module_id][k], donor_weights[module_id][k]) for k in start[module_id])
+    assert all(np.array_equal(after["agent_1"][k], donor_weights["agent_1"][k]) for k in after["agent_1"])
+    assert any(not np.array_equal(after["agent_0"][k], donor_weights["agent_0"][k]) for k in after["agent_0"])
+
+
+def test_init_from_a_checkpoint_that_does_not_fit_is_one_line(run_cli, tmp_path: Path):
+    missing = run_cli("env=multi_cartpole", f"multi_agent.init_from={tmp_path / 'nowhere'}", "stop.iterations=1")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"rlrun: error: multi_agent.init_from: checkpoint directory {tmp_path / 'nowhere'} does not exist"]
+
+
 def test_policies_to_train_must_name_policies_that_exist():
     with pytest.raises(ConfigError, match=r"policies_to_train must list some of the policies \['agent_0', "):
         multi_cartpole().multi_agent(policies_to_train=["agent_7"]).validate()

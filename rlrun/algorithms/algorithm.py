@@ -46,6 +46,8 @@ class Algorithm:
         _seed_everything(config.seed)
         self.env_runner_group = EnvRunnerGroup(config=config)
         self.learner_group = config.build_learner_group(env=self.env_runner_group.env)
+        if config.init_from is not None:
+            self._init_modules_from(config.init_from)
         self.env_runner_group.sync_weights(self.learner_group.get_weights())
         self.iteration = 0
         self.counters: dict[str, int] = defaultdict(int)
@@ -59,6 +61,24 @@ class Algorithm:
         self._eval_runner: EnvRunner | None = None
         # The latest `evaluate()` results; saved with every checkpoint (`checkpoints/best` is ranked by them).
         self.last_evaluation: dict[str, Any] | None = None
+
+    def _init_modules_from(self, path: str) -> None:
+        """Start the modules that `path` (an algorithm checkpoint) also holds from its weights (`init_from`)."""
+        try:
+            theirs = load_module_weights(path)
+        except ckpt.CheckpointError as e:
+            raise ckpt.CheckpointError(f"multi_agent.init_from: {e}") from None
+        ours = self.learner_group.get_weights()
+        shared = sorted(set(theirs) & set(ours))
+        if not shared:
+            raise ckpt.CheckpointError(f"multi_agent.init_from={path} holds modules {sorted(theirs)}, none of this "
+                                       f"run's {sorted(ours)}")
+        for module_id in shared:
+            shapes = {k: np.shape(v) for k, v in ours[module_id].items()}
+            if {k: np.shape(v) for k, v in theirs[module_id].items()} != shapes:
+                raise ckpt.CheckpointError(f"multi_agent.init_from={path}: module '{module_id}' has other weight "
+                                           "shapes there (a different env or model config)")
+        self.learner_group.set_weights({m: theirs[m] for m in shared})
 
     def training_step(self) -> dict[str, Any]:
         """One iteration of the algorithm's pseudocode; returns its own metrics."""

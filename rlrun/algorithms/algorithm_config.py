@@ -78,6 +78,7 @@ class AlgorithmConfig:
         self.policies: str | list[str] = multi_agent.policies
         self.policy_mapping: dict[str, str] = dict(multi_agent.policy_mapping)
         self.policies_to_train: list[str] | None = multi_agent.policies_to_train
+        self.init_from: str | None = multi_agent.init_from
         self.seed: int = 0
         self.learner_class: type[Learner] | str | None = None
         for f in dataclasses.fields(self.schema):
@@ -147,14 +148,18 @@ class AlgorithmConfig:
         policies: str | list[str] | None = None,
         policy_mapping: Mapping[str, str] | None = None,
         policies_to_train: list[str] | None = None,
+        init_from: str | None = None,
     ) -> AlgorithmConfig:
-        """For a PettingZoo env: `shared`, `independent` or a list of policy ids mapped by agent-id patterns."""
+        """For a PettingZoo env: `shared`, `independent` or a list of policy ids mapped by agent-id patterns;
+        `init_from`, a checkpoint directory whose modules start the modules of the same id."""
         if policies is not None:
             self.policies = policies if isinstance(policies, str) else list(policies)
         if policy_mapping is not None:
             self.policy_mapping = dict(policy_mapping)
         if policies_to_train is not None:
             self.policies_to_train = list(policies_to_train)
+        if init_from is not None:
+            self.init_from = str(init_from)
         return self
 
     def rl_module(self, model_config: Mapping[str, Any] | None = None) -> AlgorithmConfig:

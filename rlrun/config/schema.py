@@ -196,6 +196,9 @@ class MultiAgentSchema:
     policy_mapping: dict[str, str] = field(default_factory=dict)
     # Policies the learners update; null = all (the others act with the weights they start with).
     policies_to_train: list[str] | None = None
+    # An algorithm checkpoint (<run>/checkpoints/final, ...) whose modules start this run's modules of the same
+    # id: e.g. a fixed opponent, with policies_to_train leaving it out.
+    init_from: str | None = None
 
 
 # The schema every option of a group inherits; `algo` has one per algorithm (registry.algorithm_schemas).
