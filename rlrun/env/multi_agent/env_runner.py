@@ -197,21 +197,24 @@ class MultiAgentEnvRunner(EnvRunner):
                    t: int) -> None:
         obs, rewards, terminated, truncated, _ = env.step(actions)
         self._episode_len[c] += 1
+        column_of, returns = self._column_of, self._agent_return[c]
         for agent, reward in rewards.items():
-            m, j = self._column_of[(c, agent)]
+            m, j = column_of[(c, agent)]
             bufs[m][Columns.REWARDS][t, j] = reward
-            self._agent_return[c][agent] += float(reward)
+            returns[agent] += float(reward)
         for agent, o in obs.items():
-            m, j = self._column_of[(c, agent)]
+            m, j = column_of[(c, agent)]
             self._obs[m][j] = o
-        for agent in actions:
-            m, j = self._column_of[(c, agent)]
-            bufs[m][Columns.TERMINATEDS][t, j] = bool(terminated.get(agent, False))
-            bufs[m][Columns.TRUNCATEDS][t, j] = bool(truncated.get(agent, False))
+        for agent in actions:  # the flags are False unless set here (the buffers start as zeros)
+            if terminated.get(agent) or truncated.get(agent):
+                m, j = column_of[(c, agent)]
+                bufs[m][Columns.TERMINATEDS][t, j] = bool(terminated.get(agent, False))
+                bufs[m][Columns.TRUNCATEDS][t, j] = bool(truncated.get(agent, False))
         self._update_state(c)
         live_now = set(env.agents)
-        for (m, j) in (self._column_of[(c, a)] for a in env.possible_agents):
-            self._live[m][j] = self.columns[m][j][1] in live_now
+        for agent in env.possible_agents:
+            m, j = column_of[(c, agent)]
+            self._live[m][j] = agent in live_now
         if not live_now:
             self._resetting[c] = True
             self._record_episode(c)
