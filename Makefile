@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(PY) scripts/bench_sampling.py
 	$(PY) scripts/bench_learners.py
 	$(PY) scripts/bench_async.py
+	$(PY) scripts/bench_multiagent.py
+	$(PY) scripts/simple_spread_baselines.py
 	# Beside SB3 + rl-zoo3 (installs them into .venv-bench on first use).
 	$(PY) scripts/bench_vs_sb3.py
 	$(PY) scripts/bench_offpolicy.py
