@@ -261,7 +261,7 @@ def test_ray_runners_and_two_ddp_learners_update_every_module_like_the_local_lea
         ddp.stop()
 
 
-def test_cli_trains_evaluates_and_films_a_pettingzoo_env(run_cli, tmp_path: Path):
+def test_cli_trains_and_evaluates_a_pettingzoo_env(run_cli, tmp_path: Path):
     result = run_cli("env=multi_cartpole", "multi_agent.policies=independent", "stop.iterations=2",
                      "algo.train_batch_size=256", "algo.minibatch_size=64", "algo.num_epochs=1",
                      "evaluation.episodes=2")
@@ -276,12 +276,10 @@ def test_cli_trains_evaluates_and_films_a_pettingzoo_env(run_cli, tmp_path: Path
     assert sorted(p.name for p in learner_dir.glob("module_*")) == ["module_agent_0.safetensors",
                                                                     "module_agent_1.safetensors"]
     evaluate = subprocess.run([str(Path(sys.executable).with_name("rlrun-eval")), f"checkpoint={run_dir}",
-                               "episodes=2", "video=true", "video_format=gif"],
-                              capture_output=True, text=True, timeout=300)
+                               "episodes=2"], capture_output=True, text=True, timeout=300)
     assert evaluate.returncode == 0, evaluate.stderr
     report = json.loads(next(run_dir.glob("eval_*.json")).read_text())
-    assert report["episode_return_mean"] > 0
-    assert next((run_dir / "videos").glob("*.gif")).stat().st_size > 0
+    assert report["episode_return_mean"] > 0  # the video of a PettingZoo env: the MPE test below
 
 
 def test_cli_mismatched_spaces_is_one_line_and_leaves_nothing(run_cli, tmp_path: Path):

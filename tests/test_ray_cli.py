@@ -144,6 +144,7 @@ def test_ctrl_c_writes_final_checkpoint_and_stops_ray(tmp_path: Path) -> None:
     assert_all_gone(tree)
 
 
+@pytest.mark.slow  # ~30 s; make test joins `ray start` clusters in tests/test_ray_join.py
 def test_joins_an_existing_cluster_and_leaves_it_running(tmp_path: Path) -> None:
     """Env runner and DDP learner actors on a `ray start` cluster with token auth; the cluster outlives the run."""
     with ray_head(num_cpus=3) as head:
