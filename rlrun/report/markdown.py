@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rlrun.report.stats import CONFIDENCE, NUM_RESAMPLES
-from rlrun.report.summary import MODULE_RETURN_PREFIX, ConfigSummary, Estimate
-from rlrun.run.plots import EVAL_RETURN_KEY, RETURN_KEY
+from rlrun.report.summary import ConfigSummary, Estimate
+from rlrun.run.plots import EVAL_RETURN_KEY, MODULE_RETURN_PREFIX, RETURN_KEY
 
 NONE = "—"
 

@@ -9,10 +9,9 @@ from typing import Any
 
 from rlrun.report.runs import ConfigGroup, Run
 from rlrun.report.stats import bootstrap_ci, iqm
-from rlrun.run.plots import EVAL_RETURN_KEY, run_return
+from rlrun.run.plots import EVAL_RETURN_KEY, module_returns, run_return
 
 STEPS_KEY = "num_env_steps_sampled_lifetime"
-MODULE_RETURN_PREFIX = "env_runners/module_episode_return_mean/"
 TIME_KEY = "time_total_s"
 
 
@@ -106,8 +105,7 @@ def summarize_run(run: Run, threshold: float | None) -> RunSummary:
         steps_to_threshold=None if reached is None else reached.get(STEPS_KEY),
         time_to_threshold_s=None if reached is None else reached.get(TIME_KEY),
         steps_per_s=steps / wall if steps is not None and wall else None,
-        final_module_returns={key.removeprefix(MODULE_RETURN_PREFIX): value for key, value in rows[-1].items()
-                              if key.startswith(MODULE_RETURN_PREFIX)},
+        final_module_returns=module_returns(rows[-1]),
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rlrun.run.plots import run_return
+from rlrun.run.plots import module_returns, run_return
 
 
 class ProgressDisplay:
@@ -61,13 +61,9 @@ class ProgressDisplay:
         return {"sampled/s": f"{sampled_per_s:,.0f}", "trained/s": f"{trained_per_s:,.0f}"}
 
 
-MODULE_RETURN_PREFIX = "env_runners/module_episode_return_mean/"
-
-
 def _per_module(metrics: Mapping[str, Any]) -> str:
     """A multi-agent run with several modules: each module's return, e.g. ` (agent_0 494.6, agent_1 419.2)`."""
-    returns = {key.removeprefix(MODULE_RETURN_PREFIX): value for key, value in metrics.items()
-               if key.startswith(MODULE_RETURN_PREFIX)}
+    returns = module_returns(metrics)
     if len(returns) < 2:
         return ""
     return " (" + ", ".join(f"{module} {value:.1f}" for module, value in returns.items()) + ")"

@@ -8,6 +8,7 @@ from typing import Any
 
 RETURN_KEY = "env_runners/episode_return_mean"
 EVAL_RETURN_KEY = "evaluation/episode_return_mean"
+MODULE_RETURN_PREFIX = "env_runners/module_episode_return_mean/"
 
 
 def run_return(row: Mapping[str, Any]) -> float | None:
@@ -15,6 +16,12 @@ def run_return(row: Mapping[str, Any]) -> float | None:
     (BC, MARWIL) -- its evaluation's. What the console shows, `stop.return_mean` and the curves compare."""
     value = row.get(RETURN_KEY)
     return row.get(EVAL_RETURN_KEY) if value is None else value
+
+
+def module_returns(row: Mapping[str, Any]) -> dict[str, float]:
+    """A multi-agent metrics row's return per module (`module_episode_return_mean/<module>`); {} otherwise."""
+    return {key.removeprefix(MODULE_RETURN_PREFIX): value for key, value in row.items()
+            if key.startswith(MODULE_RETURN_PREFIX)}
 
 
 def plot_learning_curve(rows: Sequence[dict[str, Any]], path: Path, title: str) -> Path | None:
