@@ -43,3 +43,8 @@ class Columns:
     FINAL_DISCOUNT = "final_discount"
     WEIGHTS = "weights"
     INDICES = "indices"
+
+
+# A row column -> the column that holds its value after a fragment's last step ([B, ...], no time axis), which
+# value functions bootstrap from.
+BOOTSTRAP_COLUMNS = {Columns.OBS: Columns.BOOTSTRAP_OBS, Columns.STATE: Columns.BOOTSTRAP_STATE}

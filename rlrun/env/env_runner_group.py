@@ -20,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlrun.core.checkpointing import CheckpointError
-from rlrun.core.columns import Columns
+from rlrun.core.columns import BOOTSTRAP_COLUMNS, Columns
 from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
 from rlrun.env.env_runner_actors import Fragment
@@ -178,9 +178,6 @@ def _normalized_shape(spaces: gym.Env | ModuleSpaces) -> tuple[int, ...]:
     return next(iter(space.values())).shape if isinstance(space, gym.spaces.Dict) else space.shape
 
 
-BOOTSTRAP_COLUMNS = (Columns.BOOTSTRAP_OBS, Columns.BOOTSTRAP_STATE)  # [B, ...]: no time axis
-
-
 def env_steps(batch: Mapping[str, Any]) -> int:
     """The env steps a sampled batch holds: rows not masked (autoreset steps are not env steps), or a
     multi-agent batch's copy steps (one per step of an env copy, however many agents acted)."""
@@ -199,6 +196,6 @@ def concat_env_axis(batches: list[Mapping[str, Any]]) -> dict[str, Any]:
         return MultiAgentBatch({m: concat_env_axis([b[m] for b in batches]) for m in batches[0]},
                                sum(b.env_steps for b in batches), sum(b.env_slots for b in batches))
     return {
-        key: np.concatenate([b[key] for b in batches], axis=0 if key in BOOTSTRAP_COLUMNS else 1)
+        key: np.concatenate([b[key] for b in batches], axis=0 if key in BOOTSTRAP_COLUMNS.values() else 1)
         for key in batches[0]
     }

@@ -16,7 +16,7 @@ import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.core.arrays import as_tensor
-from rlrun.core.columns import Columns
+from rlrun.core.columns import BOOTSTRAP_COLUMNS, Columns
 from rlrun.core.learner import TorchLearner
 from rlrun.data.vtrace import VTraceReturns, vtrace
 
@@ -32,11 +32,11 @@ class IMPALATorchLearner(TorchLearner):
     """IMPALA on the Learner hooks; the module is an `IMPALAModule` (forward on `[B, T, ...]`)."""
 
     def build_train_batch(self, module_id: str, batch: Mapping[str, Any]) -> TensorDict:
-        """Columns of the `[T, B, ...]` fragment as `[B, T, ...]` trajectories; the bootstrap obs stays `[B, ...]`."""
+        """Columns of the `[T, B, ...]` fragment as `[B, T, ...]` trajectories; bootstrap columns stay `[B, ...]`."""
         rows: TensorDict = {}
         for key, value in batch.items():
             t = as_tensor(value)
-            rows[key] = (t if key == Columns.BOOTSTRAP_OBS else t.transpose(0, 1)).to(self.device)
+            rows[key] = (t if key in BOOTSTRAP_COLUMNS.values() else t.transpose(0, 1)).to(self.device)
         rows[Columns.LOSS_MASK] = rows[Columns.LOSS_MASK].float()
         self._fragment_len = rows[Columns.REWARDS].shape[1]
         return rows

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
-from rlrun.core.columns import Columns
+from rlrun.core.columns import BOOTSTRAP_COLUMNS, Columns
 from rlrun.core.learner import TorchLearner
 from rlrun.data.advantages import compute_gae
 
@@ -40,8 +40,7 @@ class PPOTorchLearner(TorchLearner):
         value_inputs = {
             column: torch.as_tensor(np.concatenate([np.reshape(batch[column], (steps * envs, *np.shape(
                 batch[column])[2:])), batch[bootstrap]]), device=self.device)
-            for column, bootstrap in ((Columns.OBS, Columns.BOOTSTRAP_OBS), (Columns.STATE, Columns.BOOTSTRAP_STATE))
-            if column in batch
+            for column, bootstrap in BOOTSTRAP_COLUMNS.items() if column in batch
         }
         with torch.no_grad():
             values = self.module[module_id].compute_values(value_inputs)

@@ -19,6 +19,7 @@ import torch
 from rlrun.core import checkpointing as ckpt
 from rlrun.core.arrays import as_tensor
 from rlrun.core.columns import (
+    BOOTSTRAP_COLUMNS,
     COMPONENT_LEARNER_VARS,
     COMPONENT_OPTIMIZER,
     COMPONENT_RL_MODULE,
@@ -108,7 +109,7 @@ class Learner:
         keep = None if mask is None else as_tensor(mask).bool().reshape(-1)
         rows: TensorDict = {}
         for key, value in batch.items():
-            if key in (Columns.LOSS_MASK, Columns.BOOTSTRAP_OBS, Columns.BOOTSTRAP_STATE):
+            if key == Columns.LOSS_MASK or key in BOOTSTRAP_COLUMNS.values():
                 continue
             t = as_tensor(value)
             if mask is not None:
