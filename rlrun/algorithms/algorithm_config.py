@@ -351,11 +351,11 @@ class AlgorithmConfig:
         from rlrun.env.multi_agent.mapping import MappingError
 
         try:
-            if not self.is_multi_agent:
+            env = self.make_multi_agent_env()  # built once: telling a PettingZoo function's env apart builds it
+            if env is None:
                 check(not self.model_config.get("central_value"), f"model.central_value needs a multi-agent env; "
                       f"'{self.env}' is single-agent", True)
                 return [env_spaces(self.env, self.env_config)]
-            env = self.make_multi_agent_env()
             try:
                 mapping = self.build_policy_mapping(env)
             finally:

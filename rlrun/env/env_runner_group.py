@@ -162,9 +162,9 @@ def normalization_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _spaces_only(config: AlgorithmConfig) -> gym.Env | ModuleSpaces:
     """An env (or a multi-agent env's per-module spaces) that only tells the learners its spaces."""
-    if not config.is_multi_agent:
-        return make_env(config.env, config.env_config, config.max_episode_steps)
     env = config.make_multi_agent_env()
+    if env is None:
+        return make_env(config.env, config.env_config, config.max_episode_steps)
     try:
         mapping = config.build_policy_mapping(env)
     finally:
