@@ -3,6 +3,13 @@
 A run that starts Ray is local by design, so nothing of it listens beyond
 loopback: the GCS, the raylet, the runtime-env agent, every worker and the
 dashboard (if asked for) bind 127.0.0.1.
+
+The instance also shares its driver's fate. Ray ties the GCS and the raylet to
+the driver (the kernel kills them when it dies), but not the raylet's agents,
+and those hang on their way out once the GCS is gone: after `kill -9` of the
+driver they lingered for minutes. So, on Linux, a reaper process waits for the
+driver to end and then kills every process of the instance: the ones started
+while a marker was in the driver's environment, which each process inherits.
 """
 
 from __future__ import annotations
@@ -10,12 +17,22 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from rlrun.cluster.base import ClusterError, ray_init
 
 LOOPBACK = "127.0.0.1"
+FATE_VAR = "RLRUN_RAY_FATE"  # the marker: every process of a local instance has it, with the instance's own value
+REAP_TIMEOUT_S = 10.0
+
+_reaper: subprocess.Popen | None = None  # of the one local instance this process may have
 
 
 def start_local_instance(need_cpus: float, num_cpus: int | None, num_gpus: int | None, dashboard: bool) -> Any:
@@ -28,10 +45,18 @@ def start_local_instance(need_cpus: float, num_cpus: int | None, num_gpus: int |
     if dashboard:
         _check_dashboard_installed()
     cpus = num_cpus if num_cpus is not None else max(os.cpu_count() or 1, math.ceil(need_cpus))
-    with _single_machine_mode():
-        # address="local": a new instance even when `ray start` or RAY_ADDRESS left one for ray.init() to find.
-        return ray_init(address="local", _node_ip_address=LOOPBACK, num_cpus=cpus, num_gpus=num_gpus,
-                        include_dashboard=dashboard, dashboard_host=LOOPBACK)
+    global _reaper
+    _stop_reaper()  # Ray runs one instance per process: the last one is shut down, its reaper may sweep
+    marker = f"{FATE_VAR}={uuid.uuid4().hex}"
+    _reaper = _start_reaper(marker)
+    try:
+        with _single_machine_mode(), _marked_environment(marker):
+            # address="local": a new instance even when `ray start` or RAY_ADDRESS left one for ray.init() to find.
+            return ray_init(address="local", _node_ip_address=LOOPBACK, num_cpus=cpus, num_gpus=num_gpus,
+                            include_dashboard=dashboard, dashboard_host=LOOPBACK)
+    except BaseException:
+        _stop_reaper()  # whatever a failed start left running goes too
+        raise
 
 
 @contextlib.contextmanager
@@ -63,3 +88,97 @@ def _check_dashboard_installed() -> None:
             f"ray.dashboard=true needs Ray's dashboard packages, which are not installed ({e}): "
             "pip install 'ray[default]', or leave ray.dashboard=false"
         ) from None
+
+
+def stop_local_instance() -> None:
+    """Shut the instance down, then have the reaper kill what Ray's shutdown left behind (agents on their way out)."""
+    import ray
+
+    try:
+        ray.shutdown()
+    finally:
+        _stop_reaper()
+
+
+def _start_reaper(marker: str) -> subprocess.Popen | None:
+    """A process that kills the instance's processes once this one ends or closes the pipe to it (Linux only).
+
+    Its own session keeps a Ctrl-C or a signal to the driver's process group from
+    stopping it before it has done its work; the pipe's write end stays in this
+    process alone (not inheritable), so end of file means this process is gone.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    return subprocess.Popen([sys.executable, "-c", f"from rlrun.cluster.local import reap; reap({marker!r})"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def _stop_reaper() -> None:
+    """Close the pipe: the reaper sweeps and exits; wait for it so nothing is left when this returns."""
+    global _reaper
+    if _reaper is None:
+        return
+    reaper, _reaper = _reaper, None
+    reaper.stdin.close()
+    try:
+        reaper.wait(timeout=REAP_TIMEOUT_S + 5)
+    except subprocess.TimeoutExpired:
+        reaper.kill()
+        reaper.wait()
+
+
+@contextlib.contextmanager
+def _marked_environment(marker: str) -> Iterator[None]:
+    """The marker in os.environ while Ray starts the node: its processes, and everything they start, inherit it.
+
+    Only then: the driver's later children (a subprocess of an env, say) are not the instance's.
+    """
+    name, value = marker.split("=", 1)
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = saved
+
+
+def reap(marker: str) -> None:
+    """The reaper's body: wait for end of file on stdin, then SIGKILL every marked process until none is left."""
+    sys.stdin.buffer.read()
+    deadline = time.monotonic() + REAP_TIMEOUT_S
+    while (pids := marked_processes(marker)) and time.monotonic() < deadline:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+
+
+def marked_processes(marker: str) -> list[int]:
+    """Pids of the processes whose environment holds `marker` (NAME=value), this one excepted."""
+    wanted = marker.encode()
+    return [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and int(entry.name) != os.getpid()
+            and wanted in _environ(entry).split(b"\0")]
+
+
+def _environ(process: Path) -> bytes:
+    """A process's environment as /proc shows it; b"" once it is gone or not ours.
+
+    A process whose main thread has exited while others still run (how Ray's agents
+    hang) shows an empty environ of its own, but its threads still show theirs.
+    """
+    with contextlib.suppress(OSError):
+        return (process / "environ").read_bytes() or next(
+            (env for task in (process / "task").iterdir() if (env := _read(task / "environ"))), b"")
+    return b""
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the thread has exited meanwhile
+        return b""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rlrun.cluster.base import ClusterError
 from rlrun.cluster.join import join_cluster
-from rlrun.cluster.local import start_local_instance
+from rlrun.cluster.local import start_local_instance, stop_local_instance
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -110,10 +110,14 @@ def _connection(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[tuple[str, bo
         yield ray.get_runtime_context().gcs_address, False, None
         return
     context = connect(ray_cfg, required_resources(config)["CPU"])
+    local = not ray_cfg.address
     try:
-        yield context.address_info["address"], not ray_cfg.address, context.dashboard_url or None
+        yield context.address_info["address"], local, context.dashboard_url or None
     finally:
-        ray.shutdown()  # stops a local instance; only disconnects from a joined cluster
+        if local:
+            stop_local_instance()  # Ray's shutdown, and what it leaves running goes too
+        else:
+            ray.shutdown()  # only disconnects from a joined cluster
 
 
 def in_ray_worker() -> bool:
