@@ -175,3 +175,11 @@ def main() -> None:
     # The interpreter's last garbage collection walks every object torch, Hydra and matplotlib
     # created (about 1 s of CPU at exit) and frees nothing a finished run needs: skip it.
     gc.freeze()
+
+
+if __name__ == "__main__":
+    # `python -m rlrun.cli`: run the importable rlrun.cli, not this __main__ copy, so that Hydra finds the configs
+    # as it does for `rlrun` (the package rlrun.conf, not a file path) and the run records the same sources.
+    from rlrun.cli import main as cli_main
+
+    cli_main()
