@@ -28,8 +28,8 @@ SUMMARY_KEYS = (
 class RichDisplay(ProgressDisplay):
     """A live table refreshed in place, then a summary table with the run directory."""
 
-    def __init__(self, target_steps: int | None) -> None:
-        super().__init__(target_steps)
+    def __init__(self, *targets: float | None) -> None:
+        super().__init__(*targets)
         self.console = Console()
         self._live: Live | None = None
 

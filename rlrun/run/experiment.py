@@ -122,7 +122,7 @@ class ExperimentRun:
             raise
         for line in self.recorder.tracking:
             log.info("tracking: %s", line)
-        self.display = make_display(cfg.logger.console.value, cfg.stop.timesteps)
+        self.display = make_display(cfg.logger.console.value, cfg.stop)
         header = f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{layout}"
         self.display.start("\n".join([header, *self.recorder.tracking]))
         log.info("config:\n%s", OmegaConf.to_yaml(cfg))
