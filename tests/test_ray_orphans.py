@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,8 +19,13 @@ import pytest
 from conftest import RLRUN
 from test_ray_cli import cli_env, process_tree, wait_for
 
-pytestmark = [pytest.mark.ray, pytest.mark.own_ray]
+from rlrun.cluster.local import FATE_VAR, marked_processes
+
 GRACE_S = 30
+# The main thread ends, another goes on: the process shows as a zombie and /proc hides its environ,
+# as with Ray's agents that hang on their way out.
+HALF_EXITED = ("import ctypes, threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); "
+               "ctypes.CDLL(None).pthread_exit(None)")
 
 
 def left_over(processes: list[psutil.Process]) -> list[psutil.Process]:
@@ -27,6 +33,8 @@ def left_over(processes: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in processes if p.is_running()]
 
 
+@pytest.mark.ray
+@pytest.mark.own_ray
 def test_sigkilled_driver_leaves_no_ray_process(tmp_path: Path) -> None:
     """Every process of the run's tree (GCS, raylet, agents, actors) is gone within 30 s of `kill -9` of the driver."""
     run_dir = tmp_path / "run"
@@ -61,3 +69,18 @@ def _describe(p: psutil.Process) -> str:
     with contextlib.suppress(psutil.Error):
         return f"{p.name()} ({p.status()})"
     return "?"
+
+
+def test_a_process_whose_main_thread_exited_is_still_found_by_its_marker() -> None:
+    marker = f"{FATE_VAR}=test-{os.getpid()}"
+    name, value = marker.split("=")
+    proc = subprocess.Popen([sys.executable, "-c", HALF_EXITED], env={**os.environ, name: value})
+    try:
+        deadline = time.monotonic() + 30
+        while psutil.Process(proc.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the main thread did not exit"
+            time.sleep(0.05)
+        assert marked_processes(marker) == [proc.pid]
+    finally:
+        proc.kill()
+        proc.wait()

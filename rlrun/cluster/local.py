@@ -109,9 +109,11 @@ def _start_reaper(marker: str) -> subprocess.Popen | None:
     """
     if not sys.platform.startswith("linux"):
         return None
+    # rlrun importable there as here, even when only this process's sys.path has it (a checkout, not installed).
+    pythonpath = os.pathsep.join(filter(None, [str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen([sys.executable, "-c", f"from rlrun.cluster.local import reap; reap({marker!r})"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, "PYTHONPATH": pythonpath})
 
 
 def _stop_reaper() -> None:
@@ -169,16 +171,17 @@ def _environ(process: Path) -> bytes:
     """A process's environment as /proc shows it; b"" once it is gone or not ours.
 
     A process whose main thread has exited while others still run (how Ray's agents
-    hang) shows an empty environ of its own, but its threads still show theirs.
+    hang) shows no environ of its own, but its threads still show theirs.
     """
+    if env := _read(process / "environ"):
+        return env
     with contextlib.suppress(OSError):
-        return (process / "environ").read_bytes() or next(
-            (env for task in (process / "task").iterdir() if (env := _read(task / "environ"))), b"")
+        return next((env for task in (process / "task").iterdir() if (env := _read(task / "environ"))), b"")
     return b""
 
 
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
-    except OSError:  # the thread has exited meanwhile
+    except OSError:  # exited meanwhile (or a zombie main thread), or not ours
         return b""
