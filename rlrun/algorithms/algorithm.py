@@ -231,6 +231,8 @@ def read_checkpoint_state(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         found = state.get("format") if isinstance(state, dict) else None
         raise ckpt.CheckpointError(f"{path} is a checkpoint of format {found}; expected format {CHECKPOINT_FORMAT}")
+    if not isinstance(state.get("iteration"), int):  # every reader orders checkpoints by it
+        raise ckpt.CheckpointError(f"checkpoint file {path / 'algorithm_state.json'} is corrupt (no iteration)")
     return state
 
 

@@ -8,10 +8,12 @@ into place, so a crash mid-save never leaves a half-written checkpoint.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,25 +90,25 @@ def save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
-    try:
-        return load_file(str(_existing(path)))
-    except CheckpointError:
-        raise
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise CheckpointError(f"corrupt checkpoint file {path}: {e}") from None
+    with _reading(path):
+        return load_file(str(path))
 
 
 def save_torch(path: Path, obj: Any) -> None:
     torch.save(obj, path)
 
 
-def load_torch(path: Path) -> Any:
-    try:
-        return torch.load(_existing(path), weights_only=True, map_location="cpu")
-    except CheckpointError:
-        raise
-    except Exception as e:
-        raise CheckpointError(f"corrupt checkpoint file {path}: {e}") from None
+def load_torch(path: Path, mmap: bool = False) -> Any:
+    """A `save_torch` file, tensors and plain containers only (`weights_only`: nothing is unpickled as code).
+
+    `save_torch` always writes torch's zip archive; anything else is refused before torch
+    reads it, so torch never falls back to its legacy pickle reader. `mmap=True` maps the
+    tensors' storage instead of reading it (`check_files` reads a large replay buffer this way).
+    """
+    with _reading(path):
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"checkpoint file {path} is corrupt (not a torch.save archive)")
+        return torch.load(path, weights_only=True, map_location="cpu", mmap=mmap)
 
 
 def save_json(path: Path, obj: Any) -> None:
@@ -114,13 +116,58 @@ def save_json(path: Path, obj: Any) -> None:
 
 
 def load_json(path: Path) -> Any:
-    try:
-        return json.loads(_existing(path).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"corrupt checkpoint file {path}: {e}") from None
+    with _reading(path):
+        return json.loads(path.read_text())
 
 
-def _existing(path: Path) -> Path:
+# Sentences of torch's load errors that explain `weights_only` instead of the file's problem.
+_TORCH_ADVICE = ("weights_only", "Weights only load failed", "torch.load", "trusted source", "file an issue")
+
+# How each kind of checkpoint file is read back; `check_files` reads every file with its loader.
+_LOADERS: dict[str, Callable[[Path], Any]] = {
+    ".json": load_json,
+    ".safetensors": load_arrays,
+    ".pt": functools.partial(load_torch, mmap=True),
+}
+
+
+def check_files(directory: Path) -> None:
+    """Raise CheckpointError naming the first file under `directory` that its loader cannot read.
+
+    A crash never leaves a half-written checkpoint (`atomic_directory`), but a disk, a copy
+    or a hand can damage one afterwards; this finds that before anything is restored, so a
+    caller can fall back to another checkpoint. Torch files are memory-mapped, so a large
+    replay buffer is not read twice. A file that loads but holds the wrong content is the
+    restore's to find.
+    """
+    for path in sorted(directory.rglob("*")):
+        loader = _LOADERS.get(path.suffix)
+        if loader is not None and path.is_file():
+            loader(path)
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn any failure to read checkpoint file `path` into a one-line CheckpointError that names it."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint file {path} is missing")
-    return path
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except OSError as e:
+        raise CheckpointError(f"checkpoint file {path} is unreadable ({e.strerror or e})") from None
+    except Exception as e:  # safetensors, torch, json and the unpickler each raise their own types
+        raise CheckpointError(f"checkpoint file {path} is corrupt ({_short_cause(e)})") from None
+
+
+def _short_cause(error: Exception) -> str:
+    """What went wrong, in one short phrase, without torch's advice to retry with `weights_only=False`.
+
+    Torch's weights-only unpickler explains a refused file at length and suggests loading it as
+    an unrestricted pickle, which runs whatever code the file holds: never advice to give for a
+    file that is corrupt or came from elsewhere. Its own reason is the sentence that is left.
+    """
+    sentences = [part.strip().rstrip(".") for line in str(error).splitlines() for part in line.split(". ")]
+    reasons = [s for s in sentences if s and not any(advice in s for advice in _TORCH_ADVICE)]
+    return f"{type(error).__name__}: {reasons[0]}" if reasons else type(error).__name__
