@@ -4,15 +4,18 @@
 `checkpoint.keep_last` of them kept), `checkpoints/final/` when the run ends and
 `checkpoints/best/` after each evaluation that beats every earlier one. All are
 complete algorithm checkpoints, written atomically (`.tmp-*` directories are
-unfinished writes and never count).
+unfinished writes and never count). A checkpoint that a resume finds damaged is
+moved to `corrupt_checkpoints/` beside `checkpoints/`, never deleted.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from rlrun.algorithms.algorithm import Algorithm, read_checkpoint_state
+from rlrun.core import checkpointing as ckpt
 from rlrun.core.checkpointing import CheckpointError
 
 CHECKPOINTS_DIR = "checkpoints"
@@ -20,6 +23,8 @@ FINAL = "final"
 BEST = "best"
 PERIODIC_PREFIX = "checkpoint_"
 UNFINISHED_PREFIX = ".tmp-"
+# Checkpoints that a resume found corrupt, kept for the user (`set_aside`).
+CORRUPT_DIR = "corrupt_checkpoints"
 RUN_CONFIG = Path(".hydra") / "config.yaml"
 
 
@@ -52,17 +57,21 @@ def prune_checkpoints(run_dir: Path, keep_last: int | None) -> None:
         shutil.rmtree(path)
 
 
-def complete_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(iteration, path) of every complete checkpoint of a run, oldest first.
+def checkpoint_dirs(run_dir: Path) -> list[Path]:
+    """Every checkpoint directory of a run whose write finished, by name.
 
     Besides the named ones this includes a `.old-*` directory that a crash left
     between moving a checkpoint aside and moving its replacement in.
     """
     root = run_dir / CHECKPOINTS_DIR
-    found = []
-    for path in sorted(root.iterdir() if root.is_dir() else ()):
-        if path.is_dir() and not path.name.startswith(UNFINISHED_PREFIX):
-            found.append((int(read_checkpoint_state(path)["iteration"]), path))
+    return [path for path in sorted(root.iterdir() if root.is_dir() else ())
+            if path.is_dir() and not path.name.startswith(UNFINISHED_PREFIX)]
+
+
+def complete_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """(iteration, path) of every complete checkpoint of a run, oldest first (`final` after a periodic one of
+    the same iteration); an unreadable `algorithm_state.json` raises CheckpointError."""
+    found = [(int(read_checkpoint_state(path)["iteration"]), path) for path in checkpoint_dirs(run_dir)]
     return sorted(found, key=lambda item: item[0])
 
 
@@ -72,6 +81,60 @@ def latest_checkpoint(run_dir: Path) -> Path:
     if not found:
         raise CheckpointError(f"run directory {run_dir} has no complete checkpoint")
     return found[-1][1]
+
+
+def check_checkpoint(checkpoint: Path) -> int:
+    """The iteration of a checkpoint whose every file loads; else CheckpointError naming the first that does not."""
+    iteration = int(read_checkpoint_state(checkpoint)["iteration"])
+    ckpt.check_files(checkpoint)
+    return iteration
+
+
+def newest_intact_checkpoint(run_dir: Path) -> tuple[Path, list[tuple[Path, CheckpointError]]]:
+    """The checkpoint of the highest iteration whose files all load, and each checkpoint passed over, with why.
+
+    Writes are atomic, so a corrupt checkpoint was damaged afterwards (a disk, a copy, a
+    hand): rather than refuse to go on, a run continues from the newest one that is whole,
+    as after a crash. Passed over are the newer ones that do not load and every one whose
+    `algorithm_state.json` cannot be read (its iteration is unknown). CheckpointError if
+    no checkpoint is intact.
+    """
+    readable, skipped = [], []
+    for path in checkpoint_dirs(run_dir):
+        try:
+            readable.append((int(read_checkpoint_state(path)["iteration"]), path))
+        except CheckpointError as e:
+            skipped.append((path, e))
+    for _, path in reversed(sorted(readable, key=lambda item: item[0])):
+        try:
+            ckpt.check_files(path)
+        except CheckpointError as e:
+            skipped.append((path, e))
+            continue
+        return path, skipped
+    if not skipped:
+        raise CheckpointError(f"run directory {run_dir} has no complete checkpoint")
+    reasons = "; ".join(f"{path.name}: {error}" for path, error in skipped)
+    raise CheckpointError(f"run directory {run_dir} has no intact checkpoint ({reasons})")
+
+
+def set_aside(run_dir: Path, checkpoint: Path) -> Path:
+    """Move a corrupt checkpoint to `<run dir>/corrupt_checkpoints/`, where nothing reads or deletes it.
+
+    rlrun deletes no data it cannot read: a damaged checkpoint may still be worth a look,
+    and the user decides. Out of `checkpoints/`, it is never resumed from, evaluated,
+    pruned or overwritten by the checkpoint of the same name that the run writes next.
+    """
+    root = run_dir / CORRUPT_DIR
+    root.mkdir(exist_ok=True)
+    name = checkpoint.name.lstrip(".")
+    dest = root / name
+    copies = 1
+    while dest.exists():
+        copies += 1
+        dest = root / f"{name}-{copies}"
+    os.replace(checkpoint, dest)
+    return dest
 
 
 def locate(target: Path) -> tuple[Path, Path | None]:

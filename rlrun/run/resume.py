@@ -8,6 +8,10 @@ what is trained may be given anew -- `stop.*`, `logger.*`, `checkpoint.*`,
 `evaluation.*` -- and `check_config_unchanged` makes sure the result is the
 config in `.hydra/config.yaml` apart from those.
 
+`resume=<run dir>` continues from the newest checkpoint whose files all load; the
+newer ones that do not are named in a warning, and moved to `corrupt_checkpoints/`
+once the run goes on. A checkpoint named in `resume=` must load.
+
 After the checkpoint is restored, `rewind_run_dir` makes the directory look as
 if the run had stopped right after that checkpoint: metrics rows and checkpoints
 of later iterations (written before a crash, or after an older checkpoint that
@@ -19,6 +23,7 @@ new overrides, so a later resume or `rlrun-eval` sees the config the run has now
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -27,14 +32,24 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from rlrun.algorithms.algorithm import read_checkpoint_state
 from rlrun.config.errors import ConfigError
-from rlrun.core.checkpointing import restore_interrupted_replacements
-from rlrun.run.checkpoints import CHECKPOINTS_DIR, RUN_CONFIG, complete_checkpoints, latest_checkpoint, locate
+from rlrun.core.checkpointing import CheckpointError, check_files, restore_interrupted_replacements
+from rlrun.run.checkpoints import (
+    CHECKPOINTS_DIR,
+    RUN_CONFIG,
+    check_checkpoint,
+    checkpoint_dirs,
+    locate,
+    newest_intact_checkpoint,
+    set_aside,
+)
 from rlrun.run.recorder import METRICS_FILE, flatten, read_metrics
 
 SAFE_SECTIONS = ("stop", "logger", "checkpoint", "evaluation")
 RUN_OVERRIDES = Path(".hydra") / "overrides.yaml"
 _MULTIRUN_FLAGS = ("-m", "--multirun")
+log = logging.getLogger("rlrun")
 
 
 def resume_argv(argv: list[str]) -> list[str]:
@@ -49,8 +64,8 @@ def resume_argv(argv: list[str]) -> list[str]:
     run_dir, checkpoint = locate(Path(values[0]))
     # A crash while a checkpoint was being replaced left the previous one aside: it counts again.
     restore_interrupted_replacements(run_dir / CHECKPOINTS_DIR)
-    if checkpoint is None:
-        latest_checkpoint(run_dir)  # a run without a complete checkpoint fails here, before Hydra starts
+    # No checkpoint to continue from fails here, before Hydra starts; which ones are skipped is said in the run.
+    checkpoint_to_resume(run_dir, checkpoint)
     flags = [arg for arg in argv if not _is_override(arg)]
     overrides = [arg for arg in argv if _is_override(arg) and _key(arg) != "resume"]
     hydra_args = [arg for arg in overrides if _key(arg).startswith(("hydra.", "hydra/"))]
@@ -83,12 +98,27 @@ def run_overrides(run_dir: Path) -> list[str]:
     return [str(arg) for arg in yaml.safe_load(path.read_text()) or []] if path.is_file() else []
 
 
+def checkpoint_to_resume(run_dir: Path, checkpoint: Path | None) -> tuple[Path, list[tuple[Path, CheckpointError]]]:
+    """The checkpoint to restore, and the run's newer ones skipped as corrupt (with why).
+
+    A checkpoint the user named must load (CheckpointError naming the file); for a run
+    directory it is the newest checkpoint whose files all load.
+    """
+    if checkpoint is not None:
+        check_checkpoint(checkpoint)
+        return checkpoint, []
+    return newest_intact_checkpoint(run_dir)
+
+
 def resume_checkpoint(resume: str, run_dir: Path) -> Path:
-    """The checkpoint `resume=` names: the given checkpoint, or the run's latest complete one."""
+    """The checkpoint `resume=` names: the given checkpoint, or the run's newest intact one (warning of any skipped)."""
     located_run, checkpoint = locate(Path(resume))
     if located_run != run_dir.resolve():
         raise ConfigError(f"resume={resume} belongs to run directory {located_run}, not {run_dir}")
-    return checkpoint or latest_checkpoint(run_dir)
+    checkpoint, skipped = checkpoint_to_resume(located_run, checkpoint)
+    for path, error in skipped:
+        log.warning("skipping checkpoint %s, it cannot be resumed from: %s", path.name, error)
+    return checkpoint
 
 
 def check_config_unchanged(cfg: DictConfig, run_dir: Path) -> None:
@@ -123,13 +153,25 @@ def rewind_run_dir(
 ) -> None:
     """Drop what the run wrote after `checkpoint` (iteration `iteration`) and record the resumed config.
 
-    `overrides` (the resumed command line's, from Hydra) replace `.hydra/overrides.yaml`; None keeps it.
+    Checkpoints of later iterations are deleted, but one that does not load is moved to
+    `corrupt_checkpoints/` instead (`set_aside`), as is one of the same iteration: the run
+    writes its next checkpoints where it was. `overrides` (the resumed command line's,
+    from Hydra) replace `.hydra/overrides.yaml`; None keeps it.
     """
     if (run_dir / METRICS_FILE).is_file():
         rows = [row for row in read_metrics(run_dir) if row["training_iteration"] <= iteration]
         _write_atomically(run_dir / METRICS_FILE, "".join(json.dumps(row) + "\n" for row in rows))
-    for later_iteration, path in complete_checkpoints(run_dir):
-        if later_iteration > iteration:
+    for path in checkpoint_dirs(run_dir):
+        if path == checkpoint:
+            continue
+        try:
+            path_iteration = int(read_checkpoint_state(path)["iteration"])
+            if path_iteration >= iteration:
+                check_files(path)
+        except CheckpointError as e:
+            log.warning("moved checkpoint %s to %s: %s", path.name, set_aside(run_dir, path), e)
+            continue
+        if path_iteration > iteration:
             shutil.rmtree(path)
     for leftover in (run_dir / CHECKPOINTS_DIR).glob(".*"):
         if leftover != checkpoint:
