@@ -1,12 +1,14 @@
 """`rlrun resume=<run dir or checkpoint dir>`: continue a run in its own directory.
 
 Hydra would compose the default config and create a new run directory. Instead,
-`resume_argv` rewrites the command line before Hydra sees it: the run's own
-overrides (`.hydra/overrides.yaml`), then the new ones, with `hydra.run.dir` set
-to the run's directory and no new `.hydra/` written. Only keys that do not change
-what is trained may be given anew -- `stop.*`, `logger.*`, `checkpoint.*`,
-`evaluation.*` -- and `check_config_unchanged` makes sure the result is the
-config in `.hydra/config.yaml` apart from those.
+`resume_argv` rewrites the command line before Hydra sees it: Hydra composes the
+run's saved config (`.hydra/config.yaml`), then the new overrides, with
+`hydra.run.dir` set to the run's directory and no new `.hydra/` written. The saved
+config is the truth: the run's overrides may name presets from a `--config-dir` or
+`hydra.searchpath` that has since moved or changed, so they are not composed again.
+Only keys that do not change what is trained may be given anew -- `stop.*`,
+`logger.*`, `checkpoint.*`, `evaluation.*` -- and `check_config_unchanged` makes
+sure the result is the saved config apart from those.
 
 `resume=<run dir>` continues from the newest checkpoint whose files all load; the
 newer ones that do not are named in a warning, and moved to `corrupt_checkpoints/`
@@ -22,6 +24,7 @@ new overrides, so a later resume or `rlrun-eval` sees the config the run has now
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import read_checkpoint_state
@@ -49,11 +53,24 @@ from rlrun.run.recorder import METRICS_FILE, flatten, read_metrics
 SAFE_SECTIONS = ("stop", "logger", "checkpoint", "evaluation")
 RUN_OVERRIDES = Path(".hydra") / "overrides.yaml"
 _MULTIRUN_FLAGS = ("-m", "--multirun")
+# Where rlrun.config.schema.register_schemas puts each config group's schemas in Hydra's ConfigStore
+# (`schema/<group>/<name>`), and the schema of the top-level keys beside the groups.
+SCHEMA_GROUPS = "schema"
+RUN_SCHEMA = "run_schema"
+# What `compose_saved_config` stores: in each group an option that is the group's schema alone, and one
+# `_global_` option holding the saved config, which `+rlrun_saved_run=config` merges over everything.
+RESUMED_OPTION = "rlrun_resumed"
+SAVED_RUN_GROUP = "rlrun_saved_run"
+SAVED_RUN_OPTION = "config"
 log = logging.getLogger("rlrun")
 
 
 def resume_argv(argv: list[str]) -> list[str]:
-    """The command line Hydra should see; `argv` itself when it does not contain `resume=`."""
+    """The command line Hydra should see; `argv` itself when it does not contain `resume=`.
+
+    Also puts the run's saved config into Hydra's ConfigStore (`compose_saved_config`), for
+    the command line to select: call it in the process that then runs Hydra.
+    """
     values = [arg.split("=", 1)[1] for arg in argv if _key(arg) == "resume"]
     if not values:
         return argv
@@ -79,17 +96,79 @@ def resume_argv(argv: list[str]) -> list[str]:
     for arg in hydra_args:
         if _key(arg) == "hydra.run.dir" and Path(arg.split("=", 1)[1]).expanduser().resolve() != run_dir:
             raise ConfigError(f"a resumed run continues in its own directory {run_dir}; drop {arg}")
-    new_keys = {_key(arg) for arg in new}
-    merged = [arg for arg in run_overrides(run_dir) if _key(arg) not in new_keys] + new
     return [
         *flags,
-        *merged,
+        *compose_saved_config(run_dir, new),
         f"resume={_quote(checkpoint or run_dir)}",
         *(arg for arg in hydra_args if _key(arg) != "hydra.run.dir"),
         f"hydra.run.dir={_quote(run_dir)}",
         "hydra.output_subdir=null",
         "hydra.mode=RUN",  # a sweep job's overrides may select a sweeper config that implies --multirun
     ]
+
+
+def compose_saved_config(run_dir: Path, new: list[str]) -> list[str]:
+    """Overrides that make Hydra compose the run's `.hydra/config.yaml`, then `new`; stores what they select.
+
+    rlrun's primary config stays (its Hydra settings, the typed top-level schema). Each
+    group the saved config has a section for selects an option that is that section's
+    schema alone, so the values are typed and checked as in the run; the saved config is
+    then merged over everything as one `_global_` option. No preset is looked up, so a run
+    composed with `--config-dir` or `hydra.searchpath` resumes without them, and presets
+    edited since do not change it. A group that `new` selects again (`logger=mlflow`) is
+    composed from its preset and the run's overrides of it instead of the saved section.
+    """
+    saved = OmegaConf.load(run_dir / RUN_CONFIG)
+    store = ConfigStore.instance()
+    reselected = {_key(arg) for arg in new} & set(store.list(SCHEMA_GROUPS))
+    # As the run's section of a group selected again is not used, its overrides of that section apply again.
+    own = [arg for arg in run_overrides(run_dir) if _key(arg).split(".")[0] in reselected]
+    _drop_unknown_keys(saved, store.load(f"{RUN_SCHEMA}.yaml").node)
+    selections = []
+    for group in store.list(SCHEMA_GROUPS):
+        if group not in saved or group in reselected:
+            saved.pop(group, None)
+            continue
+        schema = _schema_option(group, saved[group])
+        defaults = [{f"/{SCHEMA_GROUPS}/{group}@_here_": schema}] if schema else []
+        if schema:
+            _drop_unknown_keys(saved._get_node(group), store.load(f"{SCHEMA_GROUPS}/{group}/{schema}.yaml").node)
+        store.store(group=group, name=RESUMED_OPTION, node={"defaults": [*defaults, "_self_"]})
+        selections.append(f"{group}={RESUMED_OPTION}")
+    store.store(group=SAVED_RUN_GROUP, name=SAVED_RUN_OPTION, node=saved, package="_global_")
+    return [*selections, f"+{SAVED_RUN_GROUP}={SAVED_RUN_OPTION}", *_merge_overrides(own, new)]
+
+
+def _schema_option(group: str, section: Any) -> str | None:
+    """The schema a saved group section was composed with: the group's only one, or (algo, logger) its `name`.
+
+    A group with several schemas tells them apart by the section's `name` (`algo.name: dqn`;
+    the default logger's `name` is not a schema's, so it has the group's own schema).
+    """
+    options = [name.removesuffix(".yaml") for name in ConfigStore.instance().list(f"{SCHEMA_GROUPS}/{group}")]
+    name = section.get("name") if isinstance(section, DictConfig) else None
+    if name in options:
+        return name
+    return group if group in options else None
+
+
+def _drop_unknown_keys(saved: DictConfig, schema: DictConfig) -> None:
+    """Delete the keys of `saved` that the structured `schema` does not define (a key rlrun has since removed).
+
+    The saved config could not be merged into today's schemas otherwise, and Hydra would
+    refuse it with an error about composing; without them, `check_config_unchanged` names
+    the key that the run had and this rlrun has not. Free-form mappings (`dict[...]`
+    fields such as `env.env_config`) keep every key.
+    """
+    if not isinstance(saved, DictConfig) or not dataclasses.is_dataclass(OmegaConf.get_type(schema)):
+        return
+    for key in list(saved.keys()):
+        if key not in schema.keys():  # noqa: SIM118 -- `in` is False for a mandatory (`???`) key
+            del saved[key]
+            continue
+        saved_node, schema_node = saved._get_node(key), schema._get_node(key)
+        if isinstance(schema_node, DictConfig):
+            _drop_unknown_keys(saved_node, schema_node)
 
 
 def run_overrides(run_dir: Path) -> list[str]:
@@ -125,8 +204,8 @@ def check_config_unchanged(cfg: DictConfig, run_dir: Path) -> None:
     """Refuse to resume unless everything but the safe sections resolves as in the saved config.
 
     Compared resolved, so this also catches a safe key that something else interpolates
-    (`lr_schedule: [[0, 1e-3], ["${stop.timesteps}", 0]]`), and defaults that changed
-    in rlrun since the run started.
+    (`lr_schedule: [[0, 1e-3], ["${stop.timesteps}", 0]]`), and keys that rlrun added
+    (with their defaults) or removed since the run started.
     """
     saved = flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG), resolve=True), sep=".")
     now = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), sep=".")
@@ -156,7 +235,7 @@ def rewind_run_dir(
     Checkpoints of later iterations are deleted, but one that does not load is moved to
     `corrupt_checkpoints/` instead (`set_aside`), as is one of the same iteration: the run
     writes its next checkpoints where it was. `overrides` (the resumed command line's,
-    from Hydra) replace `.hydra/overrides.yaml`; None keeps it.
+    from Hydra) are merged into `.hydra/overrides.yaml`; None keeps it.
     """
     if (run_dir / METRICS_FILE).is_file():
         rows = [row for row in read_metrics(run_dir) if row["training_iteration"] <= iteration]
@@ -180,7 +259,15 @@ def rewind_run_dir(
     OmegaConf.update(saved, "resume", None)
     _write_atomically(run_dir / RUN_CONFIG, OmegaConf.to_yaml(saved))
     if overrides is not None:
-        _write_atomically(run_dir / RUN_OVERRIDES, yaml.safe_dump([o for o in overrides if _key(o) != "resume"]))
+        new = [arg for arg in overrides if _key(arg) not in ("resume", SAVED_RUN_GROUP)
+               and arg.split("=", 1)[-1] != RESUMED_OPTION]
+        _write_atomically(run_dir / RUN_OVERRIDES, yaml.safe_dump(_merge_overrides(run_overrides(run_dir), new)))
+
+
+def _merge_overrides(old: list[str], new: list[str]) -> list[str]:
+    """`old` without the keys that `new` sets again, then `new`."""
+    new_keys = {_key(arg) for arg in new}
+    return [arg for arg in old if _key(arg) not in new_keys] + new
 
 
 def _write_atomically(path: Path, text: str) -> None:
