@@ -146,7 +146,8 @@ BUILDER_VALUES = [
     (["algo.train_batch_size=512", "algo.minibatch_size=64"], "minibatch_size", 64),
     (["algo.num_epochs=3"], "num_epochs", 3),
     (["algo.use_kl_loss=true"], "use_kl_loss", True),
-    (["algo.lr_schedule=[[0.0,0.001],[1000.0,0.0001]]"], "lr_schedule", [[0.0, 0.001], [1000.0, 0.0001]]),
+    (["algo.lr=0.001", "algo.lr_schedule=[[0.0,0.001],[1000.0,0.0001]]"], "lr_schedule",
+     [[0.0, 0.001], [1000.0, 0.0001]]),
     (["env_runners.num_envs_per_runner=3"], "num_envs_per_env_runner", 3),
     (["env_runners.rollout_fragment_length=50"], "rollout_fragment_length", 50),
     (["env_runners.num_cpus_per_env_runner=2"], "num_cpus_per_env_runner", 2.0),
@@ -188,7 +189,7 @@ def test_rollout_fragment_length_auto_splits_the_batch():
 
 def test_lr_schedule_accepts_integer_timesteps():
     """The schema documents `[[0, 1e-3], [100000, 1e-4]]`; integer timesteps are the natural spelling."""
-    _, config = build("algo.lr_schedule=[[0,0.001],[100000,0.0001]]")
+    _, config = build("algo.lr=0.001", "algo.lr_schedule=[[0,0.001],[100000,0.0001]]")
     assert [[float(t), lr] for t, lr in config.lr_schedule] == [[0.0, 0.001], [100000.0, 0.0001]]
 
 
@@ -209,8 +210,9 @@ def preset(name: str) -> DictConfig:
 
 
 def as_plain(value):
-    """OmegaConf containers -> Python lists/dicts; ints and floats compare equal either way."""
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    """OmegaConf containers -> Python lists/dicts, resolved (`${algo.lr}` in a schedule); ints and floats
+    compare equal either way."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def test_experiment_preset_changes_algo_values_and_stop():

@@ -47,7 +47,7 @@ def target_config(**training) -> SACConfig:
 @pytest.mark.parametrize(("training", "expected"), [
     ({"actor_lr": 0.0}, "algo.actor_lr must be > 0 or null (= algo.lr)"),
     ({"alpha_lr": -1.0}, "algo.alpha_lr must be > 0 or null"),
-    ({"critic_lr": 1e-3, "lr_schedule": [[0, 1e-3], [100, 0.0]]},
+    ({"critic_lr": 1e-3, "lr": 1e-3, "lr_schedule": [[0, 1e-3], [100, 0.0]]},
      "algo.critic_lr cannot go with algo.lr_schedule, which sets all three SAC learning rates"),
     ({"initial_alpha": 0.0}, "algo.initial_alpha must be > 0"),
     ({"target_entropy": "max"}, "algo.target_entropy must be 'auto' (= -action dimensions) or a number"),

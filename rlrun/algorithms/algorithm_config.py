@@ -278,7 +278,7 @@ class AlgorithmConfig:
         self._validate_normalization()
         check(self.lr > 0, "algo.lr must be > 0", self.lr)
         if self.lr_schedule is not None:
-            check_schedule(self.lr_schedule, "algo.lr_schedule", "lr")
+            check_schedule(self.lr_schedule, "algo.lr_schedule", "lr", starts_at=("algo.lr", self.lr))
         check(0 < self.gamma <= 1, "algo.gamma must be in (0, 1]", self.gamma)
         check(self.train_batch_size >= 1, "algo.train_batch_size must be >= 1", self.train_batch_size)
         check(self.minibatch_size >= 1, "algo.minibatch_size must be >= 1", self.minibatch_size)
@@ -432,9 +432,17 @@ def check(ok: bool, message: str, value: Any) -> None:
         raise ConfigError(f"{message} (got {value!r})")
 
 
-def check_schedule(schedule: Any, key: str, value_name: str, upper: float | None = None) -> None:
+def check_schedule(
+    schedule: Any, key: str, value_name: str, upper: float | None = None, starts_at: tuple[str, float] | None = None
+) -> None:
     """A piecewise schedule `[[timestep, value], ...]` at YAML key `key`: pairs, timesteps not decreasing,
-    values >= 0 (and <= `upper` if given)."""
+    values >= 0 (and <= `upper` if given).
+
+    `starts_at` is the (key, value) of the constant the schedule takes the place of (`algo.lr` beside
+    `algo.lr_schedule`). The schedule must start at that value: otherwise setting the constant, e.g. in a
+    sweep over `algo.lr`, would change nothing while the record says it did. Presets therefore write
+    `[[0, ${algo.lr}], ...]`, so that setting the constant moves the schedule with it.
+    """
     ok = isinstance(schedule, (list, tuple)) and len(schedule) > 0 and all(
         isinstance(p, (list, tuple)) and len(p) == 2 for p in schedule
     )
@@ -443,3 +451,13 @@ def check_schedule(schedule: Any, key: str, value_name: str, upper: float | None
     check(all(b >= a for a, b in zip(ts, ts[1:])), f"{key} timesteps must not decrease", schedule)
     check(all(p[1] >= 0 for p in schedule), f"{key} values must be >= 0", schedule)
     check(upper is None or all(p[1] <= upper for p in schedule), f"{key} values must be <= {upper}", schedule)
+    if starts_at is not None:
+        value_key, value = starts_at
+        start = float(schedule[0][1])
+        if not math.isclose(start, value, rel_tol=1e-9, abs_tol=1e-12):
+            rest = "".join(f",[{t},{v}]" for t, v in schedule[1:])
+            raise ConfigError(
+                f"{value_key}={value!r} conflicts with {key}, which starts at {start!r} and sets the {value_name} "
+                f"used; start the schedule at {value_key} ({key}='[[{schedule[0][0]},${{{value_key}}}]{rest}]') "
+                f"or drop it ({key}=null)"
+            )

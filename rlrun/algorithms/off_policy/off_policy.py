@@ -219,7 +219,8 @@ class OffPolicyConfig(AlgorithmConfig):
         check(buffer["alpha"] >= 0, "algo.replay_buffer.alpha must be >= 0", buffer["alpha"])
         check(0 <= buffer["beta"] <= 1, "algo.replay_buffer.beta must be in [0, 1]", buffer["beta"])
         if buffer["beta_schedule"] is not None:
-            check_schedule(buffer["beta_schedule"], "algo.replay_buffer.beta_schedule", "beta", upper=1.0)
+            check_schedule(buffer["beta_schedule"], "algo.replay_buffer.beta_schedule", "beta", upper=1.0,
+                           starts_at=("algo.replay_buffer.beta", buffer["beta"]))
         check(buffer["epsilon"] > 0, "algo.replay_buffer.epsilon must be > 0", buffer["epsilon"])
         check(isinstance(self.n_step, int) and self.n_step >= 1, "algo.n_step must be an integer >= 1", self.n_step)
         check(self.target_network_update_freq >= 0, "algo.target_network_update_freq must be >= 0 (env steps)",
