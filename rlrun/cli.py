@@ -17,6 +17,7 @@ import gc
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -29,10 +30,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from rlrun.cli_dirs import remove_new_dirs
 from rlrun.config.errors import ConfigError
+from rlrun.config.keys import free_form_overrides, unknown_key_message
 from rlrun.config.schema import register_schemas
 
 EXIT_USAGE = 2
@@ -126,8 +128,20 @@ def _check_flags(argv: list[str]) -> None:
         raise ConfigError("--resolve only goes with --cfg (rlrun --cfg job --resolve)")
 
 
+def _unknown_key_error(error: BaseException) -> BaseException:
+    """Hydra refuses an override of a key that does not exist with the advice to add it with `+`, which
+    would only hide the typo (rlrun refuses the added key too): name the closest valid keys instead."""
+    refused = re.match(r"Could not override '([^']+)'", str(error))
+    if refused and isinstance(error.__cause__, (ConfigAttributeError, ConfigKeyError)):
+        # The config was not composed: the algorithm is the command line's `algo=`, else any algorithm's keys.
+        algo = next((arg.split("=", 1)[1] for arg in sys.argv[1:] if arg.startswith("algo=")), None)
+        return ConfigError(unknown_key_message(refused.group(1), {"algo": {"name": algo}}))
+    return error
+
+
 def one_line(error: BaseException) -> str:
     """Hydra/OmegaConf messages span several lines; keep what names the problem, on one line."""
+    error = _unknown_key_error(error)
     texts = [str(error)]
     if error.__cause__ is not None and str(error.__cause__) not in texts[0]:
         texts.append(str(error.__cause__))
@@ -156,7 +170,7 @@ def main() -> None:
         try:
             _check_flags(sys.argv[1:])
             # `resume=<dir>`: Hydra recomposes the run's own config, into the run's own directory.
-            sys.argv[1:] = resume_argv(sys.argv[1:])
+            sys.argv[1:] = free_form_overrides(resume_argv(sys.argv[1:]))
             _train()
         except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
             _exit_with_error(e)

@@ -62,6 +62,21 @@ CASES = [
      ["algo.lr_schedule", "decrease"]),
     ("algo.learner_class-not-learner", ["algo.learner_class=os:path"], ["algo.learner_class", "os:path", "Learner"]),
     ("algo.unknown-key", ["algo.nosuchkey=1"], ["algo.nosuchkey"]),
+    # Keys added with + / ++ must exist too: a typo would otherwise run another experiment without a word.
+    ("+stop.timestep", ["+stop.timestep=500"], ["unknown key stop.timestep", "did you mean stop.timesteps?"]),
+    ("++stop.timestep", ["++stop.timestep=500"], ["unknown key stop.timestep", "did you mean stop.timesteps?"]),
+    ("stop.timestep-no-plus", ["stop.timestep=500"], ["unknown key stop.timestep", "did you mean stop.timesteps?"]),
+    ("+model.use_lstm", ["+model.use_lstm=true"], ["unknown key model.use_lstm", "hiddens"]),
+    ("+model.module_class", ["+model.module_class=mymod:MyNet"], ["unknown key model.module_class"]),
+    ("+callbacks", ["+callbacks=mymod:CB"], ["unknown key callbacks", "stop"]),
+    ("+algo.replay_buffer-typo", ["algo=dqn", "+algo.replay_buffer.capacty=5"],
+     ["unknown key algo.replay_buffer.capacty", "did you mean algo.replay_buffer.capacity?"]),
+    ("+logger.mlflow-key-on-default", ["+logger.tracking_uri=x"], ["unknown key logger.tracking_uri"]),
+    # A key with both a value and a schedule: the schedule must start at the value, or setting it changes nothing.
+    ("algo.lr-vs-lr_schedule", ["experiment=cartpole_ppo_fast", "algo.lr_schedule=[[0,0.01],[1000,0.0]]"],
+     ["algo.lr=0.002 conflicts with algo.lr_schedule", "algo.lr_schedule=null"]),
+    ("algo.beta-vs-beta_schedule", ["algo=dqn", "algo.replay_buffer.beta_schedule=[[0,0.5],[1000,1.0]]"],
+     ["algo.replay_buffer.beta=0.4 conflicts with algo.replay_buffer.beta_schedule"]),
     ("algo=unknown", ["algo=nosuchalgo"], ["nosuchalgo"]),
     ("env=unknown", ["env=nosuchenv"], ["nosuchenv"]),
     ("env.id-unregistered", ["env.id=NoSuchEnv-v0"], ["env.id", "NoSuchEnv-v0"]),
@@ -95,7 +110,8 @@ FLAG_CASES = {"multirun+cfg", "resolve-without-cfg"}
 # rejects (type, unknown key, unknown option), a range check, the env, the seed, a schedule, the flags.
 # Every rejection takes the same path out of rlrun.cli, so the others are checked in-process.
 CLI_CASES = ["learners.num<0", "learners.num-type", "ray.unknown-key", "algo=unknown", "env.id-no-module",
-             "seed<0", "algo.lr_schedule-decreasing", *sorted(FLAG_CASES)]
+             "seed<0", "algo.lr_schedule-decreasing", "+stop.timestep", "stop.timestep-no-plus", "+callbacks",
+             "algo.lr-vs-lr_schedule", *sorted(FLAG_CASES)]
 
 
 def _rlrun(overrides: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, Path]:
@@ -188,7 +204,7 @@ def _composition_error(*overrides: str) -> Exception:
     ("overrides", "expected"),
     [
         (["learners.num=abc"], ["learners.num=abc", "could not be converted to Integer"]),
-        (["algo.nosuchkey=1"], ["algo.nosuchkey", "not in 'PPOSchema'"]),
+        (["algo.nosuchkey=1"], ["unknown key algo.nosuchkey", "algo has", "lambda_"]),
         (["algo=nosuchalgo"], ["algo/nosuchalgo", "ppo"]),
         (["logger.console=fancy"], ["logger.console=fancy", "expected one of [rich, plain, none]"]),
     ],

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
 from rlrun.algorithms.registry import get_algorithm_config_class
+from rlrun.config.keys import check_known_keys
 
 
 def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
@@ -46,7 +47,9 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
 
 
 def validate_run(cfg: DictConfig) -> None:
-    """The run-level keys beside the algorithm: stop criteria, checkpoints, evaluation, logging."""
+    """Every key is one the schemas define; then the run-level keys beside the algorithm: stop criteria,
+    checkpoints, evaluation, logging."""
+    check_known_keys(cfg)
     stop = cfg.stop
     check(any(v is not None for v in stop.values()), "set at least one stop criterion (stop.timesteps, "
           "stop.iterations, stop.time_s or stop.return_mean)", dict(stop))
