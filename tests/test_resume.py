@@ -249,8 +249,10 @@ def test_resume_from_an_older_checkpoint_drops_what_came_after(finished_run: Pat
 
 
 def _corrupt_copy(finished_run: Path, dest: Path) -> Path:
+    """Every checkpoint damaged: with one intact, resume would fall back to it (tests/test_checkpoint_corrupt.py)."""
     shutil.copytree(finished_run, dest)
-    (dest / "checkpoints" / "final" / "env_runners.pt").write_bytes(b"\x00 not a checkpoint")
+    for checkpoint in (dest / "checkpoints").iterdir():
+        (checkpoint / "env_runners.pt").write_bytes(b"\x00 not a checkpoint")
     return dest
 
 
@@ -267,7 +269,7 @@ def _without_checkpoints(finished_run: Path, dest: Path) -> Path:
         ("unsafe-group", None, ["env=acrobot", "stop.iterations=9"], ["cannot change env"]),
         ("missing-dir", "missing", ["stop.iterations=9"], ["does not exist"]),
         ("no-checkpoint", _without_checkpoints, ["stop.iterations=9"], ["no complete checkpoint"]),
-        ("corrupt-checkpoint", _corrupt_copy, ["stop.iterations=9"], ["corrupt checkpoint file", "env_runners.pt"]),
+        ("corrupt-checkpoint", _corrupt_copy, ["stop.iterations=9"], ["no intact checkpoint", "env_runners.pt is corrupt"]),
         ("already-stopped", None, [], ["already reached iterations >= 5", "stop.*"]),
         ("multirun", None, ["-m", "stop.iterations=7,8"], ["--multirun"]),
     ],
