@@ -134,7 +134,10 @@ def test_missing_package_names_the_extra_to_install(tmp_path: Path):
               f"sys.argv = ['rlrun', 'logger=mlflow', 'hydra.run.dir={tmp_path / 'run'}']; main()")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == EXIT_USAGE, proc.stderr
-    assert proc.stderr.startswith("rlrun: error: logger=mlflow needs the mlflow package: pip install 'rlrun[mlflow]'")
+    # rlrun is installed from a clone: the hint names the extra's packages and the extra as a clone installs it.
+    assert proc.stderr.startswith("rlrun: error: logger=mlflow needs the mlflow package: pip install 'mlflow<")
+    assert "rlrun's 'mlflow' extra: pip install '.[mlflow]' in rlrun's clone" in proc.stderr
+    assert "rlrun[" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 

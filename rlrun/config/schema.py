@@ -106,7 +106,7 @@ class LoggerSchema:
 
 @dataclass
 class MlflowLoggerSchema(LoggerSchema):
-    """`logger=mlflow`: every run is also an MLflow run (`pip install 'rlrun[mlflow]'`)."""
+    """`logger=mlflow`: every run is also an MLflow run (the `mlflow` extra)."""
 
     name: str = "mlflow"
     # A server (http://127.0.0.1:5000), a database (sqlite:///mlflow.db) or a local directory (a file store).
@@ -123,7 +123,7 @@ class WandbMode(str, Enum):
 
 @dataclass
 class WandbLoggerSchema(LoggerSchema):
-    """`logger=wandb`: every run is also a Weights & Biases run (`pip install 'rlrun[wandb]'`)."""
+    """`logger=wandb`: every run is also a Weights & Biases run (the `wandb` extra)."""
 
     name: str = "wandb"
     project: str = "rlrun"

@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from rlrun.config.errors import ConfigError
+from rlrun.extras import install_hint
 
 TRACKERS_FILE = "trackers.json"
 LEARNING_CURVE = "learning_curve.png"
@@ -114,7 +115,7 @@ def import_tracker_package(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as e:
-        raise ConfigError(f"logger={name} needs the {name} package: pip install 'rlrun[{name}]' ({e})") from None
+        raise ConfigError(f"logger={name} needs the {name} package: {install_hint(name)} ({e})") from None
 
 
 def check_reachable(url: str, what: str) -> None:
