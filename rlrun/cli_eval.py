@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from rlrun.config.errors import ConfigError
 from rlrun.core.checkpointing import CheckpointError
 from rlrun.data.offline.dataset import OfflineDataError
-from rlrun.env.env_creation import EnvError
+from rlrun.env.env_creation import EnvError, use_headless_gl
 from rlrun.run.evaluation import EvalRequest, evaluate_checkpoint
 from rlrun.run.video import VIDEO_FORMATS
 
@@ -108,6 +108,9 @@ def main() -> None:
           f"max {report['episode_len_max']}")
     if report["video"]:
         print(f"video   {report['video']}")
+        backend = use_headless_gl()  # what env creation chose for this process, if it had to
+        if backend is not None and "mujoco" in sys.modules:
+            print(f"        rendered off-screen with MUJOCO_GL={backend}: this machine has no display")
     if report["dataset"]:
         print(f"dataset {report['dataset']}")
     print(f"report  {report['report']}")

@@ -1,51 +1,184 @@
 """Turn an env name from the config into a gymnasium vector env.
 
-An env is a registered gymnasium id (`CartPole-v1`) or a user class given as
-`pkg.module:Class`. Registered ids with a native vectorized implementation
-(CartPole's `vector_entry_point`) use it; everything else runs in a
-`SyncVectorEnv`. All vector envs use gymnasium's NEXT_STEP autoreset, which the
-EnvRunner relies on (see `Columns.LOSS_MASK`).
+An env is a registered gymnasium id (`CartPole-v1`), gymnasium's `module:EnvId`
+(`ale_py:ALE/Pong-v5`: import the module, which registers the id, then make it)
+or a user class given as `pkg.module:Class`. Ids that another package registers
+(`ALE/...`, `MiniGrid-...`) import that package on first use, in whichever process
+builds the env (Ray's env-runner actors too), so `env.id=ALE/Pong-v5` needs no
+import of the user's own. On a machine with no display, resolution also picks an
+off-screen OpenGL backend for MuJoCo (`use_headless_gl`) before any env module is
+imported. Ids with one of gymnasium's own vectorized implementations (CartPole's
+`vector_entry_point`) use it; everything else runs in a `SyncVectorEnv`. All
+vector envs use gymnasium's NEXT_STEP autoreset, which the EnvRunner relies on
+(see `Columns.LOSS_MASK`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import difflib
+import functools
 import importlib
+import importlib.util
+import logging
+import os
+import platform
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
+log = logging.getLogger("rlrun")
+
+# Gymnasium ids that another package registers when it is imported: (id prefix, module, what to install).
+REGISTERING_PACKAGES: tuple[tuple[str, str, str], ...] = (
+    ("ALE/", "ale_py", "pip install ale-py (rlrun's `atari` extra)"),
+    ("MiniGrid-", "minigrid", "pip install minigrid (rlrun's `minigrid` extra)"),
+    ("BabyAI-", "minigrid", "pip install minigrid (rlrun's `minigrid` extra)"),
+)
+# Ids that gymnasium registers itself but whose envs need another package: (entry point prefix, module, install).
+# gymnasium only says so from inside gym.make, as a traceback; checked here so that it is one line up front.
+ENTRY_POINT_PACKAGES: tuple[tuple[str, str, str], ...] = (
+    ("gymnasium.envs.mujoco", "mujoco", "pip install 'gymnasium[mujoco]' (rlrun's `mujoco` extra)"),
+    ("gymnasium.envs.box2d", "Box2D", "pip install 'gymnasium[box2d]' (rlrun's `box2d` extra)"),
+)
+# Off-screen OpenGL backends that MuJoCo (and PyOpenGL) can use without a display, in order of preference,
+# each with the shared libraries that provide it.
+HEADLESS_GL_BACKENDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("egl", ("libEGL.so.1", "libEGL.so")),
+    ("osmesa", ("libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so")),
+)
+
 
 class EnvError(ValueError):
     """An env name that cannot be resolved or built."""
 
 
-def resolve_env_class(env_id: str) -> Callable[..., gym.Env] | None:
-    """The class of a `pkg.module:Class` env, or None for a registered gymnasium id."""
-    if ":" not in env_id or env_id in gym.registry:
-        if env_id not in gym.registry:
-            raise EnvError(f"unknown env id '{env_id}'; use a registered gymnasium id such as CartPole-v1 "
-                           "or a user env as pkg.module:Class")
-        return None
-    module_name, _, attr = env_id.partition(":")
+def resolve_env(env_id: str) -> str | Callable[..., gym.Env]:
+    """The registered gymnasium id that `env_id` names, or the user's env class of a `pkg.module:Class`.
+
+    Whatever must be imported for the id to exist is imported here (gymnasium's `module:EnvId` form, a package
+    from REGISTERING_PACKAGES), because every process that builds the env comes through here and each has its
+    own registry. The id returned has no `module:` prefix, so `gym.spec` and `gym.make` take it as is.
+    """
+    use_headless_gl()  # before any env module is imported: MuJoCo reads MUJOCO_GL when it is imported
+    module_name, sep, attr = env_id.partition(":")
+    if env_id in gym.registry or not sep:
+        _import_registering_package(env_id)
+        _check_entry_point_package(env_id)
+        return env_id
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        raise EnvError(f"cannot import env module '{module_name}' of env '{env_id}': {e}") from None
+        install = next((f"; {install}" for _, name, install in REGISTERING_PACKAGES if name == module_name), "")
+        raise EnvError(f"cannot import env module '{module_name}' of env '{env_id}': {e}{install}") from None
+    if attr in gym.registry:  # gymnasium's module:EnvId, the module registered it
+        _check_entry_point_package(attr)
+        return attr
     env_cls = getattr(module, attr, None)
     if env_cls is None:
-        raise EnvError(f"module '{module_name}' has no env class '{attr}'")
+        raise EnvError(f"module '{module_name}' neither has an env class '{attr}' nor registers a gymnasium "
+                       f"id '{attr}'")
     return env_cls
+
+
+def _import_registering_package(env_id: str) -> None:
+    """Import the package that registers `env_id` (ALE/..., MiniGrid-...); EnvError if the id stays unknown."""
+    if env_id in gym.registry:
+        return
+    for prefix, module_name, install in REGISTERING_PACKAGES:
+        if env_id.startswith(prefix):
+            try:
+                importlib.import_module(module_name)
+            except ImportError as e:
+                raise EnvError(f"env '{env_id}' is registered by the package {module_name}, which cannot be "
+                               f"imported ({e}); {install}") from None
+            break
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise EnvError(f"unknown env id '{env_id}'; {hint}use a registered gymnasium id such as CartPole-v1, "
+                       "module:EnvId to import the module that registers it, or a user env as pkg.module:Class")
+
+
+def _check_entry_point_package(env_id: str) -> None:
+    """EnvError naming what to install when a registered id's env needs a package that is missing (MuJoCo, Box2D)."""
+    entry_point = gym.spec(env_id).entry_point
+    if not isinstance(entry_point, str):
+        return
+    for prefix, module_name, install in ENTRY_POINT_PACKAGES:
+        if entry_point.startswith(prefix) and not _installed(module_name):
+            raise EnvError(f"env '{env_id}' needs the package {module_name}, which is not installed; {install}")
+
+
+def _installed(module_name: str) -> bool:
+    """Whether `module_name` can be imported, without importing it (MuJoCo's import must wait for use_headless_gl)."""
+    try:
+        return importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules, i.e. blocked
+        return False
+
+
+@functools.cache
+def use_headless_gl() -> str | None:
+    """On a Linux machine with no display, choose an off-screen OpenGL backend for MuJoCo; returns it, or None.
+
+    Without a display MuJoCo's default (GLFW) cannot create a context, and rendering ends in
+    `mujoco.FatalError: an OpenGL platform library has not been loaded`. MuJoCo and PyOpenGL read MUJOCO_GL and
+    PYOPENGL_PLATFORM when they are imported, so this runs before any env module is; child processes (Ray's env
+    runners) inherit the choice. A user's own MUJOCO_GL is kept, and a PYOPENGL_PLATFORM alone picks that backend.
+    Decided once per process: later calls return the first one's choice. None when the machine has a display,
+    MUJOCO_GL was set before, or no backend can be loaded (`headless_gl_problem` then says so when rendering fails).
+    """
+    if platform.system() != "Linux" or os.environ.get("MUJOCO_GL") or has_display():
+        return None
+    wanted = os.environ.get("PYOPENGL_PLATFORM", "").lower()
+    for backend, libraries in HEADLESS_GL_BACKENDS:
+        if wanted in ("", backend) and any(_loadable(library) for library in libraries):
+            os.environ["MUJOCO_GL"] = backend
+            os.environ["PYOPENGL_PLATFORM"] = backend
+            log.info("no display: OpenGL rendering (MuJoCo) uses MUJOCO_GL=%s", backend)
+            return backend
+    return None
+
+
+def headless_gl_problem() -> str | None:
+    """Why OpenGL rendering fails on this machine as configured, in words naming the variable to set; None when
+    there is a display (then a rendering error is the env's own)."""
+    if platform.system() != "Linux" or has_display():
+        return None
+    for variable in ("MUJOCO_GL", "PYOPENGL_PLATFORM"):
+        if os.environ.get(variable):
+            return (f"OpenGL rendering failed with {variable}={os.environ[variable]} and no display; set MUJOCO_GL "
+                    "to a backend this machine has (egl needs libEGL, osmesa needs libOSMesa, glfw needs a DISPLAY)")
+    names = " nor ".join(libraries[0] for _, libraries in HEADLESS_GL_BACKENDS)
+    return (f"this machine has no display and neither {names} can be loaded, so OpenGL envs (MuJoCo) cannot "
+            "render; install one (e.g. apt-get install libegl1 or libosmesa6; rlrun then sets MUJOCO_GL itself), "
+            "set MUJOCO_GL to a backend that works here, or set DISPLAY")
+
+
+def has_display() -> bool:
+    """Whether windows can be opened here (X11 or Wayland), i.e. on-screen OpenGL backends such as GLFW work."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _loadable(library: str) -> bool:
+    """Whether the dynamic loader finds `library` (loading it is what PyOpenGL will do next anyway)."""
+    try:
+        ctypes.CDLL(library)
+    except OSError:
+        return False
+    return True
 
 
 def make_env(env_id: str, env_config: Mapping[str, Any] | None = None, max_episode_steps: int | None = None) -> gym.Env:
     """One (non-vector) env instance, e.g. to read its spaces."""
-    env_cls = resolve_env_class(env_id)
+    target = resolve_env(env_id)
     kwargs = dict(env_config or {})
-    if env_cls is None:
-        return gym.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
-    env = env_cls(**kwargs)
+    if isinstance(target, str):
+        return gym.make(target, max_episode_steps=max_episode_steps, **kwargs)
+    env = target(**kwargs)
     return env if max_episode_steps is None else gym.wrappers.TimeLimit(env, max_episode_steps)
 
 
@@ -55,13 +188,19 @@ def make_vector_env(
     env_config: Mapping[str, Any] | None = None,
     max_episode_steps: int | None = None,
 ) -> gym.vector.VectorEnv:
-    """`num_envs` copies of the env as one vector env with NEXT_STEP autoreset."""
-    env_cls = resolve_env_class(env_id)
+    """`num_envs` copies of the env as one vector env with NEXT_STEP autoreset.
+
+    Only gymnasium's own vector entry points are used: they vectorize the very env that `gym.make` builds. Other
+    packages' are other envs (ALE's AtariVectorEnv preprocesses to 84x84 grey frame stacks and takes other
+    kwargs), whose spaces would not be those that `make_env` reports to the learners.
+    """
+    target = resolve_env(env_id)
     kwargs = dict(env_config or {})
-    if env_cls is None and gym.spec(env_id).vector_entry_point is not None:
+    vector_entry_point = gym.spec(target).vector_entry_point if isinstance(target, str) else None
+    if isinstance(vector_entry_point, str) and vector_entry_point.startswith("gymnasium."):
         if max_episode_steps is not None:
             kwargs["max_episode_steps"] = max_episode_steps
-        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+        env = gym.make_vec(target, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     else:
         env = gym.vector.SyncVectorEnv(
             [lambda: make_env(env_id, kwargs, max_episode_steps) for _ in range(num_envs)],

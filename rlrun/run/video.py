@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import torch
 
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
-from rlrun.env.env_creation import make_env
+from rlrun.env.env_creation import EnvError, has_display, headless_gl_problem, make_env
 from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.normalization import Normalizer
 
@@ -60,14 +62,29 @@ def record_video(
         env = make_parallel_env(env_id, render_config)
         play = functools.partial(_play_agents, module, agent_to_module, env)
     try:
-        frames = [frame for i in range(episodes) for frame in play(seed + i)]
+        with warnings.catch_warnings():
+            if not has_display():  # GLFW (tried first by gymnasium's MuJoCo renderer) only warns that there is none
+                warnings.filterwarnings("ignore", module="glfw")
+            frames = [frame for i in range(episodes) for frame in play(seed + i)]
         fps = int(env.metadata.get("render_fps") or 30)
+    except Exception as e:
+        problem = headless_gl_problem() if _is_opengl_error(e) else None
+        if problem is None:
+            raise
+        raise EnvError(f"cannot film env '{env_id}' ({type(e).__name__}: {e}): {problem}") from None
     finally:
         env.close()
     stem.parent.mkdir(parents=True, exist_ok=True)
     if video_format != "gif" and mp4_available():
         return _write_mp4(frames, fps, stem.with_suffix(".mp4"))
     return _write_gif(frames, fps, stem.with_suffix(".gif"))
+
+
+def _is_opengl_error(error: Exception) -> bool:
+    """Whether `error` was raised inside an OpenGL stack (MuJoCo's renderers, PyOpenGL, GLFW), as on a machine
+    without a usable display or off-screen backend; any other rendering error is the env's own."""
+    opengl = {"mujoco", "OpenGL", "glfw"}
+    return any(opengl & set(Path(frame.filename).parts) for frame in traceback.extract_tb(error.__traceback__))
 
 
 def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[np.ndarray]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from rlrun.env.env_creation import use_headless_gl
+
 
 def parallel_env_factory(env_id: str) -> Callable[..., Any] | None:
     """What builds `env_id` as a PettingZoo env, or None if `env_id` is a gymnasium env (found without building:
@@ -20,6 +22,7 @@ def parallel_env_factory(env_id: str) -> Callable[..., Any] | None:
     needs a build to tell (`make_parallel_env`)."""
     if env_id in gym.registry:
         return None
+    use_headless_gl()  # as env_creation does, before the env's module (which may import MuJoCo) is imported
     module_name, sep, attr = env_id.partition(":")
     try:
         module = importlib.import_module(module_name)
