@@ -186,8 +186,12 @@ def main() -> None:
             _exit_if_jobs_failed(failed_jobs_file)
             raise
         _exit_if_jobs_failed(failed_jobs_file)
-    # The interpreter's last garbage collection walks every object torch, Hydra and matplotlib
-    # created (about 1 s of CPU at exit) and frees nothing a finished run needs: skip it.
+    # Free what the run left in reference cycles now, while every module is whole: an env in a cycle
+    # (a user's env, a wrapper) that holds a native handle (ALE's ALEInterface) is freed, in order,
+    # only by a collection, and one frozen below would outlive its extension module at exit
+    # ("nanobind: leaked ..." on stderr). Then freeze the survivors: the interpreter's last collections
+    # walk every object torch, Hydra and matplotlib created (about 1 s of CPU) and free nothing more.
+    gc.collect()
     gc.freeze()
 
 
