@@ -36,9 +36,12 @@ class AlgoSchema:
 
 @dataclass
 class EnvSchema:
-    """`.environment(env, env_config)`: a gymnasium id or `pkg.module:Class`."""
+    """`.environment(env, env_config)`: a gymnasium id, `module:EnvId` or `pkg.module:Class`.
 
-    name: str = "cartpole"
+    The id is the env's only name: a second key naming it (once `name: cartpole`) would go stale whenever
+    `env.id=...` or an offline dataset replaces the env, and the run's saved config would contradict itself.
+    """
+
     id: str = "CartPole-v1"
     env_config: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None

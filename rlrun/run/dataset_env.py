@@ -39,7 +39,6 @@ def apply_dataset_env(cfg: DictConfig, run_dir: Path) -> None:
     env_id = recorded.get("env", info.env_id)
     if env_id is None or env_id == cfg.env.id:
         return
-    cfg.env.name = env_id
     cfg.env.id = env_id
     cfg.env.env_config = recorded.get("env_config", {})
     cfg.env.max_episode_steps = recorded.get("max_episode_steps")
