@@ -148,10 +148,13 @@ def headless_gl_problem() -> str | None:
     there is a display (then a rendering error is the env's own)."""
     if platform.system() != "Linux" or has_display():
         return None
-    for variable in ("MUJOCO_GL", "PYOPENGL_PLATFORM"):
-        if os.environ.get(variable):
-            return (f"OpenGL rendering failed with {variable}={os.environ[variable]} and no display; set MUJOCO_GL "
-                    "to a backend this machine has (egl needs libEGL, osmesa needs libOSMesa, glfw needs a DISPLAY)")
+    # Without MUJOCO_GL, use_headless_gl found no loadable backend, or only one that PYOPENGL_PLATFORM ruled out.
+    # (PYOPENGL_PLATFORM alone says little: MuJoCo's own fallback sets it while trying backends.)
+    variable = "MUJOCO_GL" if os.environ.get("MUJOCO_GL") else "PYOPENGL_PLATFORM"
+    loadable = any(_loadable(library) for _, libraries in HEADLESS_GL_BACKENDS for library in libraries)
+    if variable == "MUJOCO_GL" or loadable:
+        return (f"OpenGL rendering failed with {variable}={os.environ.get(variable)} and no display; set MUJOCO_GL "
+                "to a backend this machine has (egl needs libEGL, osmesa needs libOSMesa, glfw needs a DISPLAY)")
     names = " nor ".join(libraries[0] for _, libraries in HEADLESS_GL_BACKENDS)
     return (f"this machine has no display and neither {names} can be loaded, so OpenGL envs (MuJoCo) cannot "
             "render; install one (e.g. apt-get install libegl1 or libosmesa6; rlrun then sets MUJOCO_GL itself), "
