@@ -92,3 +92,16 @@ def test_a_saved_key_that_rlrun_no_longer_has_is_named(tmp_path: Path) -> None:
                                         "from 3 to '<missing>'; a run continues with its own config, and only "
                                         "stop.*, logger.*, checkpoint.*, evaluation.* may change"], proc.stderr
     assert snapshot(run_dir) == before
+
+
+def test_a_run_saved_with_env_name_still_resumes(tmp_path: Path) -> None:
+    """`env.name` never changed what a run trains; runs saved before rlrun dropped it resume (RETIRED_KEYS)."""
+    run_dir = tmp_path / "run"
+    train(run_dir, "stop.iterations=1")
+    config = run_dir / ".hydra" / "config.yaml"
+    saved = OmegaConf.load(config)
+    saved.env.name = "cartpole"  # as every run before the key was dropped
+    OmegaConf.save(saved, config)
+    proc = rlrun(f"resume={run_dir}", "stop.iterations=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert iterations(run_dir) == [1, 2]

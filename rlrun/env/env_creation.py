@@ -29,19 +29,21 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
+from rlrun.extras import install_hint
+
 log = logging.getLogger("rlrun")
 
-# Gymnasium ids that another package registers when it is imported: (id prefix, module, what to install).
+# Gymnasium ids that another package registers when it is imported: (id prefix, module, rlrun's extra with it).
 REGISTERING_PACKAGES: tuple[tuple[str, str, str], ...] = (
-    ("ALE/", "ale_py", "pip install ale-py (rlrun's `atari` extra)"),
-    ("MiniGrid-", "minigrid", "pip install minigrid (rlrun's `minigrid` extra)"),
-    ("BabyAI-", "minigrid", "pip install minigrid (rlrun's `minigrid` extra)"),
+    ("ALE/", "ale_py", "atari"),
+    ("MiniGrid-", "minigrid", "minigrid"),
+    ("BabyAI-", "minigrid", "minigrid"),
 )
-# Ids that gymnasium registers itself but whose envs need another package: (entry point prefix, module, install).
+# Ids that gymnasium registers itself but whose envs need another package: (entry point prefix, module, extra).
 # gymnasium only says so from inside gym.make, as a traceback; checked here so that it is one line up front.
 ENTRY_POINT_PACKAGES: tuple[tuple[str, str, str], ...] = (
-    ("gymnasium.envs.mujoco", "mujoco", "pip install 'gymnasium[mujoco]' (rlrun's `mujoco` extra)"),
-    ("gymnasium.envs.box2d", "Box2D", "pip install 'gymnasium[box2d]' (rlrun's `box2d` extra)"),
+    ("gymnasium.envs.mujoco", "mujoco", "mujoco"),
+    ("gymnasium.envs.box2d", "Box2D", "box2d"),
 )
 # Off-screen OpenGL backends that MuJoCo (and PyOpenGL) can use without a display, in order of preference,
 # each with the shared libraries that provide it.
@@ -71,7 +73,8 @@ def resolve_env(env_id: str) -> str | Callable[..., gym.Env]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
-        install = next((f"; {install}" for _, name, install in REGISTERING_PACKAGES if name == module_name), "")
+        install = next((f"; {install_hint(extra)}" for _, name, extra in REGISTERING_PACKAGES
+                        if name == module_name), "")
         raise EnvError(f"cannot import env module '{module_name}' of env '{env_id}': {e}{install}") from None
     if attr in gym.registry:  # gymnasium's module:EnvId, the module registered it
         _check_entry_point_package(attr)
@@ -87,13 +90,13 @@ def _import_registering_package(env_id: str) -> None:
     """Import the package that registers `env_id` (ALE/..., MiniGrid-...); EnvError if the id stays unknown."""
     if env_id in gym.registry:
         return
-    for prefix, module_name, install in REGISTERING_PACKAGES:
+    for prefix, module_name, extra in REGISTERING_PACKAGES:
         if env_id.startswith(prefix):
             try:
                 importlib.import_module(module_name)
             except ImportError as e:
                 raise EnvError(f"env '{env_id}' is registered by the package {module_name}, which cannot be "
-                               f"imported ({e}); {install}") from None
+                               f"imported ({e}); {install_hint(extra)}") from None
             break
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=1)
@@ -107,9 +110,10 @@ def _check_entry_point_package(env_id: str) -> None:
     entry_point = gym.spec(env_id).entry_point
     if not isinstance(entry_point, str):
         return
-    for prefix, module_name, install in ENTRY_POINT_PACKAGES:
+    for prefix, module_name, extra in ENTRY_POINT_PACKAGES:
         if entry_point.startswith(prefix) and not _installed(module_name):
-            raise EnvError(f"env '{env_id}' needs the package {module_name}, which is not installed; {install}")
+            raise EnvError(f"env '{env_id}' needs the package {module_name}, which is not installed; "
+                           f"{install_hint(extra)}")
 
 
 def _installed(module_name: str) -> bool:
@@ -138,7 +142,9 @@ def use_headless_gl() -> str | None:
         if wanted in ("", backend) and any(_loadable(library) for library in libraries):
             os.environ["MUJOCO_GL"] = backend
             os.environ["PYOPENGL_PLATFORM"] = backend
-            log.info("no display: OpenGL rendering (MuJoCo) uses MUJOCO_GL=%s", backend)
+            # Debug, not info: every run comes here, and a refused `resume=` must leave rlrun.log as it was.
+            # rlrun-eval names the backend where it matters, on its video line.
+            log.debug("no display: OpenGL rendering (MuJoCo) uses MUJOCO_GL=%s", backend)
             return backend
     return None
 

@@ -51,6 +51,9 @@ from rlrun.run.checkpoints import (
 from rlrun.run.recorder import METRICS_FILE, flatten, read_metrics
 
 SAFE_SECTIONS = ("stop", "logger", "checkpoint", "evaluation")
+# Keys rlrun has removed that never changed what a run trains: a run saved with one still resumes.
+# (`env.name` only repeated the env group's option, and went stale once `env.id` was set.)
+RETIRED_KEYS = frozenset({"env.name"})
 RUN_OVERRIDES = Path(".hydra") / "overrides.yaml"
 _MULTIRUN_FLAGS = ("-m", "--multirun")
 # Where rlrun.config.schema.register_schemas puts each config group's schemas in Hydra's ConfigStore
@@ -210,7 +213,7 @@ def check_config_unchanged(cfg: DictConfig, run_dir: Path) -> None:
     saved = flatten(OmegaConf.to_container(OmegaConf.load(run_dir / RUN_CONFIG), resolve=True), sep=".")
     now = flatten(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), sep=".")
     for key in sorted(saved.keys() | now.keys()):
-        if key.split(".")[0] in (*SAFE_SECTIONS, "resume"):
+        if key.split(".")[0] in (*SAFE_SECTIONS, "resume") or key in RETIRED_KEYS:
             continue
         before, after = saved.get(key, "<missing>"), now.get(key, "<missing>")
         if before != after:
