@@ -23,12 +23,13 @@ from rlrun.core.columns import Columns
 from rlrun.env.env_creation import EnvError, has_display, headless_gl_problem, make_env
 from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.normalization import Normalizer
+from rlrun.extras import install_hint
 
 VIDEO_FORMATS = ("auto", "mp4", "gif")
 
 
 def mp4_available() -> bool:
-    """True when imageio and its bundled ffmpeg (`pip install 'rlrun[video]'`) are installed."""
+    """True when imageio and its bundled ffmpeg (rlrun's `video` extra) are installed."""
     return all(importlib.util.find_spec(name) is not None for name in ("imageio", "imageio_ffmpeg"))
 
 
@@ -50,7 +51,7 @@ def record_video(
     A multi-agent env (`agent_to_module` given, `module` a MultiRLModule) is played as a PettingZoo env.
     """
     if video_format == "mp4" and not mp4_available():
-        raise ConfigError("video_format=mp4 needs imageio and imageio-ffmpeg (pip install 'rlrun[video]'); "
+        raise ConfigError(f"video_format=mp4 needs imageio and imageio-ffmpeg ({install_hint('video')}); "
                           "use video_format=gif or auto")
     # Off-screen frames need no display; without this pygame's SDL complains on headless machines.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
