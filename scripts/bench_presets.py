@@ -84,6 +84,12 @@ ANCHORS = {
     "cartpole_appo": Anchor("RLlib APPO CartPole example: 450 within 2M env steps"),
     "cartpole_bc": Anchor("RLlib BC CartPole example: eval 350", goal=475),
     "cartpole_marwil": Anchor("RLlib MARWIL CartPole example: eval 250", goal=400),
+    # Issue 11: 2 agents' summed return (the preset's stop.return_mean 900 is the goal).
+    "multi_cartpole_ppo": Anchor("RLlib multi-agent CartPole PPO example: 450 x agents within 400k"),
+    # Issue 11: halfway from a random policy (-81.0) to the fixed-assignment heuristic (-46.6),
+    # both from scripts/simple_spread_baselines.py.
+    "simple_spread_mappo": Anchor("MAPPO (Yu et al. 2022), BenchMARL MAPPO; random -81.0, heuristic -46.6",
+                                  goal=-63.8, goal_on_eval=True),
 }
 
 

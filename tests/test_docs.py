@@ -51,3 +51,10 @@ def test_names_in_the_api_reference_exist():
         except ModuleNotFoundError:  # `rlrun.pkg.Name`: a class or function of a module
             module, _, name = dotted.rpartition(".")
             assert hasattr(importlib.import_module(module), name), dotted
+
+
+def test_every_preset_has_a_benchmark_row():
+    """docs/benchmarks.md measures every preset shipped under rlrun/conf/experiment/ (scripts/bench_presets.py)."""
+    presets = {p.stem for p in (DOCS.parent / "rlrun" / "conf" / "experiment").glob("*.yaml")}
+    rows = set(re.findall(r"^\| `(\w+)` \|", (DOCS / "benchmarks.md").read_text(), re.MULTILINE))
+    assert presets <= rows, f"presets without a row in docs/benchmarks.md: {sorted(presets - rows)}"
