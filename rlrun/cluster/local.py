@@ -9,7 +9,11 @@ the driver (the kernel kills them when it dies), but not the raylet's agents,
 and those hang on their way out once the GCS is gone: after `kill -9` of the
 driver they lingered for minutes. So, on Linux, a reaper process waits for the
 driver to end and then kills every process of the instance: the ones started
-while a marker was in the driver's environment, which each process inherits.
+while a marker was in the driver's environment, which each process inherits,
+and all their descendants. The reaper keeps a list of them while the driver
+lives, because a marker alone cannot be relied on: a Python process that sets
+its title (`ray::DashboardAgent`) may overwrite the memory /proc shows as its
+environment.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -31,6 +36,7 @@ from rlrun.cluster.base import ClusterError, ray_init
 LOOPBACK = "127.0.0.1"
 FATE_VAR = "RLRUN_RAY_FATE"  # the marker: every process of a local instance has it, with the instance's own value
 REAP_TIMEOUT_S = 10.0
+TRACK_INTERVAL_S = 0.5  # how often the reaper updates its list of the instance's processes while the driver lives
 
 _reaper: subprocess.Popen | None = None  # of the one local instance this process may have
 
@@ -149,14 +155,54 @@ def _marked_environment(marker: str) -> Iterator[None]:
 
 
 def reap(marker: str) -> None:
-    """The reaper's body: wait for end of file on stdin, then SIGKILL every marked process until none is left."""
-    sys.stdin.buffer.read()
+    """The reaper's body: until end of file on stdin, keep the list of the instance's processes up to date;
+    then SIGKILL them (and any they started meanwhile) until none is left."""
+    instance: dict[int, int] = {}  # pid -> start time (a pid the kernel reuses is another process)
+    while not _end_of_file(sys.stdin.fileno(), timeout=TRACK_INTERVAL_S):
+        instance = instance_processes(marker, instance)
     deadline = time.monotonic() + REAP_TIMEOUT_S
-    while (pids := marked_processes(marker)) and time.monotonic() < deadline:
-        for pid in pids:
+    while (instance := instance_processes(marker, instance)) and time.monotonic() < deadline:
+        for pid in instance:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
+
+
+def instance_processes(marker: str, known: dict[int, int]) -> dict[int, int]:
+    """The instance's live processes (pid -> start time): those marked, those in `known` that still run, and
+    every descendant of either (an agent or worker the raylet started, even one whose environ was overwritten)."""
+    table = {pid: stat for pid in _pids() if (stat := _stat(pid)) is not None}  # pid -> (ppid, start time)
+    roots = {pid for pid in marked_processes(marker) if pid in table}
+    roots |= {pid for pid, start in known.items() if pid in table and table[pid][1] == start}
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found and pid != os.getpid():
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return {pid: table[pid][1] for pid in found}
+
+
+def _end_of_file(fd: int, timeout: float) -> bool:
+    """Whether `fd` reached end of file within `timeout` seconds (the driver holds the pipe's only write end)."""
+    readable, _, _ = select.select([fd], [], [], timeout)
+    return bool(readable) and os.read(fd, 4096) == b""
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) from /proc/<pid>/stat; None once the process is gone."""
+    text = _read(Path("/proc") / str(pid) / "stat").decode(errors="replace")
+    if not text:
+        return None
+    fields = text.rpartition(")")[2].split()  # after the command name, which may hold spaces and parentheses
+    return int(fields[1]), int(fields[19])
 
 
 def marked_processes(marker: str) -> list[int]:
