@@ -81,7 +81,7 @@ def test_minibatch_size_defaults_to_the_train_batch() -> None:
     (["env=pendulum"], ["algo=dqn does not support env 'Pendulum-v1'", "Discrete"]),
     (["algo.epsilon=[[10,1.0],[0,0.1]]"], ["algo.epsilon timesteps must not decrease"]),
     (["algo.replay_buffer.capacity=abc"], ["algo.replay_buffer.capacity", "abc"]),
-    (["algo.replay_buffer.size=10"], ["algo.replay_buffer.size", "ReplayBufferSchema"]),
+    (["algo.replay_buffer.size=10"], ["unknown key algo.replay_buffer.size", "algo.replay_buffer has", "capacity"]),
 ])
 def test_bad_overrides_are_rejected_in_one_line_before_anything_starts(overrides: list[str], expected: list[str]):
     """Compose, convert and validate as `run_experiment` does (the CLI prints `one_line` of the error)."""

@@ -41,12 +41,21 @@ def unknown_key_message(key: str, cfg: Mapping[str, Any]) -> str:
     parts = key.split(".")
     # Name the first part that does not exist: in `algo.foo.bar`, `algo.foo`.
     key = next(".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) not in valid)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=_CLOSE_MATCH)
-    if close:
-        return f"unknown key {key}; did you mean {close[0]}?"
     section, _, _ = key.rpartition(".")
     prefix = f"{section}." if section else ""
     siblings = sorted({k[len(prefix):].split(".")[0] for k in valid if k.startswith(prefix)})
+    # A typo of a key beside it first (`stop.timestep`), else of one elsewhere (`evaluation.episodes` for
+    # `evaluation.episode`), never of a section the key sits in (`algo.replay_buffer.size` is no typo of
+    # `algo.replay_buffer`).
+    # Siblings are compared by their own name: the section they share would make any two look alike.
+    close = difflib.get_close_matches(key[len(prefix):], siblings, n=1, cutoff=_CLOSE_MATCH)
+    if close:
+        return f"unknown key {key}; did you mean {prefix}{close[0]}?"
+    ancestors = {".".join(parts[:i]) for i in range(1, len(parts))}
+    elsewhere = [k for k in valid if k not in ancestors and k.rpartition(".")[0] != section]
+    close = difflib.get_close_matches(key, elsewhere, n=1, cutoff=_CLOSE_MATCH)
+    if close:
+        return f"unknown key {key}; did you mean {close[0]}?"
     where = f"{section} has" if section else "the top-level keys are"
     return f"unknown key {key}; {where} {', '.join(siblings)}"
 
