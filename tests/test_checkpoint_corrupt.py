@@ -19,6 +19,9 @@ from rlrun.algorithms.algorithm import read_checkpoint_state
 from rlrun.cli import EXIT_USAGE
 from rlrun.run.recorder import read_metrics
 
+# One worker runs the module: its tests share a module fixture (a run or sweep), made once per worker.
+pytestmark = pytest.mark.xdist_group("checkpoint_corrupt")
+
 GARBAGE = b"\x00\x9f\xff\xfe not a checkpoint \x80\x81"
 # Every file of a PPO checkpoint, relative to the checkpoint directory.
 CHECKPOINT_FILES = ("algorithm_state.json", "env_runners.pt", "learner_group/optimizer.pt", "learner_group/rng.pt",

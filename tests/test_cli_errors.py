@@ -110,8 +110,7 @@ FLAG_CASES = {"multirun+cfg", "resolve-without-cfg"}
 # rejects (type, unknown key, unknown option), a range check, the env, the seed, a schedule, the flags.
 # Every rejection takes the same path out of rlrun.cli, so the others are checked in-process.
 CLI_CASES = ["learners.num<0", "learners.num-type", "ray.unknown-key", "algo=unknown", "env.id-no-module",
-             "seed<0", "algo.lr_schedule-decreasing", "+stop.timestep", "stop.timestep-no-plus", "+callbacks",
-             "algo.lr-vs-lr_schedule", *sorted(FLAG_CASES)]
+             "seed<0", "algo.lr_schedule-decreasing", "+stop.timestep", "algo.lr-vs-lr_schedule", *sorted(FLAG_CASES)]
 
 
 def _rlrun(overrides: list[str], cwd: Path) -> tuple[subprocess.CompletedProcess, Path]:

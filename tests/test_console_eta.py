@@ -17,6 +17,9 @@ from test_console import printed, row
 from rlrun.run.plots import EVAL_RETURN_KEY, RETURN_KEY
 from rlrun.run.recorder import read_metrics
 
+# One worker runs the module: its tests share a module fixture (a run or sweep), made once per worker.
+pytestmark = pytest.mark.xdist_group("console_eta")
+
 # DQN samples 4 env steps per iteration with one env: no CartPole episode ends within the first
 # iteration, and the evaluation (every iteration) is the only return there is.
 DQN_EVALUATED = ["algo=dqn", "env_runners.num_envs_per_runner=1", "env_runners.rollout_fragment_length=4",

@@ -17,16 +17,20 @@ from omegaconf import OmegaConf
 
 from rlrun.core.schedules import PiecewiseSchedule
 
+# One worker runs the module: its tests share a module fixture (a run or sweep), made once per worker.
+pytestmark = pytest.mark.xdist_group("lr_sweep")
+
 PRESETS = ["cartpole_ppo_fast", "cartpole_dqn", "cartpole_impala", "cartpole_appo", "multi_cartpole_ppo"]
 RATES = (0.004, 0.0004)
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """One `rlrun -m` over every scheduled preset and two rates (embedded: the rate is the subject here)."""
+    """One `rlrun -m` over every scheduled preset and two rates (embedded: the rate is the subject here), each
+    job just past cartpole_dqn's 1000 env steps before learning starts."""
     sweep_dir = tmp_path_factory.mktemp("lr_sweep") / "sweep"
     cmd = [RLRUN, "-m", f"experiment={','.join(PRESETS)}", f"algo.lr={','.join(map(str, RATES))}",
-           "stop.iterations=5", "env_runners.num=0", "learners.num=0", "evaluation.episodes=1",
+           "stop.timesteps=1300", "env_runners.num=0", "learners.num=0", "evaluation.episodes=1",
            "logger.console=none", f"hydra.sweep.dir={sweep_dir}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=sweep_dir.parent)
     assert proc.returncode == 0, proc.stderr
@@ -60,5 +64,6 @@ def test_a_sweep_over_lr_trains_at_the_swept_rates(sweep: Path, preset: str):
         for rate in rates:
             assert min(low, lr) * (1 - 1e-6) <= rate <= max(low, lr) * (1 + 1e-6), (preset, lr, rate, schedule)
         logged[lr] = rates[0]
-    # Ten times the rate, ten times the logged rate (a little less where the schedule ends above 0).
-    assert 5 < logged[RATES[0]] / logged[RATES[1]] <= 10 * (1 + 1e-6), logged
+    # Ten times the rate, about ten times the logged rate: less where the schedule ends above 0, and the two
+    # jobs' updates come at slightly different env steps (episodes end apart), so not exactly ten.
+    assert 5 < logged[RATES[0]] / logged[RATES[1]] < 10.5, logged

@@ -24,6 +24,9 @@ from conftest import RLRUN, pythonpath_with_tests
 
 from rlrun.cli import EXIT_USAGE
 
+# One worker runs the module: its tests share a module fixture (a run or sweep), made once per worker.
+pytestmark = pytest.mark.xdist_group("mujoco_atari")
+
 RLRUN_EVAL = str(Path(RLRUN).with_name("rlrun-eval"))
 HEADLESS = {"DISPLAY", "WAYLAND_DISPLAY", "MUJOCO_GL", "PYOPENGL_PLATFORM", "RLRUN_DEBUG"}
 SHORT_RUN = ["stop.iterations=1", "algo.train_batch_size=256", "algo.minibatch_size=64",
