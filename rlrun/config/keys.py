@@ -31,8 +31,13 @@ _CLOSE_MATCH = 0.75
 
 def check_known_keys(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first key of `cfg` that no schema defines, and the closest valid keys."""
-    for key in _unknown_keys(cfg, _run_schemas(cfg), ""):
+    for key in unknown_keys(cfg):
         raise ConfigError(unknown_key_message(key, cfg))
+
+
+def unknown_keys(cfg: Mapping[str, Any]) -> list[str]:
+    """The dotted keys of `cfg` that no schema defines (a key under one of them is not listed again)."""
+    return list(_unknown_keys(cfg, _run_schemas(cfg), ""))
 
 
 def unknown_key_message(key: str, cfg: Mapping[str, Any]) -> str:

@@ -24,7 +24,6 @@ new overrides, so a later resume or `rlrun-eval` sees the config the run has now
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import read_checkpoint_state
 from rlrun.config.errors import ConfigError
+from rlrun.config.keys import unknown_keys
 from rlrun.core.checkpointing import CheckpointError, check_files, restore_interrupted_replacements
 from rlrun.run.checkpoints import (
     CHECKPOINTS_DIR,
@@ -57,9 +57,8 @@ RETIRED_KEYS = frozenset({"env.name"})
 RUN_OVERRIDES = Path(".hydra") / "overrides.yaml"
 _MULTIRUN_FLAGS = ("-m", "--multirun")
 # Where rlrun.config.schema.register_schemas puts each config group's schemas in Hydra's ConfigStore
-# (`schema/<group>/<name>`), and the schema of the top-level keys beside the groups.
+# (`schema/<group>/<name>`).
 SCHEMA_GROUPS = "schema"
-RUN_SCHEMA = "run_schema"
 # What `compose_saved_config` stores: in each group an option that is the group's schema alone, and one
 # `_global_` option holding the saved config, which `+rlrun_saved_run=config` merges over everything.
 RESUMED_OPTION = "rlrun_resumed"
@@ -126,7 +125,11 @@ def compose_saved_config(run_dir: Path, new: list[str]) -> list[str]:
     reselected = {_key(arg) for arg in new} & set(store.list(SCHEMA_GROUPS))
     # As the run's section of a group selected again is not used, its overrides of that section apply again.
     own = [arg for arg in run_overrides(run_dir) if _key(arg).split(".")[0] in reselected]
-    _drop_unknown_keys(saved, store.load(f"{RUN_SCHEMA}.yaml").node)
+    # Keys rlrun has removed since the run: Hydra could not merge them into today's schemas, and without them
+    # check_config_unchanged names the key the run had and this rlrun has not. Free-form mappings keep theirs.
+    for key in unknown_keys(saved):
+        parent, _, leaf = key.rpartition(".")
+        del (OmegaConf.select(saved, parent) if parent else saved)[leaf]
     selections = []
     for group in store.list(SCHEMA_GROUPS):
         if group not in saved or group in reselected:
@@ -134,8 +137,6 @@ def compose_saved_config(run_dir: Path, new: list[str]) -> list[str]:
             continue
         schema = _schema_option(group, saved[group])
         defaults = [{f"/{SCHEMA_GROUPS}/{group}@_here_": schema}] if schema else []
-        if schema:
-            _drop_unknown_keys(saved._get_node(group), store.load(f"{SCHEMA_GROUPS}/{group}/{schema}.yaml").node)
         store.store(group=group, name=RESUMED_OPTION, node={"defaults": [*defaults, "_self_"]})
         selections.append(f"{group}={RESUMED_OPTION}")
     store.store(group=SAVED_RUN_GROUP, name=SAVED_RUN_OPTION, node=saved, package="_global_")
@@ -153,25 +154,6 @@ def _schema_option(group: str, section: Any) -> str | None:
     if name in options:
         return name
     return group if group in options else None
-
-
-def _drop_unknown_keys(saved: DictConfig, schema: DictConfig) -> None:
-    """Delete the keys of `saved` that the structured `schema` does not define (a key rlrun has since removed).
-
-    The saved config could not be merged into today's schemas otherwise, and Hydra would
-    refuse it with an error about composing; without them, `check_config_unchanged` names
-    the key that the run had and this rlrun has not. Free-form mappings (`dict[...]`
-    fields such as `env.env_config`) keep every key.
-    """
-    if not isinstance(saved, DictConfig) or not dataclasses.is_dataclass(OmegaConf.get_type(schema)):
-        return
-    for key in list(saved.keys()):
-        if key not in schema.keys():  # noqa: SIM118 -- `in` is False for a mandatory (`???`) key
-            del saved[key]
-            continue
-        saved_node, schema_node = saved._get_node(key), schema._get_node(key)
-        if isinstance(schema_node, DictConfig):
-            _drop_unknown_keys(saved_node, schema_node)
 
 
 def run_overrides(run_dir: Path) -> list[str]:
