@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all lint bench bench-presets clean
+.PHONY: install run test test-all lint docs bench bench-presets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
 	# The tracker extras too: tests/test_trackers.py runs a real MLflow server and W&B offline.
-	$(PY) -m pip install -q -e ".[dev,mlflow,wandb,multiagent,atari,mujoco,minigrid]"
+	$(PY) -m pip install -q -e ".[dev,docs,mlflow,wandb,multiagent,atari,mujoco,minigrid]"
 	# gymnasium's render extras bring pygame, mpe2 brings pygame-ce: both install the `pygame` module into one
 	# folder, so whichever pip wrote last wins file by file. pygame-ce alone, written whole, renders both.
 	$(PY) -m pip uninstall -q -y pygame
@@ -34,6 +34,10 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rlrun tests scripts
 
+docs: $(STAMP)
+	# The site, into site/: open site/index.html from disk, or serve it with `.venv/bin/mkdocs serve`.
+	$(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) scripts/bench_cartpole.py
 	$(PY) scripts/bench_sampling.py
@@ -52,4 +56,4 @@ bench-presets: $(STAMP)
 	$(PY) scripts/bench_presets.py
 
 clean:
-	rm -rf $(VENV) .venv-bench build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-bench build dist site *.egg-info .pytest_cache .ruff_cache

@@ -1,44 +1,159 @@
-"""The Python code in docs/*.md runs as written: each page's ```python blocks, in order, in one namespace.
+"""The README and every page of the docs site (docs/**/*.md) say only what is true of the code.
 
-A page's examples are its promise to a reader; running them (in a temporary directory, so the
-checkpoints they write go nowhere) keeps the docs and the API from drifting apart. The names the
-reference page lists are checked to exist.
+Each fenced block is checked by what it is (tests/docs_commands.py): a ```bash line is composed and validated as
+the CLI would before training (or parsed by its own parser), a ```text block that shows `$ rlrun ...` and an
+`rlrun: error:` line must be exactly that command's error, ```python blocks run in order in one namespace, ```yaml
+parses and a preset in it composes from its own config directory. The site itself builds with `mkdocs build
+--strict` (a broken link or anchor fails), every algorithm has its page and every preset its benchmark row.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from docs_commands import ROOT, argv_of, blocks, check_command, commands, compose_jobs
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
-_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+from rlrun.algorithms.registry import ALGORITHMS
+from rlrun.cli import one_line
+from rlrun.config.errors import ConfigError
+
+pytestmark = pytest.mark.xdist_group("docs")  # one worker makes the $RUN directory once
+
+DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+PAGES = [README, *sorted(p for p in DOCS.rglob("*.md") if "hooks" not in p.parts)]
+PAGE_IDS = [str(p.relative_to(ROOT)) for p in PAGES]
+LANGUAGES = {"bash", "python", "yaml", "text"}
+README_LIMIT = 15_000
 # `rlrun.module.path:Name` or `rlrun.module.path.Name` in backquotes, as api.md writes its imports.
 _QUALIFIED_NAME = re.compile(r"`(rlrun(?:\.\w+)+)(?::(\w+))?`")
+_KEYS_MARKER = "<!-- rlrun:keys algo={} -->"
 
 
-def python_blocks(page: Path) -> list[str]:
-    return _PYTHON_BLOCK.findall(page.read_text())
+@pytest.fixture(scope="module")
+def substitutions(tmp_path_factory) -> dict[str, str]:
+    """`$RUN`: a finished run with a checkpoint (what `rlrun resume=$RUN` and `rlrun-eval` need); `$SWEEP`: a
+    directory a sweep would have written (only parsed, never read)."""
+    tmp = tmp_path_factory.mktemp("docs-run")
+    run = tmp / "run"
+    subprocess.run([sys.executable, "-m", "rlrun", "stop.iterations=1", "algo.train_batch_size=64",
+                    "algo.minibatch_size=32", "algo.num_epochs=1", "logger.console=none", f"hydra.run.dir={run}"],
+                   check=True, capture_output=True, cwd=tmp, timeout=300)
+    return {"RUN": str(run), "SWEEP": str(tmp / "multirun")}
 
 
-def test_docs_have_code_to_run():
-    assert {"api.md", "walkthrough.md"} <= {p.name for p in PAGES}
-    assert python_blocks(DOCS / "walkthrough.md")
+def test_readme_is_short():
+    """The README says what rlrun is and how to start; everything else is a page of the site."""
+    assert len(README.read_text()) <= README_LIMIT
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_every_block_says_what_it_is(page: Path):
+    """An untagged block would escape every check below."""
+    untagged = [b.line for b in blocks(page) if b.lang not in LANGUAGES]
+    assert not untagged, f"{page.name}: blocks without one of {sorted(LANGUAGES)} at lines {untagged}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_commands_compose(page: Path, substitutions: dict[str, str], tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for block in blocks(page, "bash"):
+        for command in commands(block):
+            try:
+                check_command(command, substitutions)
+            except Exception as e:  # which command of which page, and why
+                pytest.fail(f"{page.name}:{block.line}: `{command}`: {type(e).__name__}: {one_line(e)}")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_error_examples_are_the_real_errors(page: Path, substitutions: dict[str, str], tmp_path: Path, monkeypatch):
+    """A ```text block `$ rlrun <args>` followed by `rlrun: error: <message>` shows exactly what rlrun prints."""
+    monkeypatch.chdir(tmp_path)
+    for block in blocks(page, "text"):
+        lines = block.text.splitlines()
+        if len(lines) < 2 or not lines[0].startswith("$ rlrun ") or not lines[1].startswith("rlrun: error: "):
+            continue
+        with pytest.raises(Exception) as error:  # noqa: PT011 -- any of rlrun's, Hydra's or OmegaConf's
+            compose_jobs(argv_of(lines[0].removeprefix("$ "), substitutions)[1:])
+        assert f"rlrun: error: {one_line(error.value)}" == lines[1], f"{page.name}:{block.line}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
+def test_yaml_parses_and_presets_compose(page: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for block in blocks(page, "yaml"):
+        yaml.safe_load(block.text)
+        lines = block.text.splitlines()
+        if lines[0] != "# @package _global_":
+            continue
+        file = re.fullmatch(r"# file: ((.+)/experiment/(\w+)\.yaml)", lines[1])
+        assert file, f"{page.name}:{block.line}: a preset says where it lives: `# file: <dir>/experiment/<name>.yaml`"
+        (tmp_path / file.group(1)).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / file.group(1)).write_text(block.text)
+        assert compose_jobs(["--config-dir", file.group(2), f"experiment={file.group(3)}"])
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if blocks(p, "python")],
+                         ids=[i for p, i in zip(PAGES, PAGE_IDS) if blocks(p, "python")])
 def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch):
+    """Each page's ```python blocks, in order, in one namespace, in a temporary directory (what they write
+    goes nowhere): a page's examples are its promise to a reader."""
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
-    for number, block in enumerate(python_blocks(page), start=1):
-        code = compile(block, f"{page.name} block {number}", "exec")
+    for block in blocks(page, "python"):
+        code = compile(block.text, f"{page.name} line {block.line}", "exec")
         exec(code, namespace)  # noqa: S102 -- the docs' own examples, run as a reader would
 
 
-def test_names_in_the_api_reference_exist():
+def test_the_site_builds_strict(tmp_path: Path):
+    """`make docs`: every page in the nav, no broken link or anchor, every generated table expands."""
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "site" / "algorithms" / "ppo.html").is_file()
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_every_algorithm_has_its_page(name: str):
+    """In the nav, with the key table generated from its schema; the table lists every key a user can set."""
+    from rlrun.config.reference import keys_table
+    from rlrun.tune.compose import compose_config
+
+    page = DOCS / "algorithms" / f"{name}.md"
+    assert f"algorithms/{name}.md" in (ROOT / "mkdocs.yml").read_text()
+    assert _KEYS_MARKER.format(name) in page.read_text()
+    table = keys_table(f"algo={name}")
+    keys = _leaf_keys(compose_config([f"algo={name}"]).algo, "algo")
+    missing = [k for k in keys if f"| `{k}` |" not in table and k != "algo.name"]
+    assert not missing, f"keys of algo={name} missing from its table: {missing}"
+
+
+def _leaf_keys(node, prefix: str) -> list[str]:
+    from omegaconf import DictConfig
+
+    out = []
+    for key, value in node.items_ex(resolve=False):
+        dotted = f"{prefix}.{key}"
+        out += _leaf_keys(value, dotted) if isinstance(value, DictConfig) else [dotted]
+    return out
+
+
+def test_every_preset_has_a_benchmark_row():
+    """docs/benchmarks.md measures every preset shipped under rlrun/conf/experiment/ (scripts/bench_presets.py)."""
+    presets = {p.stem for p in (ROOT / "rlrun" / "conf" / "experiment").glob("*.yaml")}
+    rows = set(re.findall(r"^\| `(\w+)` \|", (DOCS / "benchmarks.md").read_text(), re.MULTILINE))
+    assert presets <= rows, f"presets without a row in docs/benchmarks.md: {sorted(presets - rows)}"
+
+
+def test_names_in_the_api_guide_exist():
     """Every `rlrun.x.y` / `rlrun.x.y:Name` api.md mentions can be imported."""
     names = _QUALIFIED_NAME.findall((DOCS / "api.md").read_text())
     assert names
@@ -53,8 +168,10 @@ def test_names_in_the_api_reference_exist():
             assert hasattr(importlib.import_module(module), name), dotted
 
 
-def test_every_preset_has_a_benchmark_row():
-    """docs/benchmarks.md measures every preset shipped under rlrun/conf/experiment/ (scripts/bench_presets.py)."""
-    presets = {p.stem for p in (DOCS.parent / "rlrun" / "conf" / "experiment").glob("*.yaml")}
-    rows = set(re.findall(r"^\| `(\w+)` \|", (DOCS / "benchmarks.md").read_text(), re.MULTILINE))
-    assert presets <= rows, f"presets without a row in docs/benchmarks.md: {sorted(presets - rows)}"
+def test_a_command_check_can_fail():
+    """The checks above refuse what the CLI refuses: an unknown key, an out-of-range value, a Makefile target
+    that does not exist, a program the docs tests do not know."""
+    for bad in ("rlrun algo.lrr=1", "rlrun learners.num=-1", "make docz", "frobnicate --now"):
+        with pytest.raises((AssertionError, ConfigError, HydraException, OmegaConfBaseException)):
+            check_command(bad, {})
+

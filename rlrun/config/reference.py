@@ -1,0 +1,86 @@
+"""The key reference the docs site shows: one Markdown table per config section, built from the typed schemas.
+
+The algorithm pages and the configuration page do not list keys by hand: `docs/hooks/generated_tables.py`
+replaces a `<!-- rlrun:keys <section> -->` line with `keys_table(<section>)` at build time, so a key added to a
+schema, a changed default or a changed range shows up on the next `make docs` and cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from typing import Any, get_type_hints
+
+from rlrun.config.errors import ConfigError
+from rlrun.config.fields import field_doc, field_range, field_type, is_optional
+from rlrun.config.schema import GROUP_SCHEMAS, LOGGER_SCHEMAS, RunSchema
+
+
+def section_schema(section: str) -> tuple[type, type | None]:
+    """`algo=ppo`, `logger=mlflow`, a group (`env_runners`) or a top-level section (`stop`) -> (its schema, the
+    schema whose keys to leave out: a tracker's table shows only the keys it adds to the logger group's)."""
+    from rlrun.algorithms.registry import algorithm_schemas
+
+    group, _, option = section.partition("=")
+    if group == "algo" and option in algorithm_schemas():
+        return algorithm_schemas()[option], None
+    if group == "logger" and option in LOGGER_SCHEMAS:
+        return LOGGER_SCHEMAS[option], GROUP_SCHEMAS["logger"]
+    if not option and group in GROUP_SCHEMAS:
+        return GROUP_SCHEMAS[group], None
+    run_fields = {f.name: f for f in dataclasses.fields(RunSchema)}
+    if not option and group in run_fields and dataclasses.is_dataclass(get_type_hints(RunSchema)[group]):
+        return get_type_hints(RunSchema)[group], None
+    raise ConfigError(f"no config section {section!r}; sections: algo=<name>, logger=<name>, "
+                      f"{', '.join(sorted(GROUP_SCHEMAS))} or a top-level section of RunSchema")
+
+
+def keys_table(section: str) -> str:
+    """The Markdown table of a section's keys: key, type, default, allowed values, what it does."""
+    schema, beside = section_schema(section)
+    prefix = section.partition("=")[0]
+    left_out = {f.name for f in dataclasses.fields(beside)} if beside else set()
+    rows = ["| key | type | default | allowed | what it does |", "|---|---|---|---|---|"]
+    rows += [_row(name, f, hint) for name, f, hint in _fields(schema, prefix, left_out)]
+    return "\n".join(rows)
+
+
+def _fields(schema: type, prefix: str, left_out: set[str]) -> list[tuple[str, dataclasses.Field, Any]]:
+    """(dotted key, field, type hint) of every documented field; nested dataclasses flattened, `name` left out
+    (it is the option's own name, picked with `group=option`)."""
+    hints = get_type_hints(schema)
+    out: list[tuple[str, dataclasses.Field, Any]] = []
+    for f in dataclasses.fields(schema):
+        if f.name == "name" or f.name in left_out:
+            continue
+        dotted = f"{prefix}.{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += _fields(hints[f.name], dotted, set())
+        else:
+            out.append((dotted, f, hints[f.name]))
+    return out
+
+
+def _row(key: str, f: dataclasses.Field, hint: Any) -> str:
+    cells = [f"`{key}`", field_type(f, hint), f"`{_default(f)}`", field_range(f, is_optional(hint)), field_doc(f)]
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def _default(f: dataclasses.Field) -> str:
+    """The default as a user writes it on the command line (YAML: null, true, [64, 64])."""
+    value = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    return _yaml(value)
+
+
+def _yaml(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_yaml(v)}" for k, v in value.items()) + "}"
+    return str(value)
