@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -290,8 +291,23 @@ def render(results: Sequence[PresetResult], images: dict[str, str], kept: dict[s
         "**peak memory**: peak PSS of the run's whole process tree.",
         "- **anchor**: a published result for the same env and algorithm; `-` where there is none.",
         "",
+        *preset_sections(rows),
     ]
     return "\n".join(lines)
+
+
+def preset_sections(rows: dict[str, list[str]]) -> list[str]:
+    """One section per preset: its learning curve, the command that trains it, and when and at which commit
+    its row was measured (on the machine the page names), so a reader can reproduce any row."""
+    lines = ["## Learning curves", ""]
+    for name in sorted(rows):
+        cells = rows[name]
+        image = re.search(r"\]\((.+?)\)", cells[10])
+        lines += [f"### {name}", "", f"Measured {cells[11]}; anchor: {cells[9]}.", "",
+                  "```bash", f"rlrun experiment={name} seed=0", "```", ""]
+        if image:
+            lines += [f"![{name}: return over env steps, one line per seed]({image.group(1)})", ""]
+    return lines
 
 
 def parse_args() -> argparse.Namespace:
