@@ -36,23 +36,41 @@ README_LIMIT = 15_000
 # `rlrun.module.path:Name` or `rlrun.module.path.Name` in backquotes, as api.md writes its imports.
 _QUALIFIED_NAME = re.compile(r"`(rlrun(?:\.\w+)+)(?::(\w+))?`")
 _KEYS_MARKER = "<!-- rlrun:keys algo={} -->"
+# The datasets of the offline presets (their `offline.dataset`), relative to where they run.
+_PRESET_DATASETS = sorted({(yaml.safe_load(p.read_text()).get("offline") or {}).get("dataset")
+                           for p in (ROOT / "rlrun" / "conf" / "experiment").glob("*.yaml")} - {None})
 
 
 @pytest.fixture(scope="module")
-def substitutions(tmp_path_factory) -> dict[str, str]:
-    """`$RUN`: a finished run with a checkpoint (what `rlrun resume=$RUN` and `rlrun-eval` need); `$SWEEP`: a
-    directory a sweep would have written (only parsed, never read)."""
-    tmp = tmp_path_factory.mktemp("docs-run")
-    run = tmp / "run"
-    subprocess.run([sys.executable, "-m", "rlrun", "stop.iterations=1", "algo.train_batch_size=64",
-                    "algo.minibatch_size=32", "algo.num_epochs=1", "logger.console=none", f"hydra.run.dir={run}"],
+def workdir(tmp_path_factory) -> Path:
+    """Where the docs' commands run: a finished run with a checkpoint (`$RUN`, what `rlrun resume=$RUN` and
+    `rlrun-eval` need) and the datasets the offline presets read, recorded from it as the offline page says."""
+    tmp = tmp_path_factory.mktemp("docs")
+    subprocess.run([sys.executable, "-m", "rlrun", "stop.iterations=1", "algo.train_batch_size=64", "algo.num_epochs=1",
+                    "algo.minibatch_size=32", "logger.console=none", f"hydra.run.dir={tmp / 'run'}"],
                    check=True, capture_output=True, cwd=tmp, timeout=300)
-    return {"RUN": str(run), "SWEEP": str(tmp / "multirun")}
+    for dataset in _PRESET_DATASETS:
+        subprocess.run([Path(sys.executable).parent / "rlrun-eval", f"checkpoint={tmp / 'run'}", "episodes=2",
+                        f"record={dataset}"], check=True, capture_output=True, cwd=tmp, timeout=300)
+    return tmp
 
 
-def test_readme_is_short():
-    """The README says what rlrun is and how to start; everything else is a page of the site."""
-    assert len(README.read_text()) <= README_LIMIT
+@pytest.fixture
+def substitutions(workdir: Path, monkeypatch) -> dict[str, str]:
+    """`$RUN` and `$SWEEP` (a directory a sweep would have written: only parsed, never read), from `workdir`."""
+    monkeypatch.chdir(workdir)
+    return {"RUN": str(workdir / "run"), "SWEEP": str(workdir / "multirun")}
+
+
+def test_readme_is_short_and_its_links_resolve():
+    """The README says what rlrun is and how to start; everything else is a page of the site, which its links
+    (not checked by mkdocs: the README is not a page) must reach."""
+    text = README.read_text()
+    assert len(text) <= README_LIMIT
+    targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+    assert targets
+    missing = [t for t in targets if not (ROOT / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
@@ -63,8 +81,7 @@ def test_every_block_says_what_it_is(page: Path):
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
-def test_commands_compose(page: Path, substitutions: dict[str, str], tmp_path: Path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_commands_compose(page: Path, substitutions: dict[str, str]):
     for block in blocks(page, "bash"):
         for command in commands(block):
             try:
@@ -74,9 +91,8 @@ def test_commands_compose(page: Path, substitutions: dict[str, str], tmp_path: P
 
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
-def test_error_examples_are_the_real_errors(page: Path, substitutions: dict[str, str], tmp_path: Path, monkeypatch):
+def test_error_examples_are_the_real_errors(page: Path, substitutions: dict[str, str]):
     """A ```text block `$ rlrun <args>` followed by `rlrun: error: <message>` shows exactly what rlrun prints."""
-    monkeypatch.chdir(tmp_path)
     for block in blocks(page, "text"):
         lines = block.text.splitlines()
         if len(lines) < 2 or not lines[0].startswith("$ rlrun ") or not lines[1].startswith("rlrun: error: "):
