@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from docs_commands import ROOT, argv_of, blocks, check_command, commands, compose_jobs
+from docs_commands import ROOT, Block, argv_of, blocks, check_command, commands, compose_jobs
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
@@ -82,6 +82,9 @@ def test_every_block_says_what_it_is(page: Path):
 
 @pytest.mark.parametrize("page", PAGES, ids=PAGE_IDS)
 def test_commands_compose(page: Path, substitutions: dict[str, str]):
+    """Every bash line; the page's own preset files are written first, as a reader would have saved them."""
+    for block in blocks(page, "yaml"):
+        _save_preset(block, Path.cwd())
     for block in blocks(page, "bash"):
         for command in commands(block):
             try:
@@ -107,14 +110,22 @@ def test_yaml_parses_and_presets_compose(page: Path, tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     for block in blocks(page, "yaml"):
         yaml.safe_load(block.text)
-        lines = block.text.splitlines()
-        if lines[0] != "# @package _global_":
-            continue
-        file = re.fullmatch(r"# file: ((.+)/experiment/(\w+)\.yaml)", lines[1])
-        assert file, f"{page.name}:{block.line}: a preset says where it lives: `# file: <dir>/experiment/<name>.yaml`"
-        (tmp_path / file.group(1)).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / file.group(1)).write_text(block.text)
-        assert compose_jobs(["--config-dir", file.group(2), f"experiment={file.group(3)}"])
+        preset = _save_preset(block, tmp_path)
+        if preset:
+            assert compose_jobs(["--config-dir", *preset])
+
+
+def _save_preset(block: Block, where: Path) -> tuple[str, str] | None:
+    """A preset file a page shows (`# @package _global_`, then `# file: <dir>/experiment/<name>.yaml`), saved
+    under `where`: its config directory and the `experiment=<name>` that selects it; None for other YAML."""
+    lines = block.text.splitlines()
+    if lines[0] != "# @package _global_":
+        return None
+    file = re.fullmatch(r"# file: ((.+)/experiment/(\w+)\.yaml)", lines[1])
+    assert file, f"line {block.line}: a preset says where it lives: `# file: <dir>/experiment/<name>.yaml`"
+    (where / file.group(1)).parent.mkdir(parents=True, exist_ok=True)
+    (where / file.group(1)).write_text(block.text)
+    return file.group(2), f"experiment={file.group(3)}"
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p, "python")],

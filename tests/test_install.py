@@ -35,7 +35,7 @@ def test_install_text_names_no_package_index_install():
 def test_readme_install_from_a_clone_runs_the_main_job(tmp_path: Path):
     """The block's commands, as written, in a shell: the clone is this repository's HEAD, the venv in tmp_path,
     and the run is cut short (stop.iterations=2)."""
-    commands = [c.replace("<rlrun's repository>", str(REPO)).replace("~/venvs/rlrun", str(tmp_path / "venv"))
+    commands = [c.replace("<repository-url>", str(REPO)).replace("~/venvs/rlrun", str(tmp_path / "venv"))
                 for c in _commands()]
     assert commands[-1].startswith("rlrun "), commands
     commands[-1] += f" stop.iterations=2 logger.console=plain hydra.run.dir={tmp_path / 'run'}"
