@@ -13,6 +13,7 @@ import importlib
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -134,9 +135,13 @@ def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch):
     """Each page's ```python blocks, in order, in one namespace, in a temporary directory (what they write
     goes nowhere): a page's examples are its promise to a reader."""
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
+    # As a reader's own script: not under this file's `from __future__` imports (dont_inherit), and a module of its
+    # own in sys.modules (dataclasses look their module up there).
+    module = types.ModuleType(f"docs_{page.stem.replace('-', '_')}")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     for block in blocks(page, "python"):
-        code = compile(block.text, f"{page.name} line {block.line}", "exec")
+        code = compile(block.text, f"{page.name} line {block.line}", "exec", dont_inherit=True)
         exec(code, namespace)  # noqa: S102 -- the docs' own examples, run as a reader would
 
 
