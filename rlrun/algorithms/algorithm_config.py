@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import importlib
 import math
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import gymnasium as gym
 
 from rlrun.config.errors import ConfigError
+from rlrun.config.fields import check_fields
 from rlrun.config.schema import (
     AlgoSchema,
     EnvRunnersSchema,
@@ -36,6 +38,17 @@ if TYPE_CHECKING:
 
 
 MAX_NUMPY_SEED = 2**32 - 1
+
+# The run sections the builder holds (as attributes, or `model_config`), checked against their schemas' ranges.
+_SECTION_SCHEMAS: dict[str, type] = {"env": EnvSchema, "learners": LearnersSchema, "env_runners": EnvRunnersSchema,
+                                     "model": ModelSchema}
+# Builder attributes named after RLlib's builder arguments rather than the YAML key (the rest share the name).
+_BUILDER_NAMES: dict[str, dict[str, str]] = {
+    "env": {"id": "env"},
+    "learners": {"num": "num_learners"},
+    "env_runners": {"num": "num_env_runners", "num_envs_per_runner": "num_envs_per_env_runner",
+                    "max_restarts": "max_num_env_runner_restarts"},
+}
 
 
 class AlgorithmConfig:
@@ -256,39 +269,27 @@ class AlgorithmConfig:
     # -- validation --------------------------------------------------------------------
 
     def validate(self) -> None:
-        """Raise ConfigError for the first out-of-range or inconsistent value."""
+        """Raise ConfigError for the first out-of-range or inconsistent value.
+
+        One-key ranges and choices are declared on the schema fields (`bounds=`, `choices=`) and checked by
+        `check_fields`, the same ranges the docs show; what relates keys to each other is checked here.
+        """
         self._validate_seed()
-        check(self.max_episode_steps is None or self.max_episode_steps >= 1,
-              "env.max_episode_steps must be >= 1 or null", self.max_episode_steps)
-        check(self.num_learners >= 0, "learners.num must be >= 0", self.num_learners)
-        check(0 <= self.num_gpus_per_learner <= 1, "learners.num_gpus_per_learner must be in [0, 1] (a learner "
-              "trains on one device; fractions share a GPU)", self.num_gpus_per_learner)
-        check(self.num_cpus_per_learner > 0, "learners.num_cpus_per_learner must be > 0", self.num_cpus_per_learner)
-        check(self.num_env_runners >= 0, "env_runners.num must be >= 0", self.num_env_runners)
-        check(self.num_envs_per_env_runner >= 1, "env_runners.num_envs_per_runner must be >= 1",
-               self.num_envs_per_env_runner)
+        for section, schema in _SECTION_SCHEMAS.items():
+            check_fields(schema, functools.partial(self._section_value, section), section)
         rfl = self.rollout_fragment_length
         check(rfl == "auto" or (isinstance(rfl, int) and not isinstance(rfl, bool) and rfl >= 1),
                "env_runners.rollout_fragment_length must be 'auto' or an integer >= 1", rfl)
-        check(self.num_cpus_per_env_runner > 0, "env_runners.num_cpus_per_env_runner must be > 0",
-               self.num_cpus_per_env_runner)
-        check(self.max_num_env_runner_restarts >= 0, "env_runners.max_restarts must be >= 0",
-              self.max_num_env_runner_restarts)
-        check(self.sample_timeout_s > 0, "env_runners.sample_timeout_s must be > 0", self.sample_timeout_s)
-        self._validate_normalization()
-        check(self.lr > 0, "algo.lr must be > 0", self.lr)
+        check(isinstance(self.normalize_rewards, bool), "env_runners.normalize_rewards must be true or false",
+              self.normalize_rewards)
+        check_fields(self.schema, lambda name: getattr(self, name), "algo")
         if self.lr_schedule is not None:
             check_schedule(self.lr_schedule, "algo.lr_schedule", "lr", starts_at=("algo.lr", self.lr))
-        check(0 < self.gamma <= 1, "algo.gamma must be in (0, 1]", self.gamma)
-        check(self.train_batch_size >= 1, "algo.train_batch_size must be >= 1", self.train_batch_size)
-        check(self.minibatch_size >= 1, "algo.minibatch_size must be >= 1", self.minibatch_size)
         check(self.minibatch_size <= self.train_batch_size,
                f"algo.minibatch_size must be <= algo.train_batch_size ({self.train_batch_size})", self.minibatch_size)
         # Every DDP learner trains on its own slice of each minibatch.
         check(self.minibatch_size >= max(1, self.num_learners),
               f"algo.minibatch_size must be >= learners.num ({self.num_learners})", self.minibatch_size)
-        check(self.num_epochs >= 1, "algo.num_epochs must be >= 1", self.num_epochs)
-        check(self.grad_clip is None or self.grad_clip > 0, "algo.grad_clip must be > 0 or null", self.grad_clip)
         self._validate_model()
         self._validate_env()
         self.get_learner_class()
@@ -298,6 +299,12 @@ class AlgorithmConfig:
 
             check(torch.cuda.is_available(), "learners.num_gpus_per_learner > 0 with learners.num=0 needs a CUDA "
                   "device on this machine, none is visible", self.num_gpus_per_learner)
+
+    def _section_value(self, section: str, key: str) -> Any:
+        """The builder's value of the run-section key `<section>.<key>` (`env_runners.num` -> `num_env_runners`)."""
+        if section == "model":
+            return self.model_config.get(key)
+        return getattr(self, _BUILDER_NAMES[section].get(key, key))
 
     def _max_seed(self) -> int:
         """The largest `seed` whose derived seeds all stay numpy seeds (at most 2**32 - 1).
@@ -322,22 +329,7 @@ class AlgorithmConfig:
               f"seed must be an integer in [0, {top}] so that the seeds derived from it stay within numpy's "
               "[0, 2**32 - 1]", self.seed)
 
-    def _validate_normalization(self) -> None:
-        from rlrun.env.normalization import OBSERVATION_FILTERS
-
-        check(self.observation_filter in OBSERVATION_FILTERS,
-              f"env_runners.observation_filter must be one of {list(OBSERVATION_FILTERS)}", self.observation_filter)
-        check(isinstance(self.normalize_rewards, bool), "env_runners.normalize_rewards must be true or false",
-              self.normalize_rewards)
-        check(self.clip_observations > 0, "env_runners.clip_observations must be > 0", self.clip_observations)
-        check(self.clip_normalized_rewards > 0, "env_runners.clip_normalized_rewards must be > 0",
-              self.clip_normalized_rewards)
-
     def _validate_model(self) -> None:
-        from rlrun.core.rl_module.default_models import ACTIVATIONS
-
-        activation = self.model_config.get("activation")
-        check(activation in ACTIVATIONS, f"model.activation must be one of {sorted(ACTIVATIONS)}", activation)
         hiddens = list(self.model_config.get("hiddens", []))
         check(all(isinstance(h, int) and h > 0 for h in hiddens), "model.hiddens must be positive integers", hiddens)
 

@@ -8,7 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
 from rlrun.algorithms.registry import get_algorithm_config_class
+from rlrun.config.fields import check_fields
 from rlrun.config.keys import check_known_keys
+from rlrun.config.schema import LOGGER_SCHEMAS, LoggerSchema, RunSchema
 
 
 def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
@@ -48,23 +50,18 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
 
 def validate_run(cfg: DictConfig) -> None:
     """Every key is one the schemas define; then the run-level keys beside the algorithm: stop criteria,
-    checkpoints, evaluation, logging."""
+    checkpoints, evaluation, logging.
+
+    Their ranges are the schemas' (`bounds=` on RunSchema's sections and the logger's schema), checked by
+    `check_fields`; the algorithm's own sections (algo, env, env_runners, learners, model) are checked by
+    `AlgorithmConfig.validate`, which the Python builder runs too.
+    """
     check_known_keys(cfg)
     stop = cfg.stop
     check(any(v is not None for v in stop.values()), "set at least one stop criterion (stop.timesteps, "
           "stop.iterations, stop.time_s or stop.return_mean)", dict(stop))
-    for key in ("timesteps", "iterations", "time_s"):
-        value = stop[key]
-        check(value is None or value > 0, f"stop.{key} must be > 0 or null", value)
-    check(cfg.checkpoint.every_iterations >= 0, "checkpoint.every_iterations must be >= 0 (0 = final only)",
-          cfg.checkpoint.every_iterations)
-    keep_last = cfg.checkpoint.keep_last
-    check(keep_last is None or keep_last >= 0, "checkpoint.keep_last must be >= 0 or null (0/null = keep all)",
-          keep_last)
-    check(cfg.evaluation.every_iterations >= 0, "evaluation.every_iterations must be >= 0 (0 = at the end only)",
-          cfg.evaluation.every_iterations)
-    check(cfg.evaluation.episodes >= 1, "evaluation.episodes must be >= 1", cfg.evaluation.episodes)
-    check(cfg.logger.smoothing_episodes >= 1, "logger.smoothing_episodes must be >= 1", cfg.logger.smoothing_episodes)
+    check_fields(RunSchema, lambda name: cfg[name], "")
+    check_fields(LOGGER_SCHEMAS.get(cfg.logger.get("name"), LoggerSchema), lambda name: cfg.logger[name], "logger")
 
 
 def validated_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:

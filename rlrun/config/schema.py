@@ -3,35 +3,44 @@
 These dataclasses are the single source of defaults: the YAML files in
 `rlrun/conf` select and override them, and `AlgorithmConfig` reads its
 defaults from them, so the CLI and the Python API cannot drift apart.
-OmegaConf enforces the types (an `int` key refuses `abc`); the range and
-consistency checks live in `AlgorithmConfig.validate` and `validate_run`.
+Each key is declared with `rlrun.config.fields.key`: its one-line description
+and, where it has one, its allowed range, which the docs site shows and
+`check_fields` enforces. OmegaConf enforces the types (an `int` key refuses
+`abc`); the checks that relate keys to each other live in
+`AlgorithmConfig.validate` and `validate_run`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+
+from rlrun.config.fields import key, override
 
 
 @dataclass
 class AlgoSchema:
     """Training keys every algorithm has (`.training(...)` in the builder)."""
 
-    name: str = "???"
-    lr: float = 3e-4
-    # Piecewise-linear lr over env steps: [[0, 1e-3], [100000, 1e-4]]; overrides `lr`.
-    lr_schedule: list[Any] | None = None
-    gamma: float = 0.99
-    train_batch_size: int = 4000
-    # Rows per gradient step; null = train_batch_size (one gradient step per update and epoch).
-    minibatch_size: int | None = 128
-    num_epochs: int = 10
-    grad_clip: float | None = 0.5
-    # A user Learner subclass as `pkg.module:MyLearner`; null = the algorithm's own.
-    learner_class: str | None = None
+    name: str = key("???", "The algorithm, as picked with `algo=<name>`; set by the option's file, not by hand.")
+    lr: float = key(3e-4, "Learning rate of the Adam optimizer.", bounds="> 0")
+    lr_schedule: list[Any] | None = key(
+        None, "Piecewise-linear learning rate over env steps sampled, e.g. `[[0, 1e-3], [100000, 1e-4]]`; it must "
+        "start at `lr`. null = the constant `lr`.")
+    gamma: float = key(0.99, "Discount factor of future rewards.", bounds="in (0, 1]")
+    train_batch_size: int = key(4000, "Env steps sampled per training iteration, the rows of one learner update.",
+                                bounds=">= 1")
+    minibatch_size: int | None = key(
+        128, "Rows per gradient step, at most `train_batch_size`; null = `train_batch_size` (one gradient step "
+        "per epoch).", bounds=">= 1")
+    num_epochs: int = key(10, "Passes over each train batch per learner update.", bounds=">= 1")
+    grad_clip: float | None = key(0.5, "Largest global gradient norm; larger gradients are scaled down to it. "
+                                  "null = no clipping.", bounds="> 0")
+    learner_class: str | None = key(
+        None, "A Learner subclass of your own, as `pkg.module:MyLearner`; null = the algorithm's own learner.")
 
 
 @dataclass
@@ -42,52 +51,71 @@ class EnvSchema:
     `env.id=...` or an offline dataset replaces the env, and the run's saved config would contradict itself.
     """
 
-    id: str = "CartPole-v1"
-    env_config: dict[str, Any] = field(default_factory=dict)
-    max_episode_steps: int | None = None
+    id: str = key("CartPole-v1", "The env: a gymnasium id (`CartPole-v1`), `module:EnvId` (imports the module "
+                  "that registers it) or `pkg.module:Class`; a PettingZoo env makes the run multi-agent.")
+    env_config: dict[str, Any] = key(doc="Keyword arguments of the env's constructor (free-form keys).",
+                                     default_factory=dict)
+    max_episode_steps: int | None = key(
+        None, "Truncate episodes after this many env steps (a gymnasium TimeLimit); null = the env's own limit.",
+        bounds=">= 1")
 
 
 @dataclass
 class EnvRunnersSchema:
     """`.env_runners(...)`: `num=0` samples in the main process."""
 
-    num: int = 0
-    num_envs_per_runner: int = 8
-    # Steps per env per sample; "auto" = train_batch_size / (runners * envs).
-    rollout_fragment_length: Any = "auto"
-    num_cpus_per_env_runner: float = 1.0
-    # Fault tolerance: a failed runner actor is replaced and re-synced, at most this often per run.
-    max_restarts: int = 10
-    # Asynchronous sampling (IMPALA, APPO): a runner with no fragment for this long is taken for hung and replaced.
-    sample_timeout_s: float = 60.0
-    # Normalisation by running statistics (rlrun/env/normalization.py), checkpointed and synced across runners.
-    # NoFilter | MeanStdFilter: observations -> (obs - mean) / std, clipped to +-clip_observations.
-    observation_filter: str = "NoFilter"
-    # Rewards / running std of the discounted return (SB3's VecNormalize), clipped to +-clip_normalized_rewards.
-    normalize_rewards: bool = False
-    clip_observations: float = 10.0
-    clip_normalized_rewards: float = 10.0
+    num: int = key(0, "EnvRunner actors sampling in parallel (Ray); 0 = sample in the main process.", bounds=">= 0")
+    num_envs_per_runner: int = key(8, "Vectorized envs each runner (or the main process) steps at once.",
+                                   bounds=">= 1")
+    rollout_fragment_length: Any = key(
+        "auto", "Env steps per env in one sample, an integer >= 1; `auto` = train_batch_size / (runners x envs).")
+    num_cpus_per_env_runner: float = key(1.0, "CPUs Ray reserves for each EnvRunner actor.", bounds="> 0")
+    max_restarts: int = key(
+        10, "Fault tolerance: how often per run a failed EnvRunner actor is replaced (and re-synced) before the "
+        "run fails.", bounds=">= 0")
+    sample_timeout_s: float = key(
+        60.0, "Seconds without a fragment after which an asynchronous runner (IMPALA, APPO) is taken for hung "
+        "and replaced.", bounds="> 0")
+    # The filters of rlrun/env/normalization.py (OBSERVATION_FILTERS; tests/test_config_fields.py keeps the two equal).
+    observation_filter: str = key(
+        "NoFilter", "`MeanStdFilter` normalizes observations by running mean and std (synced across runners, "
+        "checkpointed), clipped to +-clip_observations; `NoFilter` leaves them.",
+        choices=("NoFilter", "MeanStdFilter"))
+    normalize_rewards: bool = key(
+        False, "Divide rewards by the running std of the discounted return (SB3's VecNormalize), clipped to "
+        "+-clip_normalized_rewards.")
+    clip_observations: float = key(10.0, "Bound of the normalized observations (with MeanStdFilter).", bounds="> 0")
+    clip_normalized_rewards: float = key(10.0, "Bound of the normalized rewards (with normalize_rewards).",
+                                         bounds="> 0")
 
 
 @dataclass
 class LearnersSchema:
     """`.learners(...)`: `num=0` trains one local Learner; `num>=1` DDP learner actors."""
 
-    num: int = 0
-    num_gpus_per_learner: float = 0.0
-    num_cpus_per_learner: float = 1.0
+    num: int = key(0, "Learner actors training with DDP (Ray), each on its share of a minibatch; 0 = one Learner "
+                   "in the main process.", bounds=">= 0")
+    num_gpus_per_learner: float = key(
+        0.0, "GPUs per learner; a fraction shares a GPU; 0 = train on the CPU.", bounds="in [0, 1]",
+        note="a learner trains on one device; fractions share a GPU")
+    num_cpus_per_learner: float = key(1.0, "CPUs Ray reserves for each learner actor.", bounds="> 0")
 
 
 @dataclass
 class ModelSchema:
     """`.rl_module(model_config=...)` for the default actor-critic MLP."""
 
-    hiddens: list[int] = field(default_factory=lambda: [64, 64])
-    activation: str = "tanh"
-    vf_share_layers: bool = False
-    # Multi-agent PPO (MAPPO): the value network sees the env's global state (PettingZoo's `state()`, else all
-    # agents' observations), the policy only its agent's observation.
-    central_value: bool = False
+    hiddens: list[int] = key(doc="Sizes of the hidden layers of each MLP (policy, value).",
+                             default_factory=lambda: [64, 64])
+    # The activations of rlrun/core/rl_module/default_models.py (ACTIVATIONS; tests/test_config_fields.py keeps
+    # the two equal), sorted as the message has always listed them.
+    activation: str = key("tanh", "Activation function after each hidden layer.",
+                          choices=("elu", "gelu", "relu", "silu", "tanh"))
+    vf_share_layers: bool = key(False, "The value head sits on the policy's hidden layers instead of an MLP of "
+                                "its own.")
+    central_value: bool = key(
+        False, "Multi-agent PPO (MAPPO): the value network sees the env's global state (PettingZoo's `state()`, "
+        "else all agents' observations), the policy only its agent's observation.")
 
 
 class ConsoleMode(str, Enum):
@@ -100,23 +128,23 @@ class ConsoleMode(str, Enum):
 class LoggerSchema:
     """metrics.jsonl, TensorBoard and the console; `logger=mlflow|wandb` add a tracker (rlrun/run/trackers)."""
 
-    name: str = "default"
-    console: ConsoleMode = ConsoleMode.rich
-    tensorboard: bool = True
-    # Episodes in the moving window behind env_runners/episode_return_mean (RLlib: 100).
-    smoothing_episodes: int = 100
+    name: str = key("default", "The logger, as picked with `logger=<name>`; set by the option's file.")
+    console: ConsoleMode = key(ConsoleMode.rich, "Console progress: a live `rich` table (plain when stdout is "
+                               "not a terminal), `plain` lines, or `none`.", choices=[m.value for m in ConsoleMode])
+    tensorboard: bool = key(True, "Also write TensorBoard event files into the run directory.")
+    smoothing_episodes: int = key(
+        100, "Episodes in the moving window behind env_runners/episode_return_mean (RLlib: 100).", bounds=">= 1")
 
 
 @dataclass
 class MlflowLoggerSchema(LoggerSchema):
     """`logger=mlflow`: every run is also an MLflow run (the `mlflow` extra)."""
 
-    name: str = "mlflow"
-    # A server (http://127.0.0.1:5000), a database (sqlite:///mlflow.db) or a local directory (a file store).
-    tracking_uri: str = "./mlruns"
-    experiment: str = "rlrun"
-    # Upload learning_curve.png and the final checkpoint with the run.
-    artifacts: bool = True
+    name: str = override(LoggerSchema, "name", "mlflow")
+    tracking_uri: str = key("./mlruns", "Where MLflow records: a server (http://127.0.0.1:5000), a database "
+                            "(sqlite:///mlflow.db) or a local directory (a file store).")
+    experiment: str = key("rlrun", "The MLflow experiment the run is filed under.")
+    artifacts: bool = key(True, "Upload learning_curve.png and the final checkpoint with the run.")
 
 
 class WandbMode(str, Enum):
@@ -128,11 +156,12 @@ class WandbMode(str, Enum):
 class WandbLoggerSchema(LoggerSchema):
     """`logger=wandb`: every run is also a Weights & Biases run (the `wandb` extra)."""
 
-    name: str = "wandb"
-    project: str = "rlrun"
-    # offline first: no network or account needed until `wandb sync`.
-    mode: WandbMode = WandbMode.offline
-    artifacts: bool = True
+    name: str = override(LoggerSchema, "name", "wandb")
+    project: str = key("rlrun", "The W&B project the run is filed under.")
+    mode: WandbMode = key(WandbMode.offline, "`offline` writes under the run directory, no network or account "
+                          "needed until `wandb sync`; `online` uploads as it runs.",
+                          choices=[m.value for m in WandbMode])
+    artifacts: bool = key(True, "Upload learning_curve.png and the final checkpoint with the run.")
 
 
 # The options of the logger group beside `default`, each with the keys of its tracker.
@@ -143,65 +172,72 @@ LOGGER_SCHEMAS: dict[str, type] = {"mlflow": MlflowLoggerSchema, "wandb": WandbL
 class StopSchema:
     """Stop at whichever criterion is reached first; null disables one."""
 
-    timesteps: int | None = 1_000_000
-    iterations: int | None = None
-    time_s: float | None = None
-    return_mean: float | None = None
+    timesteps: int | None = key(1_000_000, "Stop after this many env steps sampled (dataset rows read, offline); "
+                                "null = no limit.", bounds="> 0")
+    iterations: int | None = key(None, "Stop after this many training iterations; null = no limit.", bounds="> 0")
+    time_s: float | None = key(None, "Stop after this many seconds of training; null = no limit.", bounds="> 0")
+    return_mean: float | None = key(None, "Stop once the mean training episode return (the evaluation's, for offline "
+                                    "algorithms) reaches this; null = never.")
 
 
 @dataclass
 class RaySchema:
     """The Ray cluster, used when `env_runners.num > 0`, `learners.num > 0` or `address` is set."""
 
-    # null = start a local instance for this run; "auto" or "host:port" = join a running cluster.
-    address: str | None = None
-    dashboard: bool = False
-    # Resources of a started instance; null = what the experiment asks for, at least this machine's cores / GPUs.
-    num_cpus: int | None = None
-    num_gpus: int | None = None
+    address: str | None = key(None, "null = start a local Ray instance for this run; `auto` or `host:port` = join "
+                              "a running cluster.")
+    dashboard: bool = key(False, "Start Ray's dashboard with a local instance.")
+    num_cpus: int | None = key(None, "CPUs of a started local instance; null = what the experiment asks for, at "
+                               "least this machine's cores.")
+    num_gpus: int | None = key(None, "GPUs of a started local instance; null = what the experiment asks for, at "
+                               "least this machine's GPUs.")
 
 
 @dataclass
 class CheckpointSchema:
-    every_iterations: int = 0  # 0 = only the final checkpoint
-    # Periodic checkpoint_<iteration> dirs to keep, newest first; 0/null = all. `final` and `best` are extra.
-    keep_last: int | None = None
-    # false: checkpoints leave an off-policy algorithm's replay buffer out (huge buffers); a run resumed from
-    # one refills an empty buffer before it learns again. Safe to change on resume.
-    replay_buffer: bool = True
+    """Checkpoints under <run>/checkpoints: periodic ones, `final`, and `best` by evaluation return."""
+
+    every_iterations: int = key(0, "Save a checkpoint every this many iterations; 0 = only the final one.",
+                                bounds=">= 0", note="0 = final only")
+    keep_last: int | None = key(None, "Periodic checkpoints to keep, newest first; 0 or null = all (`final` and "
+                                "`best` are kept besides).", bounds=">= 0", note="0/null = keep all")
+    replay_buffer: bool = key(
+        True, "Include an off-policy algorithm's replay buffer; false for huge buffers: a run resumed from such a "
+        "checkpoint refills an empty buffer before it learns again. Safe to change on resume.")
 
 
 @dataclass
 class EvaluationSchema:
     """Greedy evaluation episodes on an env runner of their own, logged as `evaluation/...`."""
 
-    every_iterations: int = 0  # 0 = only once, at the end of the run
-    episodes: int = 10
+    every_iterations: int = key(0, "Evaluate every this many iterations; 0 = only once, at the end of the run.",
+                                bounds=">= 0", note="0 = at the end only")
+    episodes: int = key(10, "Episodes per evaluation, acting greedily.", bounds=">= 1")
 
 
 @dataclass
 class OfflineSchema:
     """`.offline_data(...)`: the recorded dataset offline algorithms (BC, MARWIL) train from."""
 
-    # A Minari dataset: a directory, or a dataset id in the local Minari root ($MINARI_DATASETS_PATH).
-    dataset: str | None = None
-    # Rows each learner holds in memory while streaming its shard (episodes are read from disk in chunks).
-    memory_rows: int = 1_000_000
+    dataset: str | None = key(None, "A Minari dataset: a directory, or a dataset id in the local Minari root "
+                              "($MINARI_DATASETS_PATH); null = none (offline algorithms need one).")
+    memory_rows: int = key(1_000_000, "Dataset rows each learner holds in memory while it streams its shard "
+                           "(episodes are read from disk in chunks); at least train_batch_size.")
 
 
 @dataclass
 class MultiAgentSchema:
     """`.multi_agent(...)`: which policy acts for which agent of a PettingZoo env (rlrun/env/multi_agent/)."""
 
-    # shared (one policy for all agents), independent (one per agent id), or a list of policy ids.
-    policies: Any = "shared"
-    # With a list of policies: agent-id glob pattern -> policy id, first match wins.
-    policy_mapping: dict[str, str] = field(default_factory=dict)
-    # Policies the learners update; null = all (the others act with the weights they start with).
-    policies_to_train: list[str] | None = None
-    # An algorithm checkpoint (<run>/checkpoints/final, ...) whose modules start this run's modules of the same
-    # id: e.g. a fixed opponent, with policies_to_train leaving it out.
-    init_from: str | None = None
+    policies: Any = key("shared", "`shared` (one policy for all agents), `independent` (one per agent id), or a "
+                        "list of policy ids.")
+    policy_mapping: dict[str, str] = key(
+        doc="With a list of policies: agent-id glob pattern -> policy id, first match wins.", default_factory=dict)
+    policies_to_train: list[str] | None = key(
+        None, "Policies the learners update; null = all (the others act with the weights they start with).")
+    init_from: str | None = key(
+        None, "An algorithm checkpoint (<run>/checkpoints/final, ...) whose modules start this run's modules of the "
+        "same id, e.g. a fixed opponent left out of policies_to_train; null = start from scratch.")
 
 
 # The schema every option of a group inherits; `algo` has one per algorithm (registry.algorithm_schemas).
@@ -233,18 +269,21 @@ def register_schemas() -> None:
 class RunSchema:
     """Top-level keys beside the groups."""
 
-    seed: int = 0
-    stop: StopSchema = field(default_factory=StopSchema)
-    checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
-    evaluation: EvaluationSchema = field(default_factory=EvaluationSchema)
-    # A run directory or checkpoint directory to continue (`rlrun resume=<dir>`); see rlrun/run/resume.py.
-    resume: str | None = None
-    ray: RaySchema = field(default_factory=RaySchema)
-    offline: OfflineSchema = field(default_factory=OfflineSchema)
-    multi_agent: MultiAgentSchema = field(default_factory=MultiAgentSchema)
-    algo: Any = None
-    env: Any = None
-    env_runners: Any = None
-    learners: Any = None
-    model: Any = None
-    logger: Any = None
+    seed: int = key(0, "Seed of the networks, the env runners' envs and the replay buffer; the seeds derived from "
+                    "it must stay within numpy's [0, 2**32 - 1].")
+    stop: StopSchema = key(doc="When the run ends.", default_factory=StopSchema)
+    checkpoint: CheckpointSchema = key(doc="What the run saves to resume or evaluate from.",
+                                       default_factory=CheckpointSchema)
+    evaluation: EvaluationSchema = key(doc="Greedy evaluation episodes.", default_factory=EvaluationSchema)
+    resume: str | None = key(None, "A run directory or checkpoint directory to continue (`rlrun resume=<dir>`); "
+                             "null = a new run.")
+    ray: RaySchema = key(doc="The Ray cluster the run starts or joins.", default_factory=RaySchema)
+    offline: OfflineSchema = key(doc="The recorded dataset of offline algorithms.", default_factory=OfflineSchema)
+    multi_agent: MultiAgentSchema = key(doc="Policies of a PettingZoo env's agents.", default_factory=MultiAgentSchema)
+    # The groups: each option's schema (GROUP_SCHEMAS, algorithm_schemas()) types them once one is picked.
+    algo: Any = key(None, "The algorithm and its training keys (`algo=<name>`).")
+    env: Any = key(None, "The env (`env=<name>`).")
+    env_runners: Any = key(None, "Sampling: EnvRunner actors, envs per runner, normalization.")
+    learners: Any = key(None, "Training resources: learner actors, GPUs.")
+    model: Any = key(None, "The default actor-critic network.")
+    logger: Any = key(None, "metrics.jsonl, TensorBoard, the console and a tracker (`logger=<name>`).")

@@ -15,8 +15,9 @@ import gymnasium as gym
 import numpy as np
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.impala import IMPALA, IMPALAConfig, IMPALASchema
+from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModule
@@ -27,14 +28,18 @@ from rlrun.data.circular_buffer import CircularBuffer
 class APPOSchema(IMPALASchema):
     """The `algo=appo` keys (RLlib's names and meanings)."""
 
-    name: str = "appo"
-    clip_param: float = 0.4
-    use_kl_loss: bool = False
-    kl_coeff: float = 1.0
-    # Learner updates between two copies of the online networks into the target network.
-    target_network_update_freq: int = 4
-    circular_buffer_num_batches: int = 4
-    circular_buffer_iterations_per_batch: int = 2
+    name: str = override(IMPALASchema, "name", "appo")
+    clip_param: float = key(0.4, "Clip range of the surrogate objective: the ratio of the current to the target "
+                            "policy is clipped to [1 - clip_param, 1 + clip_param].", bounds="> 0")
+    use_kl_loss: bool = key(False, "Add a KL penalty between the target policy and the current one to the loss.")
+    kl_coeff: float = key(1.0, "Weight of the KL penalty (with use_kl_loss).", bounds=">= 0")
+    target_network_update_freq: int = key(4, "Learner updates between two copies of the online networks into the "
+                                           "target network.", bounds=">= 1", integer=True)
+    circular_buffer_num_batches: int = key(4, "Train batches the circular buffer holds; a new one replaces the "
+                                           "oldest.", bounds=">= 1", integer=True)
+    circular_buffer_iterations_per_batch: int = key(
+        2, "Batches drawn from the circular buffer per new batch; a batch leaves once drawn this often.",
+        bounds=">= 1", integer=True)
 
 
 class APPO(IMPALA):
@@ -74,12 +79,3 @@ class APPOConfig(IMPALAConfig):
         from rlrun.algorithms.appo.appo_module import APPOModule
 
         return APPOModule(observation_space, action_space, self.model_config)
-
-    def validate(self) -> None:
-        super().validate()
-        check(self.clip_param > 0, "algo.clip_param must be > 0", self.clip_param)
-        check(self.kl_coeff >= 0, "algo.kl_coeff must be >= 0", self.kl_coeff)
-        for key in ("target_network_update_freq", "circular_buffer_num_batches",
-                    "circular_buffer_iterations_per_batch"):
-            value = getattr(self, key)
-            check(isinstance(value, int) and value >= 1, f"algo.{key} must be an integer >= 1", value)

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.offline import OfflineAlgorithm, OfflineAlgoSchema, OfflineConfig
+from rlrun.config.fields import override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 
@@ -15,7 +16,7 @@ from rlrun.core.learner import Learner
 class BCSchema(OfflineAlgoSchema):
     """The `algo=bc` keys: those of every offline algorithm."""
 
-    name: str = "bc"
+    name: str = override(OfflineAlgoSchema, "name", "bc")
 
 
 class BC(OfflineAlgorithm):

@@ -7,7 +7,7 @@ and travels to the env runners with every weight sync.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -16,6 +16,7 @@ import numpy as np
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import check, check_schedule
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema
+from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModule
@@ -26,14 +27,17 @@ from rlrun.core.schedules import PiecewiseSchedule
 class DQNSchema(OffPolicySchema):
     """The `algo=dqn` keys (RLlib's names and meanings)."""
 
-    name: str = "dqn"
-    lr: float = 5e-4
-    grad_clip: float | None = 40.0
-    double_q: bool = True
-    dueling: bool = True
-    target_network_update_freq: int = 500
-    # Exploration: a constant in [0, 1] or a piecewise-linear schedule over env steps.
-    epsilon: Any = field(default_factory=lambda: [[0, 1.0], [10_000, 0.05]])
+    name: str = override(OffPolicySchema, "name", "dqn")
+    lr: float = override(OffPolicySchema, "lr", 5e-4)
+    grad_clip: float | None = override(OffPolicySchema, "grad_clip", 40.0)
+    double_q: bool = key(True, "Double Q-learning: the online network picks the next action, the target network "
+                         "values it; false = the target network's max.")
+    dueling: bool = key(True, "Dueling heads: Q(s, a) = V(s) + A(s, a) - mean over actions of A(s, a).")
+    target_network_update_freq: int = override(OffPolicySchema, "target_network_update_freq", 500)
+    # Checked in DQNConfig.validate: a number or a schedule is no one-key range.
+    epsilon: Any = key(doc="Epsilon-greedy exploration: a constant in [0, 1], or a piecewise-linear schedule "
+                       "over env steps sampled, `[[timestep, epsilon], ...]`.",
+                       default_factory=lambda: [[0, 1.0], [10_000, 0.05]])
 
 
 class DQN(OffPolicyAlgorithm):

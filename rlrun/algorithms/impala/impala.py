@@ -26,6 +26,7 @@ import numpy as np
 
 from rlrun.algorithms.algorithm import Algorithm, mean_learner_results
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
+from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModule
@@ -37,21 +38,24 @@ from rlrun.env.env_runner_group import concat_env_axis, env_slots, env_steps
 class IMPALASchema(AlgoSchema):
     """The `algo=impala` keys (RLlib's names and meanings)."""
 
-    name: str = "impala"
-    lr: float = 5e-4
-    train_batch_size: int = 500
-    # Env steps per gradient step, cut as whole env columns; null = the whole train batch (one gradient step).
-    minibatch_size: int | None = None
-    num_epochs: int = 1
-    grad_clip: float | None = 40.0
-    vf_loss_coeff: float = 0.5
-    entropy_coeff: float = 0.01
-    vtrace_clip_rho_threshold: float = 1.0
-    vtrace_clip_pg_rho_threshold: float = 1.0
-    # V-trace's trace-cutting lambda (c_t = lambda * min(1, pi/mu)); 1.0 is the paper's V-trace.
-    lambda_: float = 1.0
-    # Learner updates between two weight broadcasts to the env runners.
-    broadcast_interval: int = 1
+    name: str = override(AlgoSchema, "name", "impala")
+    lr: float = override(AlgoSchema, "lr", 5e-4)
+    train_batch_size: int = override(AlgoSchema, "train_batch_size", 500, "Env steps per learner update: the "
+                                     "fragments ready at the runners, stacked until at least this many.")
+    minibatch_size: int | None = override(AlgoSchema, "minibatch_size", None, "Env steps per gradient step, cut as "
+                                          "whole env columns; null = the whole train batch (one gradient step).")
+    num_epochs: int = override(AlgoSchema, "num_epochs", 1)
+    grad_clip: float | None = override(AlgoSchema, "grad_clip", 40.0)
+    vf_loss_coeff: float = key(0.5, "Weight of the value-function loss in the total loss.", bounds=">= 0")
+    entropy_coeff: float = key(0.01, "Weight of the entropy bonus; larger explores more.", bounds=">= 0")
+    vtrace_clip_rho_threshold: float = key(1.0, "V-trace: clip of the importance weights rho in the value "
+                                           "targets.", bounds="> 0")
+    vtrace_clip_pg_rho_threshold: float = key(1.0, "V-trace: clip of the importance weights rho in the policy-"
+                                              "gradient advantages.", bounds="> 0")
+    lambda_: float = key(1.0, "V-trace's trace-cutting lambda (c_t = lambda * min(1, pi / mu)); 1 = the paper's "
+                         "V-trace.", bounds="in [0, 1]")
+    broadcast_interval: int = key(1, "Learner updates between two weight broadcasts to the env runners.",
+                                  bounds=">= 1", integer=True, note="learner updates between weight broadcasts")
 
 
 class IMPALA(Algorithm):
@@ -163,13 +167,3 @@ class IMPALAConfig(AlgorithmConfig):
         check(self.minibatch_size >= max(1, self.num_learners) * steps,
               f"algo.minibatch_size must hold at least learners.num ({self.num_learners}) env columns of "
               f"env_runners.rollout_fragment_length ({steps}) steps", self.minibatch_size)
-        check(self.vtrace_clip_rho_threshold > 0, "algo.vtrace_clip_rho_threshold must be > 0",
-              self.vtrace_clip_rho_threshold)
-        check(self.vtrace_clip_pg_rho_threshold > 0, "algo.vtrace_clip_pg_rho_threshold must be > 0",
-              self.vtrace_clip_pg_rho_threshold)
-        check(0 <= self.lambda_ <= 1, "algo.lambda_ must be in [0, 1]", self.lambda_)
-        check(self.vf_loss_coeff >= 0, "algo.vf_loss_coeff must be >= 0", self.vf_loss_coeff)
-        check(self.entropy_coeff >= 0, "algo.entropy_coeff must be >= 0", self.entropy_coeff)
-        check(isinstance(self.broadcast_interval, int) and self.broadcast_interval >= 1,
-              "algo.broadcast_interval must be an integer >= 1 (learner updates between weight broadcasts)",
-              self.broadcast_interval)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import check
 from rlrun.algorithms.bc import BCConfig
 from rlrun.algorithms.offline import OfflineAlgorithm, OfflineAlgoSchema
+from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 
@@ -23,12 +23,14 @@ from rlrun.core.learner import Learner
 class MARWILSchema(OfflineAlgoSchema):
     """The `algo=marwil` keys (RLlib's names and defaults)."""
 
-    name: str = "marwil"
-    beta: float = 1.0  # 0 = behaviour cloning
-    vf_coeff: float = 1.0
-    # c**2 starts here and moves towards each minibatch's mean squared advantage at this rate.
-    moving_average_sqd_adv_norm_start: float = 100.0
-    moving_average_sqd_adv_norm_update_rate: float = 1e-8
+    name: str = override(OfflineAlgoSchema, "name", "marwil")
+    beta: float = key(1.0, "Advantage weighting of the likelihood, exp(beta * A / c); 0 = behaviour cloning (no "
+                      "value function trained).", bounds=">= 0", note="0 = behaviour cloning")
+    vf_coeff: float = key(1.0, "Weight of the value-function loss in the total loss.", bounds=">= 0")
+    moving_average_sqd_adv_norm_start: float = key(
+        100.0, "Start value of c**2, the moving average of squared advantages that normalizes them.", bounds="> 0")
+    moving_average_sqd_adv_norm_update_rate: float = key(
+        1e-8, "Rate at which c**2 moves towards each minibatch's mean squared advantage.", bounds="in [0, 1]")
 
 
 class MARWIL(OfflineAlgorithm):
@@ -45,13 +47,3 @@ class MARWILConfig(BCConfig):
         from rlrun.algorithms.marwil.marwil_learner import MARWILTorchLearner
 
         return MARWILTorchLearner
-
-    def validate(self) -> None:
-        super().validate()
-        check(self.beta >= 0, "algo.beta must be >= 0 (0 = behaviour cloning)", self.beta)
-        check(self.vf_coeff >= 0, "algo.vf_coeff must be >= 0", self.vf_coeff)
-        check(self.moving_average_sqd_adv_norm_start > 0, "algo.moving_average_sqd_adv_norm_start must be > 0",
-              self.moving_average_sqd_adv_norm_start)
-        check(0 <= self.moving_average_sqd_adv_norm_update_rate <= 1,
-              "algo.moving_average_sqd_adv_norm_update_rate must be in [0, 1]",
-              self.moving_average_sqd_adv_norm_update_rate)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ import torch
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check, check_schedule
 from rlrun.config.errors import ConfigError
+from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core import checkpointing as ckpt
 from rlrun.core.arrays import map_leaves
@@ -45,30 +46,42 @@ log = logging.getLogger("rlrun")
 class ReplayBufferSchema:
     """`algo.replay_buffer.*`: capacity in env steps, FIFO; `prioritized` adds alpha and an annealed beta."""
 
-    type: str = "uniform"  # uniform | prioritized
-    capacity: int = 50_000
-    alpha: float = 0.6
-    beta: float = 0.4
-    # Piecewise-linear beta over env steps, e.g. [[0, 0.4], [100000, 1.0]]; overrides `beta`.
-    beta_schedule: list[Any] | None = None
-    epsilon: float = 1e-6  # added to |TD error| so no priority is 0
+    type: str = key("uniform", "`uniform` draws stored env steps uniformly; `prioritized` in proportion to "
+                    "(|TD error| + epsilon) ** alpha.", choices=sorted(REPLAY_BUFFERS))
+    capacity: int = key(50_000, "Env steps the buffer holds (FIFO: the oldest go first); at least "
+                        "train_batch_size.")
+    alpha: float = key(0.6, "Prioritized: how strongly priorities skew sampling (0 = uniform).", bounds=">= 0")
+    beta: float = key(0.4, "Prioritized: importance-sampling correction of the skew (1 = full correction).",
+                      bounds="in [0, 1]")
+    beta_schedule: list[Any] | None = key(
+        None, "Prioritized: piecewise-linear beta over env steps sampled, e.g. `[[0, 0.4], [100000, 1.0]]`; it must "
+        "start at `beta`. null = the constant `beta`.")
+    epsilon: float = key(1e-6, "Prioritized: added to each |TD error| so that no priority is 0.", bounds="> 0")
 
 
 @dataclass
 class OffPolicySchema(AlgoSchema):
     """Keys every replay-buffer algorithm has (RLlib's names and meanings)."""
 
-    train_batch_size: int = 32
-    # Rows per gradient step; null = train_batch_size (one gradient step per update).
-    minibatch_size: int | None = None
-    num_epochs: int = 1
-    replay_buffer: ReplayBufferSchema = field(default_factory=ReplayBufferSchema)
-    n_step: int = 1
-    target_network_update_freq: int = 0  # env steps between target updates (0 = after every gradient step)
-    tau: float = 1.0  # polyak coefficient; 1.0 = hard copy
-    num_steps_sampled_before_learning_starts: int = 1000
-    # Trained rows per sampled env step (updates per iteration = this * steps / train_batch_size); null = 1 update.
-    training_intensity: float | None = None
+    train_batch_size: int = override(AlgoSchema, "train_batch_size", 32,
+                                     "Rows (env steps) drawn from the replay buffer per learner update.")
+    minibatch_size: int | None = override(AlgoSchema, "minibatch_size", None,
+                                          "Rows per gradient step; null = train_batch_size (one gradient step per "
+                                          "update).")
+    num_epochs: int = override(AlgoSchema, "num_epochs", 1)
+    replay_buffer: ReplayBufferSchema = key(doc="The replay buffer the env runners' samples go into.",
+                                            default_factory=ReplayBufferSchema)
+    n_step: int = key(1, "Steps of the n-step return in the TD target (1 = one-step).", bounds=">= 1", integer=True)
+    target_network_update_freq: int = key(
+        0, "Env steps sampled between two target network updates; 0 = after every gradient step.", bounds=">= 0",
+        note="env steps")
+    tau: float = key(1.0, "Polyak coefficient of a target network update: target <- tau * online + (1 - tau) * "
+                     "target; 1 = hard copy.", bounds="in (0, 1]", note="1 = hard copy")
+    num_steps_sampled_before_learning_starts: int = key(
+        1000, "Env steps sampled into the buffer before the first update.", bounds=">= 0")
+    training_intensity: float | None = key(
+        None, "Rows trained per env step sampled (updates per iteration = this x env steps / train_batch_size); "
+        "null = one update per iteration.", bounds="> 0", note="one update per iteration")
 
 
 class OffPolicyAlgorithm(Algorithm):
@@ -212,22 +225,8 @@ class OffPolicyConfig(AlgorithmConfig):
     def validate(self) -> None:
         super().validate()
         buffer = self.replay_buffer
-        check(buffer["type"] in REPLAY_BUFFERS, f"algo.replay_buffer.type must be one of {sorted(REPLAY_BUFFERS)}",
-              buffer["type"])
         check(buffer["capacity"] >= self.train_batch_size, "algo.replay_buffer.capacity must be >= "
               f"algo.train_batch_size ({self.train_batch_size})", buffer["capacity"])
-        check(buffer["alpha"] >= 0, "algo.replay_buffer.alpha must be >= 0", buffer["alpha"])
-        check(0 <= buffer["beta"] <= 1, "algo.replay_buffer.beta must be in [0, 1]", buffer["beta"])
         if buffer["beta_schedule"] is not None:
             check_schedule(buffer["beta_schedule"], "algo.replay_buffer.beta_schedule", "beta", upper=1.0,
                            starts_at=("algo.replay_buffer.beta", buffer["beta"]))
-        check(buffer["epsilon"] > 0, "algo.replay_buffer.epsilon must be > 0", buffer["epsilon"])
-        check(isinstance(self.n_step, int) and self.n_step >= 1, "algo.n_step must be an integer >= 1", self.n_step)
-        check(self.target_network_update_freq >= 0, "algo.target_network_update_freq must be >= 0 (env steps)",
-              self.target_network_update_freq)
-        check(0 < self.tau <= 1, "algo.tau must be in (0, 1] (1 = hard copy)", self.tau)
-        check(self.num_steps_sampled_before_learning_starts >= 0,
-              "algo.num_steps_sampled_before_learning_starts must be >= 0",
-              self.num_steps_sampled_before_learning_starts)
-        check(self.training_intensity is None or self.training_intensity > 0,
-              "algo.training_intensity must be > 0 or null (one update per iteration)", self.training_intensity)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 
@@ -15,17 +16,20 @@ from rlrun.core.learner import Learner
 class PPOSchema(AlgoSchema):
     """The `algo=ppo` keys (RLlib's names and meanings)."""
 
-    name: str = "ppo"
-    lambda_: float = 0.95
-    clip_param: float = 0.2
-    # Clamp on the squared value error (RLlib's meaning); null = unclipped.
-    vf_clip_param: float | None = 10.0
-    vf_loss_coeff: float = 0.5
-    entropy_coeff: float = 0.0
-    use_kl_loss: bool = False
-    kl_coeff: float = 0.2
-    kl_target: float = 0.01
-    normalize_advantages: bool = True
+    name: str = override(AlgoSchema, "name", "ppo")
+    lambda_: float = key(0.95, "GAE lambda: trades the advantages' bias for variance (1 = Monte Carlo returns, "
+                         "0 = one-step TD errors).", bounds="in [0, 1]")
+    clip_param: float = key(0.2, "Clip range of the surrogate objective: the probability ratio is clipped to "
+                            "[1 - clip_param, 1 + clip_param].", bounds="> 0")
+    vf_clip_param: float | None = key(10.0, "Clamp on the squared value error (RLlib's meaning, not a clip of the "
+                                      "value change); null = unclipped.", bounds="> 0")
+    vf_loss_coeff: float = key(0.5, "Weight of the value-function loss in the total loss.", bounds=">= 0")
+    entropy_coeff: float = key(0.0, "Weight of the entropy bonus; larger explores more.", bounds=">= 0")
+    use_kl_loss: bool = key(False, "Add a KL penalty between the sampling policy and the updated one to the loss.")
+    kl_coeff: float = key(0.2, "Initial weight of the KL penalty (with use_kl_loss); after every update it is "
+                          "scaled x1.5 or x0.5 towards kl_target.", bounds=">= 0")
+    kl_target: float = key(0.01, "KL divergence per update that the adaptive kl_coeff aims for.", bounds="> 0")
+    normalize_advantages: bool = key(True, "Shift and scale each train batch's advantages to mean 0, std 1.")
 
 
 class PPO(Algorithm):
@@ -60,14 +64,3 @@ class PPOConfig(AlgorithmConfig):
         from rlrun.algorithms.ppo.ppo_learner import PPOTorchLearner
 
         return PPOTorchLearner
-
-    def validate(self) -> None:
-        super().validate()
-        check(0 <= self.lambda_ <= 1, "algo.lambda_ must be in [0, 1]", self.lambda_)
-        check(self.clip_param > 0, "algo.clip_param must be > 0", self.clip_param)
-        check(self.vf_clip_param is None or self.vf_clip_param > 0, "algo.vf_clip_param must be > 0 or null",
-               self.vf_clip_param)
-        check(self.vf_loss_coeff >= 0, "algo.vf_loss_coeff must be >= 0", self.vf_loss_coeff)
-        check(self.entropy_coeff >= 0, "algo.entropy_coeff must be >= 0", self.entropy_coeff)
-        check(self.kl_coeff >= 0, "algo.kl_coeff must be >= 0", self.kl_coeff)
-        check(self.kl_target > 0, "algo.kl_target must be > 0", self.kl_target)

@@ -8,7 +8,7 @@ schedule; evaluation takes the squashed mean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -16,6 +16,7 @@ import gymnasium as gym
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import check
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema, ReplayBufferSchema
+from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModule
@@ -27,23 +28,29 @@ LEARNING_RATES = ("actor_lr", "critic_lr", "alpha_lr")
 class SACSchema(OffPolicySchema):
     """The `algo=sac` keys (RLlib's names and meanings; twin Q networks always)."""
 
-    name: str = "sac"
-    # The learning rate of all three optimizers unless one of the keys below sets its own.
-    lr: float = 3e-4
-    actor_lr: float | None = None  # null = lr
-    critic_lr: float | None = None  # null = lr
-    alpha_lr: float | None = None  # null = lr
-    train_batch_size: int = 256
+    name: str = override(OffPolicySchema, "name", "sac")
+    lr: float = override(OffPolicySchema, "lr", 3e-4, "Learning rate of the actor's, the critics' and alpha's Adam "
+                         "optimizers, unless actor_lr, critic_lr or alpha_lr sets its own.")
+    actor_lr: float | None = key(None, "Learning rate of the policy network; null = lr.", bounds="> 0",
+                                 note="= algo.lr")
+    critic_lr: float | None = key(None, "Learning rate of the twin Q networks; null = lr.", bounds="> 0",
+                                  note="= algo.lr")
+    alpha_lr: float | None = key(None, "Learning rate of the entropy temperature alpha; null = lr.", bounds="> 0",
+                                 note="= algo.lr")
+    train_batch_size: int = override(OffPolicySchema, "train_batch_size", 256)
     # RLlib's SAC default: 1M env steps (preallocated: about 23 MB for Pendulum).
-    replay_buffer: ReplayBufferSchema = field(default_factory=lambda: ReplayBufferSchema(capacity=1_000_000))
-    grad_clip: float | None = None
-    tau: float = 0.005
-    target_network_update_freq: int = 0
-    initial_alpha: float = 1.0
-    # Entropy that alpha is tuned towards: "auto" = -(action dimensions), or a number.
-    target_entropy: Any = "auto"
-    # Trained rows per sampled env step: 256 = one gradient step of 256 rows per env step, as in the paper.
-    training_intensity: float | None = 256.0
+    replay_buffer: ReplayBufferSchema = override(OffPolicySchema, "replay_buffer",
+                                                 default_factory=lambda: ReplayBufferSchema(capacity=1_000_000))
+    grad_clip: float | None = override(OffPolicySchema, "grad_clip", None)
+    tau: float = override(OffPolicySchema, "tau", 0.005)
+    target_network_update_freq: int = override(OffPolicySchema, "target_network_update_freq", 0)
+    initial_alpha: float = key(1.0, "Entropy temperature alpha at the start; then tuned towards target_entropy.",
+                               bounds="> 0")
+    # Checked in SACConfig.validate: "auto" or any number is no one-key range.
+    target_entropy: Any = key("auto", "Policy entropy that alpha is tuned towards: a number, or `auto` = -(action "
+                              "dimensions).")
+    # 256 = one gradient step of 256 rows per env step, as in the paper.
+    training_intensity: float | None = override(OffPolicySchema, "training_intensity", 256.0)
 
 
 class SAC(OffPolicyAlgorithm):
@@ -74,14 +81,12 @@ class SACConfig(OffPolicyConfig):
 
     def validate(self) -> None:
         super().validate()
-        for key in LEARNING_RATES:
-            value = getattr(self, key)
-            check(value is None or value > 0, f"algo.{key} must be > 0 or null (= algo.lr)", value)
+        for name in LEARNING_RATES:
+            value = getattr(self, name)
             # The lr schedule sets every optimizer's rate, so it is one rate for all three.
             check(value is None or self.lr_schedule is None,
-                  f"algo.{key} cannot go with algo.lr_schedule, which sets all three SAC learning rates; "
-                  f"set algo.{key}=null", value)
-        check(self.initial_alpha > 0, "algo.initial_alpha must be > 0", self.initial_alpha)
+                  f"algo.{name} cannot go with algo.lr_schedule, which sets all three SAC learning rates; "
+                  f"set algo.{name}=null", value)
         target = self.target_entropy
         check(target == "auto" or (isinstance(target, (int, float)) and not isinstance(target, bool)),
               "algo.target_entropy must be 'auto' (= -action dimensions) or a number", target)
