@@ -121,15 +121,19 @@ def _check_extras(args: list[str]) -> None:
 
 def compose_jobs(args: list[str]) -> list:
     """Every job config of `rlrun <args>`, each composed and checked as the CLI would before training."""
+    from hydra.core.config_store import ConfigStore
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from rlrun.cli import _check_flags
     from rlrun.config.convert import validated_algorithm_config
     from rlrun.config.keys import free_form_overrides
-    from rlrun.run.resume import resume_argv
+    from rlrun.run.resume import RESUMED_OPTION, resume_argv
 
     old_argv = sys.argv
     sys.argv = ["rlrun", *args]  # rlrun.cli reads `algo=` from it to name an unknown key's siblings
+    # `resume=` stores the run's saved config as an option of each group: a process of its own in the CLI, so
+    # here it must not outlive the command (other commands' errors would list it among the group's options).
+    store = ConfigStore.instance()
     try:
         if "--help" in args or "-h" in args or "--hydra-help" in args:
             return []
@@ -147,6 +151,9 @@ def compose_jobs(args: list[str]) -> list:
         return jobs
     finally:
         sys.argv = old_argv
+        for group in store.repo.values():
+            if isinstance(group, dict):
+                group.pop(f"{RESUMED_OPTION}.yaml", None)
 
 
 def _split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
