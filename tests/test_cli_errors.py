@@ -25,6 +25,9 @@ from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import LoggerSchema, register_schemas
 
+# The module fixture is made once: every test of the file on one worker (`make test` runs two).
+pytestmark = pytest.mark.xdist_group("cli_errors")
+
 # If a regression lets one of these runs start training, stop it after one short iteration.
 SHORT_RUN = ("stop.timesteps=null", "stop.iterations=1", "algo.train_batch_size=64", "algo.minibatch_size=32",
              "algo.num_epochs=1")

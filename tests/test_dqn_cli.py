@@ -17,6 +17,9 @@ from test_sweeps import OBJECTIVE_LINE, job_config, job_dirs, rlrun
 
 from rlrun.run.recorder import read_metrics
 
+# The module fixture is made once: every test of the file on one worker (`make test` runs two).
+pytestmark = pytest.mark.xdist_group("dqn_cli")
+
 # 2 envs x 16 steps per iteration; one update per iteration once 64 env steps are in.
 RUN = ("algo=dqn", "env_runners.num_envs_per_runner=2", "algo.num_steps_sampled_before_learning_starts=64",
        "evaluation.every_iterations=5", "evaluation.episodes=2", "stop.timesteps=null", "logger.console=plain")

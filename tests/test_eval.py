@@ -22,6 +22,9 @@ from rlrun.config.schema import register_schemas
 from rlrun.run.recorder import read_metrics
 from rlrun.run.video import mp4_available
 
+# The module fixture is made once: every test of the file on one worker (`make test` runs two).
+pytestmark = pytest.mark.xdist_group("eval")
+
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 RLRUN_EVAL = str(Path(sys.executable).with_name("rlrun-eval"))
 ENV = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"} | {"PYTHONUNBUFFERED": "1"}

@@ -20,7 +20,8 @@ from rlrun.cluster import ClusterError, cluster_session
 from rlrun.config.schema import RaySchema
 
 # These tests start, join and stop Ray themselves: the session's shared instance must not be connected.
-pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_disconnected")]
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_disconnected"),
+              pytest.mark.xdist_group("ray_join")]  # the `ray start` head is made once, on one worker
 # One short iteration: these tests are about getting a cluster, not about learning.
 TINY = ["stop.iterations=1", "algo.train_batch_size=64", "algo.minibatch_size=32", "algo.num_epochs=1",
         "logger.console=plain"]

@@ -32,6 +32,9 @@ from rlrun.core import DEFAULT_MODULE_ID, Columns
 from rlrun.env import EnvRunner
 from rlrun.run.recorder import read_metrics
 
+# The module fixture is made once: every test of the file on one worker (`make test` runs two).
+pytestmark = pytest.mark.xdist_group("run_workflow")
+
 TINY = ("env_runners.num_envs_per_runner=2", "algo.train_batch_size=64", "algo.minibatch_size=32",
         "algo.num_epochs=1", "evaluation.episodes=2", "logger.console=plain")
 ENV = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"} | {
