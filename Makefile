@@ -36,7 +36,8 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	# The site, into site/: open site/index.html from disk, or serve it with `.venv/bin/mkdocs serve`.
-	$(VENV)/bin/mkdocs build --strict
+	# NO_MKDOCS_2_WARNING: Material prints its end-of-life notice (May 2027) on every build otherwise.
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 bench: $(STAMP)
 	$(PY) scripts/bench_cartpole.py
