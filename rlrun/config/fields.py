@@ -176,11 +176,11 @@ def check_fields(schema: type, value_of: Callable[[str], Any], section: str) -> 
     schema (`algo.replay_buffer`) is checked in turn, its values read from whatever `value_of` gives for it
     (a mapping or an object), under the section `<section>.<name>`. `section` "" checks top-level keys.
     """
-    hints = _hints(schema)
+    hints = schema_hints(schema)
     for f in dataclasses.fields(schema):
         path = f"{section}.{f.name}" if section else f.name
         hint = hints[f.name]
-        nested = _dataclass_of(hint)
+        nested = nested_schema(hint)
         if nested is not None:
             value = value_of(f.name)
             if value is not None:
@@ -215,12 +215,14 @@ def _member(container: Any, name: str) -> Any:
 
 
 @functools.cache
-def _hints(schema: type) -> dict[str, Any]:
-    """Field name -> resolved type (the schemas use postponed annotations, so `f.type` is a string)."""
-    return typing.get_type_hints(schema)
+def schema_hints(schema: type) -> dict[str, Any]:
+    """Field name -> resolved type of a schema dataclass (the schemas use postponed annotations, so `f.type`
+    is a string); every walk over the schemas (the range checks, the unknown-key check, the docs) reads these."""
+    hints = typing.get_type_hints(schema)
+    return {f.name: hints[f.name] for f in dataclasses.fields(schema)}
 
 
-def _dataclass_of(hint: Any) -> type | None:
+def nested_schema(hint: Any) -> type | None:
     """The schema dataclass a field nests (`ReplayBufferSchema`, also inside `... | None`), else None."""
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return hint

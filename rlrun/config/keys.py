@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rlrun.config.errors import ConfigError
+from rlrun.config.fields import nested_schema, schema_hints
 
 # A key may be matched as a typo of a valid one at this similarity (difflib's ratio) or above.
 _CLOSE_MATCH = 0.75
@@ -105,7 +106,7 @@ def _run_schemas(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from rlrun.algorithms.registry import ALGORITHMS, algorithm_schemas
     from rlrun.config.schema import GROUP_SCHEMAS, LOGGER_SCHEMAS, LoggerSchema, RunSchema
 
-    schemas: dict[str, Any] = dict(_hints(RunSchema))
+    schemas: dict[str, Any] = dict(schema_hints(RunSchema))
     schemas.update(GROUP_SCHEMAS)
     schemas["logger"] = LOGGER_SCHEMAS.get(cfg.get("logger", {}).get("name"), LoggerSchema)
     algo = cfg.get("algo", {}).get("name")
@@ -116,37 +117,25 @@ def _run_schemas(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 def _unknown_keys(node: Any, schema: Any, prefix: str) -> Iterator[str]:
     """Dotted keys under `node` that `schema` (a dataclass, or a mapping key -> type) does not define."""
-    fields = _hints(schema) if dataclasses.is_dataclass(schema) else schema
+    fields = schema_hints(schema) if dataclasses.is_dataclass(schema) else schema
     for key in node:
         path = f"{prefix}{key}"
         if key not in fields:
             yield path
             continue
         hint, value = fields[key], node[key]
-        if isinstance(value, Mapping) and dataclasses.is_dataclass(_dataclass_of(hint)):
-            yield from _unknown_keys(value, _dataclass_of(hint), f"{path}.")
+        nested = nested_schema(hint)
+        if isinstance(value, Mapping) and nested is not None:
+            yield from _unknown_keys(value, nested, f"{path}.")
 
 
 def _schema_fields(fields: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
     """(dotted key, type) of every key under `fields`, nested dataclasses included."""
     for key, hint in fields.items():
         yield f"{prefix}{key}", hint
-        if dataclasses.is_dataclass(_dataclass_of(hint)):
-            yield from _schema_fields(_hints(_dataclass_of(hint)), f"{prefix}{key}.")
-
-
-@functools.cache
-def _hints(schema: type) -> dict[str, Any]:
-    """Field name -> resolved type of a schema dataclass (the schemas use postponed annotations)."""
-    hints = typing.get_type_hints(schema)
-    return {f.name: hints[f.name] for f in dataclasses.fields(schema)}
-
-
-def _dataclass_of(hint: Any) -> Any:
-    """The dataclass in a field's type (`StopSchema`, `ReplayBufferSchema | None`), else None."""
-    if dataclasses.is_dataclass(hint):
-        return hint
-    return next((arg for arg in typing.get_args(hint) if dataclasses.is_dataclass(arg)), None)
+        nested = nested_schema(hint)
+        if nested is not None:
+            yield from _schema_fields(schema_hints(nested), f"{prefix}{key}.")
 
 
 def _is_free_form(hint: Any) -> bool:

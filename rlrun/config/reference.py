@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 from enum import Enum
-from typing import Any, get_type_hints
+from typing import Any
 
 from rlrun.config.errors import ConfigError
-from rlrun.config.fields import field_doc, field_range, field_type, is_optional
+from rlrun.config.fields import field_doc, field_range, field_type, is_optional, nested_schema, schema_hints
 from rlrun.config.schema import GROUP_SCHEMAS, LOGGER_SCHEMAS, RunSchema
 
 
@@ -28,9 +28,9 @@ def section_schema(section: str) -> tuple[type, type | None]:
         return LOGGER_SCHEMAS[option], GROUP_SCHEMAS["logger"]
     if not option and group in GROUP_SCHEMAS:
         return GROUP_SCHEMAS[group], None
-    run_fields = {f.name: f for f in dataclasses.fields(RunSchema)}
-    if not option and group in run_fields and dataclasses.is_dataclass(get_type_hints(RunSchema)[group]):
-        return get_type_hints(RunSchema)[group], None
+    nested = nested_schema(schema_hints(RunSchema).get(group)) if not option else None
+    if nested is not None:
+        return nested, None
     raise ConfigError(f"no config section {section!r}; sections: algo=<name>, logger=<name>, "
                       f"{', '.join(sorted(GROUP_SCHEMAS))} or a top-level section of RunSchema")
 
@@ -48,14 +48,15 @@ def keys_table(section: str) -> str:
 def _fields(schema: type, prefix: str, left_out: set[str]) -> list[tuple[str, dataclasses.Field, Any]]:
     """(dotted key, field, type hint) of every documented field; nested dataclasses flattened, `name` left out
     (it is the option's own name, picked with `group=option`)."""
-    hints = get_type_hints(schema)
+    hints = schema_hints(schema)
     out: list[tuple[str, dataclasses.Field, Any]] = []
     for f in dataclasses.fields(schema):
         if f.name == "name" or f.name in left_out:
             continue
         dotted = f"{prefix}.{f.name}"
-        if dataclasses.is_dataclass(hints[f.name]):
-            out += _fields(hints[f.name], dotted, set())
+        nested = nested_schema(hints[f.name])
+        if nested is not None:
+            out += _fields(nested, dotted, set())
         else:
             out.append((dotted, f, hints[f.name]))
     return out
