@@ -128,6 +128,7 @@ def compose_jobs(args: list[str]) -> list:
     from rlrun.config.convert import validated_algorithm_config
     from rlrun.config.keys import free_form_overrides
     from rlrun.run.resume import RESUMED_OPTION, resume_argv
+    from rlrun.tune.compose import compose_config
 
     old_argv = sys.argv
     sys.argv = ["rlrun", *args]  # rlrun.cli reads `algo=` from it to name an unknown key's siblings
@@ -145,7 +146,7 @@ def compose_jobs(args: list[str]) -> list:
                    [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed]
         jobs = []
         for job in itertools.product(*choices):
-            cfg = _compose([*job, *search_path])
+            cfg = compose_config([*job, *search_path])
             validated_algorithm_config(cfg)
             jobs.append(cfg)
         return jobs
@@ -170,15 +171,3 @@ def _split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
         elif not word.startswith("-"):
             overrides.append(word)
     return overrides, search_path
-
-
-def _compose(overrides: list[str]):
-    import hydra
-    from hydra.core.global_hydra import GlobalHydra
-
-    from rlrun.config.schema import register_schemas
-
-    register_schemas()
-    GlobalHydra.instance().clear()
-    with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
-        return hydra.compose(config_name="config", overrides=overrides)
