@@ -28,6 +28,12 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"}
 
 
+def _python(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python -c script args` in a fresh interpreter: nothing imported before the script, as in an actor."""
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env=_env())
+
+
 def test_ids_of_other_packages_are_built_in_a_fresh_process(tmp_path: Path) -> None:
     """The env-resolution path imports the registering package itself: nothing imported ale_py or minigrid
     before (a fresh interpreter), as in an env-runner actor."""
@@ -40,8 +46,7 @@ def test_ids_of_other_packages_are_built_in_a_fresh_process(tmp_path: Path) -> N
         "    print(env_id, '->', env.spec.id)\n"
         "    env.close()\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, *ids], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=_env())
+    proc = _python(script, ids, tmp_path)
     assert proc.returncode == 0, proc.stderr
     built = [line for line in proc.stdout.splitlines() if "->" in line]
     assert built == [f"{env_id} -> {env_id.partition(':')[2] or env_id}" for env_id in ids]
@@ -71,9 +76,7 @@ def test_missing_registering_package_is_one_line_in_the_cli(tmp_path: Path) -> N
     """Without ale-py (blocked in sys.modules, so its import really fails) `env.id=ALE/Pong-v5` names what to
     install, in one line, exit 2, nothing written, instead of calling the id unknown."""
     script = "import sys\nsys.modules['ale_py'] = None\nfrom rlrun.cli import main\nsys.argv[0] = 'rlrun'\nmain()\n"
-    proc = subprocess.run([sys.executable, "-c", script, "env.id=ALE/Pong-v5", *SHORT_RUN,
-                           f"hydra.run.dir={tmp_path / 'run'}"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_env())
+    proc = _python(script, ["env.id=ALE/Pong-v5", *SHORT_RUN, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
     assert proc.stderr.splitlines() == [
         "rlrun: error: env.id: env 'ALE/Pong-v5' is registered by the package ale_py, which cannot be imported "
@@ -103,8 +106,7 @@ def test_each_missing_package_names_its_extra(tmp_path: Path) -> None:
         "    except EnvError as e:\n"
         "        print(e)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, *expected], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path, env=_env())
+    proc = _python(script, list(expected), tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == len(expected), proc.stdout
