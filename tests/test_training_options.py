@@ -194,7 +194,7 @@ ACTIVATION_CLASSES = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": n
 def test_activation_is_the_nonlinearity_of_every_hidden_layer(name: str) -> None:
     module = module_from_cli(f"model.activation={name}", "model.hiddens=[16,8,4]")
     for head in ("pi", "vf"):
-        layers = list(getattr(module, head))
+        layers = list(getattr(module, head).head)
         # Linear, activation, Linear, activation, Linear, activation, then the linear output head.
         assert [type(layer) for layer in layers] == [nn.Linear, ACTIVATION_CLASSES[name]] * 3 + [nn.Linear], head
 

@@ -330,8 +330,15 @@ class AlgorithmConfig:
               "[0, 2**32 - 1]", self.seed)
 
     def _validate_model(self) -> None:
-        hiddens = list(self.model_config.get("hiddens", []))
+        from rlrun.core.rl_module.catalog import ModelError, check_conv_filters
+
+        hiddens = list(self.model_config.get("hiddens") or [])
         check(all(isinstance(h, int) and h > 0 for h in hiddens), "model.hiddens must be positive integers", hiddens)
+        if self.model_config.get("conv_filters") is not None:
+            try:
+                check_conv_filters(self.model_config["conv_filters"])
+            except ModelError as e:
+                raise ConfigError(str(e)) from None
 
     def _validate_env(self) -> None:
         for obs_space, act_space in self._env_spaces():
@@ -394,6 +401,12 @@ class AlgorithmConfig:
                               f"action space {act_space}; supported: {allowed}")
         if not isinstance(obs_space, gym.spaces.Box):
             raise ConfigError(f"env '{self.env}' has observation space {obs_space}; rlrun's default model needs a Box")
+        from rlrun.core.rl_module.catalog import Catalog, ModelError
+
+        try:
+            Catalog(obs_space, self.model_config).check()  # e.g. a CNN too big for the images
+        except ModelError as e:
+            raise ConfigError(f"env '{self.env}' ({obs_space.shape} observations): {e}") from None
 
 
 def import_learner_class(path: str) -> type[Learner]:

@@ -103,16 +103,27 @@ class LearnersSchema:
 
 @dataclass
 class ModelSchema:
-    """`.rl_module(model_config=...)` for the default actor-critic MLP."""
+    """`.rl_module(model_config=...)`: the networks the model catalog (rlrun/core/rl_module/catalog.py) builds."""
 
-    hiddens: list[int] = key(doc="Sizes of the hidden layers of each MLP (policy, value).",
-                             default_factory=lambda: [64, 64])
-    # The activations of rlrun/core/rl_module/default_models.py (ACTIVATIONS; tests/test_config_fields.py keeps
+    hiddens: list[int] | None = key(
+        None, "Sizes of the hidden layers after the encoder, in each network (policy, value, Q); null = [64, 64] "
+        "for vector observations, none after a CNN (its dense layer is the torso).")
+    # The activations of rlrun/core/rl_module/catalog.py (ACTIVATIONS; tests/test_config_fields.py keeps
     # the two equal), sorted as the message has always listed them.
     activation: str = key("tanh", "Activation function after each hidden layer.",
                           choices=("elu", "gelu", "relu", "silu", "tanh"))
-    vf_share_layers: bool = key(False, "The value head sits on the policy's hidden layers instead of an MLP of "
-                                "its own.")
+    cnn: str = key("nature", "The CNN encoder of image observations (3-d Box, channels first or last): `nature` "
+                   "(Mnih et al. 2015, images of 36x36 and more) or `impala` (the residual network of Espeholt et "
+                   "al. 2018).", choices=("impala", "nature"))
+    conv_filters: list[Any] | None = key(
+        None, "Explicit conv layers for image observations instead of `cnn`, RLlib's form "
+        "`[[out_channels, kernel, stride], ...]` (unpadded, ReLU), e.g. `[[16,2,1],[32,2,1],[64,2,1]]` for "
+        "MiniGrid's 7x7 view; null = `cnn`.")
+    cnn_dense: int | None = key(
+        None, "Units of the dense layer after the conv layers; null = the CNN's own (nature 512, impala 256, "
+        "none after conv_filters); 0 = none.", bounds=">= 0")
+    vf_share_layers: bool = key(False, "The value head sits on the policy's encoder and hidden layers instead of "
+                                "a network of its own (the usual choice for CNNs: one encoder, not two).")
     central_value: bool = key(
         False, "Multi-agent PPO (MAPPO): the value network sees the env's global state (PettingZoo's `state()`, "
         "else all agents' observations), the policy only its agent's observation.")

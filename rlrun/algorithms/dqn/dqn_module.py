@@ -15,13 +15,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 import torch
 from torch import nn
 
 from rlrun.core.columns import Columns
 from rlrun.core.rl_module import Categorical, Distribution, RLModule
-from rlrun.core.rl_module.default_models import hidden_stack
+from rlrun.core.rl_module.catalog import Catalog
 from rlrun.core.rl_module.rl_module import TensorDict
 
 # forward_train's Q-values of every action, [batch, actions].
@@ -29,18 +28,18 @@ QF_PREDS = "qf_preds"
 
 
 class QNetwork(nn.Module):
-    """MLP from observations to one Q-value per action; dueling: V(s) + A(s, a) - mean_a A(s, a)."""
+    """The catalog's encoder and hidden layers, then one Q-value per action; dueling: V(s) + A(s, a) - mean_a A(s, a)
+    (Wang et al. 2016)."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hiddens: list[int], activation: str, dueling: bool) -> None:
+    def __init__(self, catalog: Catalog, num_actions: int, dueling: bool) -> None:
         super().__init__()
-        self.encoder = hidden_stack(obs_dim, hiddens, activation)
-        features = hiddens[-1] if hiddens else obs_dim
+        self.encoder, features = catalog.build_torso()
         self.dueling = dueling
         self.advantages = nn.Linear(features, num_actions)
         self.value = nn.Linear(features, 1) if dueling else None
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(obs.flatten(1))
+        features = self.encoder(obs)
         advantages = self.advantages(features)
         if self.value is None:
             return advantages
@@ -54,9 +53,8 @@ class DQNModule(RLModule):
         self, observation_space: gym.Space, action_space: gym.Space, model_config: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(observation_space, action_space, model_config)
-        cfg = {"hiddens": [64, 64], "activation": "relu", "dueling": True, "epsilon": 1.0, **self.model_config}
-        self.q = QNetwork(int(np.prod(observation_space.shape)), int(action_space.n), list(cfg["hiddens"]),
-                          cfg["activation"], bool(cfg["dueling"]))
+        cfg = {"dueling": True, "epsilon": 1.0, **self.model_config}
+        self.q = QNetwork(Catalog(observation_space, self.model_config), int(action_space.n), bool(cfg["dueling"]))
         self.target_q = copy.deepcopy(self.q).requires_grad_(False)
         self.register_buffer("epsilon", torch.tensor([float(cfg["epsilon"])]))  # 1-d: safetensors has no 0-d
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from rlrun.core.columns import Columns
 from rlrun.core.rl_module import Distribution, RLModule
-from rlrun.core.rl_module.default_models import mlp
+from rlrun.core.rl_module.catalog import Catalog
 from rlrun.core.rl_module.rl_module import TensorDict
 
 # forward_train's twin Q-values of the replayed actions, each [batch].
@@ -83,16 +83,16 @@ class TanhGaussian(Distribution):
 
 
 class TwinQ(nn.Module):
-    """Two independent MLPs from `(observation, action in [-1, 1])` to a Q-value."""
+    """Two independent networks from `(observation, action in [-1, 1])` to a Q-value; the action joins the
+    encoder's features (for vectors, the observation itself)."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hiddens: list[int], activation: str) -> None:
+    def __init__(self, catalog: Catalog, act_dim: int) -> None:
         super().__init__()
-        self.q1 = mlp(obs_dim + act_dim, hiddens, 1, activation, 1.0)
-        self.q2 = mlp(obs_dim + act_dim, hiddens, 1, activation, 1.0)
+        self.q1 = catalog.build_network(1, 1.0, extra_inputs=act_dim)
+        self.q2 = catalog.build_network(1, 1.0, extra_inputs=act_dim)
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs.flatten(1), actions], dim=-1)
-        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+        return self.q1(obs, actions).squeeze(-1), self.q2(obs, actions).squeeze(-1)
 
 
 class SACModule(RLModule):
@@ -103,11 +103,11 @@ class SACModule(RLModule):
         self, observation_space: gym.Space, action_space: gym.Space, model_config: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(observation_space, action_space, model_config)
-        cfg = {"hiddens": [256, 256], "activation": "relu", "initial_alpha": 1.0, **self.model_config}
-        hiddens, activation = list(cfg["hiddens"]), cfg["activation"]
-        obs_dim, act_dim = int(np.prod(observation_space.shape)), int(np.prod(action_space.shape))
-        self.pi = mlp(obs_dim, hiddens, 2 * act_dim, activation, 0.01)  # starts near mean 0, std 1
-        self.qf = TwinQ(obs_dim, act_dim, hiddens, activation)
+        cfg = {"initial_alpha": 1.0, **self.model_config}
+        catalog = Catalog(observation_space, self.model_config)
+        act_dim = int(np.prod(action_space.shape))
+        self.pi = catalog.build_network(2 * act_dim, 0.01)  # starts near mean 0, std 1
+        self.qf = TwinQ(catalog, act_dim)
         self.target_qf = copy.deepcopy(self.qf).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor([math.log(cfg["initial_alpha"])]))  # 1-d: safetensors has no 0-d
         self._dist_cls = TanhGaussian.bounded(action_space.low, action_space.high)
@@ -120,7 +120,7 @@ class SACModule(RLModule):
         return (actions - self._dist_cls.bias.to(actions.device)) / self._dist_cls.scale.to(actions.device)
 
     def forward_inference(self, batch: TensorDict) -> TensorDict:
-        mean, log_std = torch.chunk(self.pi(batch[Columns.OBS].flatten(1)), 2, dim=-1)
+        mean, log_std = torch.chunk(self.pi(batch[Columns.OBS]), 2, dim=-1)
         return {Columns.ACTION_DIST_INPUTS: torch.cat([mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)], dim=-1)}
 
     def forward_exploration(self, batch: TensorDict) -> TensorDict:
