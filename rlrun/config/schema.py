@@ -44,6 +44,32 @@ class AlgoSchema:
 
 
 @dataclass
+class AtariSchema:
+    """`env.atari`: the Atari preprocessing of Mnih et al. (2015) and Machado et al. (2018), as CleanRL and SB3's
+    AtariWrapper do it; gymnasium's AtariPreprocessing and FrameStackObservation (or envpool's own options)."""
+
+    noop_max: int = key(30, "At most this many no-op actions after a reset, a random number of them, so that "
+                        "episodes start in different states; 0 = none.", bounds=">= 0")
+    frame_skip: int = key(4, "Each action is repeated for this many emulator frames; the observation is the "
+                          "pixel-wise max of the last two (no flicker).", bounds=">= 1")
+    screen_size: int = key(84, "Frames are resized to screen_size x screen_size pixels.", bounds=">= 1")
+    grayscale: bool = key(True, "Grey frames (one channel each); false = RGB, three channels per frame.")
+    frame_stack: int = key(4, "The observation stacks the last this many frames on axis 0: (frame_stack, 84, 84) "
+                           "uint8 (RGB: 3 x frame_stack channels).", bounds=">= 1")
+    terminal_on_life_loss: bool = key(
+        True, "Training only: a lost life is a terminal step of the batch (no bootstrap across it); the game "
+        "goes on, and reported episodes are whole games.")
+    clip_rewards: bool = key(True, "Training only: the batch's rewards are their sign (-1, 0, 1); reported "
+                             "returns are the game's score.")
+    fire_reset: bool = key(True, "Press FIRE after each reset in games that have it (Breakout's ball does not "
+                           "launch otherwise), as CleanRL and SB3 do.")
+    repeat_action_probability: float = key(
+        0.0, "Sticky actions: the chance the emulator repeats the previous action each frame. ALE v5's own "
+        "default is 0.25 (Machado et al.); 0 matches CleanRL, rl-zoo3 (NoFrameskip-v4) and envpool.",
+        bounds="in [0, 1]")
+
+
+@dataclass
 class EnvSchema:
     """`.environment(env, env_config)`: a gymnasium id, `module:EnvId` or `pkg.module:Class`.
 
@@ -56,8 +82,19 @@ class EnvSchema:
     env_config: dict[str, Any] = key(doc="Keyword arguments of the env's constructor (free-form keys).",
                                      default_factory=dict)
     max_episode_steps: int | None = key(
-        None, "Truncate episodes after this many env steps (a gymnasium TimeLimit); null = the env's own limit.",
-        bounds=">= 1")
+        None, "Truncate episodes after this many env steps (a gymnasium TimeLimit; with env.atari, agent steps "
+        "after frame skipping); null = the env's own limit.", bounds=">= 1")
+    # The backends of rlrun/env/env_creation.py (BACKENDS; tests/test_env_backends.py keeps the two equal).
+    backend: str = key(
+        "sync", "How each runner vectorizes its env copies: `sync` steps them one after another in its process, "
+        "`async` runs each in a process of its own (gymnasium AsyncVectorEnv), `envpool` in envpool's C++ "
+        "threads (Atari and MuJoCo ids).", choices=("sync", "async", "envpool"))
+    wrappers: list[Any] = key(
+        doc="gymnasium wrappers applied to each env copy, in order, after rlrun's own preprocessing: a class "
+        "name of gymnasium.wrappers (`ClipReward`), `pkg.module:Class`, or `{name: ..., kwargs: {...}}`.",
+        default_factory=list)
+    atari: AtariSchema | None = key(
+        None, "Atari preprocessing (`env=atari` turns it on with these defaults); null = the env's raw frames.")
 
 
 @dataclass
