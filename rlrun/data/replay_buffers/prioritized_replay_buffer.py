@@ -29,8 +29,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     """`ReplayBuffer` with proportional priorities; `beta` is passed to each `sample` (it is annealed)."""
 
     def __init__(self, capacity: int, seed: int = 0, num_envs: int | None = None, alpha: float = 0.6,
-                 epsilon: float = 1e-6) -> None:
-        super().__init__(capacity, seed, num_envs)
+                 epsilon: float = 1e-6, *, frame_stack: int = 1) -> None:
+        super().__init__(capacity, seed, num_envs, frame_stack=frame_stack)
         self.alpha = alpha
         self.epsilon = epsilon
         self._tree = SumTree(0)
@@ -44,9 +44,18 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     def _on_add(self, rows: np.ndarray) -> None:
         # The row before the new ones just became sampleable (its next observation is stored now).
         touched = np.unique(np.append(rows, (rows[0] - 1) % self._rows))
-        slots = (touched[:, None] * self.num_envs + np.arange(self.num_envs)).reshape(-1)
-        ok = self.sampleable()[touched].reshape(-1)
-        self._tree.set(slots, np.where(ok, self._max_priority ** self.alpha, 0.0))
+        ok = self._sampleable_rows(touched).reshape(-1)
+        self._tree.set(self._slots(touched), np.where(ok, self._max_priority ** self.alpha, 0.0))
+        if self.frame_stack > 1 and self._size == self._rows:
+            # The oldest rows' stacks may read rows just overwritten: those stop being transition starts.
+            oldest = self._oldest_rows(self.frame_stack - 1)
+            stale = self._slots(oldest)[~self._sampleable_rows(oldest).reshape(-1)]
+            if len(stale):
+                self._tree.set(stale, np.zeros(len(stale)))
+
+    def _slots(self, rows: np.ndarray) -> np.ndarray:
+        """The flat slots of every sub-env in `rows`, row-major."""
+        return (rows[:, None] * self.num_envs + np.arange(self.num_envs)).reshape(-1)
 
     def sample(self, num_items: int, *, n_step: int = 1, gamma: float = 0.99,
                beta: float = 0.4) -> dict[str, np.ndarray]:
