@@ -25,13 +25,15 @@ GAMMA = 0.9
 
 
 class StackedFrameEnvs:
-    """`num_envs` sub-envs stacking `K` unique 2x2 uint8 frames, autoresetting in NEXT_STEP mode: `fragment(T)`
-    is what the env runner returns. `padding` fills a new episode's stack: "reset" (gymnasium's
-    FrameStackObservation), "zero" (envpool) or "other" (a scheme the buffer does not know: it keeps those)."""
+    """`num_envs` sub-envs stacking `K` unique uint8 frames of `channels` x 2 x 2 on axis 0 (`[K * channels, 2,
+    2]`), autoresetting in NEXT_STEP mode: `fragment(T)` is what the env runner returns. `padding` fills a new
+    episode's stack: "reset" (gymnasium's FrameStackObservation), "zero" (envpool) or "other" (a scheme the
+    buffer does not know: it keeps those)."""
 
-    def __init__(self, num_envs: int, padding: str, seed: int) -> None:
+    def __init__(self, num_envs: int, padding: str, seed: int, channels: int = 1) -> None:
         self.rng = np.random.default_rng(seed)
         self.padding = padding
+        self.channels = channels
         self.frames_made = 0
         self.stacks = [self._reset(env) for env in range(num_envs)]
         self.left = [self._episode_length() for _ in range(num_envs)]
@@ -40,7 +42,8 @@ class StackedFrameEnvs:
     def _frame(self, env: int) -> np.ndarray:
         self.frames_made += 1  # starts at 1: no frame is all zeros
         c = self.frames_made
-        return np.array([[c & 255, (c >> 8) & 255], [(c >> 16) & 255, env]], dtype=np.uint8)
+        frame = np.array([[c & 255, (c >> 8) & 255], [(c >> 16) & 255, env]], dtype=np.uint8)
+        return np.stack([frame + channel for channel in range(self.channels)])
 
     def _reset(self, env: int) -> deque[np.ndarray]:
         frame = self._frame(env)
@@ -52,12 +55,12 @@ class StackedFrameEnvs:
 
     def fragment(self, steps: int) -> dict[str, np.ndarray]:
         num_envs = len(self.stacks)
-        obs = np.empty((steps, num_envs, K, 2, 2), dtype=np.uint8)
+        obs = np.empty((steps, num_envs, K * self.channels, 2, 2), dtype=np.uint8)
         rewards = self.rng.normal(size=(steps, num_envs)).astype(np.float32)
         term, trunc, mask = (np.zeros((steps, num_envs), dtype=bool) for _ in range(3))
         for t in range(steps):
             for env in range(num_envs):
-                obs[t, env] = np.stack(self.stacks[env])
+                obs[t, env] = np.concatenate(self.stacks[env])
                 mask[t, env] = not self.prev_done[env]
                 if self.prev_done[env]:  # the autoreset step: the action is ignored
                     self.stacks[env] = self._reset(env)
@@ -119,9 +122,9 @@ def checkpoint_round_trip(buffer: ReplayBuffer, cls: type[ReplayBuffer]) -> Repl
 
 @pytest.mark.parametrize("cls", [ReplayBuffer, PrioritizedReplayBuffer])
 @pytest.mark.parametrize("n_step", [1, 3])
-@pytest.mark.parametrize("padding", ["reset", "zero", "other"])
-def test_rebuilt_stacks_equal_whole_stacks(padding: str, n_step: int, cls: type[ReplayBuffer]) -> None:
-    envs = StackedFrameEnvs(num_envs=3, padding=padding, seed=n_step)
+@pytest.mark.parametrize(("padding", "channels"), [("reset", 1), ("zero", 1), ("other", 1), ("reset", 3)])
+def test_rebuilt_stacks_equal_whole_stacks(padding: str, channels: int, n_step: int, cls: type[ReplayBuffer]) -> None:
+    envs = StackedFrameEnvs(num_envs=3, padding=padding, seed=n_step, channels=channels)
     envs.fragment(5)  # the stream starts mid-episode (a resume without the buffer): unknown history
     frames, whole = cls(60, seed=0, frame_stack=K), cls(60, seed=0)  # 20 rows: the ring wraps ~6 times
     restored = None
@@ -139,7 +142,7 @@ def test_rebuilt_stacks_equal_whole_stacks(padding: str, n_step: int, cls: type[
                 np.testing.assert_array_equal(value, batch[key], err_msg=key)
         if i == 15:
             restored = checkpoint_round_trip(frames, cls)
-            assert restored._storage[Columns.OBS].shape == (20, 3, 2, 2)  # frames only, no stacks
+            assert restored._storage[Columns.OBS].shape == (20, 3, channels, 2, 2)  # frames only, no stacks
             assert restored._storage[Columns.OBS].dtype == np.uint8
     assert restored is not None
     assert_same_transitions(restored, whole, n_step)

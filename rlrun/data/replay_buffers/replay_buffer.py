@@ -17,12 +17,13 @@ next observation is not stored yet), so windows end at the write head.
 A truncated episode therefore bootstraps from its true final observation and a
 terminated one does not (`terminateds` is set), as gymnasium's API intends.
 
-Frame stacks (`frame_stack = K > 1`: observations `[K, H, W]`, K frames on axis 0,
-newest last, as Atari's 4 grey 84x84 frames). Consecutive observations of an
-episode share K - 1 frames, so the buffer stores only each row's newest frame
-(`obs[:, :, -1]`, storage `[rows, envs, H, W]`: the DQN Zoo / Dopamine layout,
-1/K of the memory of whole stacks) and rebuilds a sampled observation and next
-observation from the K - 1 rows before it in the same column. Two bytes per slot
+Frame stacks (`frame_stack = K > 1`: observations `[K * C, H, W]`, K frames of C
+channels on axis 0, newest last, as Atari's 4 grey 84x84 frames, C = 1, or
+RGB ones, C = 3). Consecutive observations of an episode share K - 1 frames, so
+the buffer stores only each row's newest frame (`obs[:, :, -C:]`, storage
+`[rows, envs, C, H, W]`: the DQN Zoo / Dopamine layout, 1/K of the memory of
+whole stacks) and rebuilds a sampled observation and next observation from the
+K - 1 rows before it in the same column. Two bytes per slot
 say how: `frame_depth`, how many of the stack's frames are rows of the same
 episode (this one and those before it, at most K), and `frame_padding`, what
 fills the older slots of an episode's first K - 1 rows. The padding is read from
@@ -69,8 +70,8 @@ class ReplayBuffer:
     def __init__(self, capacity: int, seed: int = 0, num_envs: int | None = None, *, frame_stack: int = 1) -> None:
         """`num_envs`: sub-env streams (all env runners' envs); None = as many as the first fragment has.
 
-        `frame_stack`: K > 1 for observations that stack K frames on axis 0 (`env.atari.frame_stack`): each
-        frame is stored once (see the module doc); 1 stores whole observations.
+        `frame_stack`: K > 1 for observations that stack K frames on axis 0 (`env.atari.frame_stack`; RGB
+        frames as 3 channels each): each frame is stored once (see the module doc); 1 stores whole observations.
         """
         if frame_stack < 1:
             raise ValueError(f"frame_stack must be >= 1, got {frame_stack}")
@@ -136,7 +137,7 @@ class ReplayBuffer:
 
     def _allocate(self, batch: Mapping[str, np.ndarray]) -> None:
         obs = np.asarray(batch[Columns.OBS])
-        if self.frame_stack > 1 and (obs.ndim < 3 or obs.shape[2] != self.frame_stack):
+        if self.frame_stack > 1 and (obs.ndim < 3 or obs.shape[2] % self.frame_stack):
             raise ValueError(f"frame_stack={self.frame_stack} needs observations that stack {self.frame_stack} "
                              f"frames on axis 0, got observations of shape {obs.shape[2:]}")
         self.num_envs = self.num_envs or batch[Columns.REWARDS].shape[1]
@@ -144,7 +145,9 @@ class ReplayBuffer:
         self._rows = max(2, self.frame_stack, math.ceil(self.capacity / self.num_envs))
         for key in STORED:
             value = np.asarray(batch[key])
-            shape = value.shape[3:] if key == Columns.OBS and self.frame_stack > 1 else value.shape[2:]
+            shape = value.shape[2:]
+            if key == Columns.OBS and self.frame_stack > 1:
+                shape = (shape[0] // self.frame_stack, *shape[1:])  # one frame
             self._storage[key] = np.zeros((self._rows, self.num_envs, *shape), dtype=value.dtype)
         if self.frame_stack > 1:
             for key in (FRAME_DEPTH, FRAME_PADDING):
@@ -158,6 +161,7 @@ class ReplayBuffer:
         """
         obs, mask = columns[Columns.OBS], columns[Columns.LOSS_MASK]
         steps, envs, k = obs.shape[0], obs.shape[1], self.frame_stack
+        obs = obs.reshape(steps, envs, k, obs.shape[2] // k, *obs.shape[3:])  # [T, B, K, C, ...]
         if self._size:
             last = (self._pos - 1) % self._rows
             prev_mask = self._storage[Columns.LOSS_MASK][last]
@@ -170,7 +174,7 @@ class ReplayBuffer:
         starts = ~np.concatenate([prev_mask[None], mask[:-1]]).astype(bool)
         shifted = np.ones((steps, envs), dtype=bool)
         if self._size:
-            last_stack = self._stacks(np.full(envs, last), np.arange(envs))
+            last_stack = self._frame_stacks(np.full(envs, last), np.arange(envs))
             shifted[0] = _all_equal(obs[0, :, :-1], last_stack[:, 1:], 1)
         shifted[1:] = _all_equal(obs[1:, :, :-1], obs[:-1, :, 1:], 2)
         bad = np.argwhere(~starts & ~shifted)
@@ -277,12 +281,17 @@ class ReplayBuffer:
         }
 
     def _stacks(self, row: np.ndarray, env: np.ndarray) -> np.ndarray:
-        """The observations stored at (`row`, `env`) pairs: with frame storage, stacks rebuilt from the frames of
-        the K - 1 rows before (module doc), in the env's dtype."""
+        """The observations stored at (`row`, `env`) pairs, in the env's dtype and shape: with frame storage,
+        stacks rebuilt from the frames of the K - 1 rows before (module doc)."""
+        if self.frame_stack == 1:
+            return self._storage[Columns.OBS][row, env]
+        stacks = self._frame_stacks(row, env)
+        return stacks.reshape(len(stacks), -1, *stacks.shape[3:])
+
+    def _frame_stacks(self, row: np.ndarray, env: np.ndarray) -> np.ndarray:
+        """`_stacks` with the stack axis apart, `[N, K, C, ...]`."""
         frames = self._storage[Columns.OBS]
         k = self.frame_stack
-        if k == 1:
-            return frames[row, env]
         depth = self._storage[FRAME_DEPTH][row, env].astype(np.int64)[:, None]
         back = np.arange(k - 1, -1, -1)  # how many rows back each slot's frame is, oldest slot first
         # Slots older than the episode read its first row: already right for "reset" padding.
