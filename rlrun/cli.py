@@ -34,7 +34,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from rlrun.cli_dirs import remove_new_dirs
 from rlrun.config.errors import ConfigError
-from rlrun.config.keys import free_form_overrides, unknown_key_message
+from rlrun.config.keys import free_form_overrides, null_section_message, unknown_key_message
 from rlrun.config.schema import register_schemas
 
 EXIT_USAGE = 2
@@ -139,6 +139,13 @@ def _unknown_key_error(error: BaseException) -> BaseException:
     return error
 
 
+def _in_hydra_overrides(error: BaseException) -> bool:
+    """Whether `error` was raised while Hydra applied the command line's overrides to the composed config."""
+    import traceback
+
+    return any(frame.name == "_apply_overrides_to_config" for frame in traceback.extract_tb(error.__traceback__))
+
+
 def one_line(error: BaseException) -> str:
     """Hydra/OmegaConf messages span several lines; keep what names the problem, on one line."""
     error = _unknown_key_error(error)
@@ -174,6 +181,12 @@ def main() -> None:
             _train()
         except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
             _exit_with_error(e)
+        except (AssertionError, AttributeError, ValueError) as e:
+            # OmegaConf's bare errors for an override inside a null section (env.atari.frame_stack=2 without env.atari)
+            message = null_section_message(sys.argv[1:]) if _in_hydra_overrides(e) else None
+            if message is None:
+                raise
+            _exit_with_error(ConfigError(message))
         except ImmediateInterrupt:
             print("rlrun: interrupted mid-iteration; resume from the last periodic checkpoint", file=sys.stderr)
             sys.exit(130)

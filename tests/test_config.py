@@ -50,7 +50,7 @@ EXPECTED_OPTIONS = {
 ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",
            "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3",
            "multi_cartpole": "rlrun.env.multi_agent.multi_cartpole:MultiCartPole",
-           "simple_spread": "mpe2.simple_spread_v3"}
+           "simple_spread": "mpe2.simple_spread_v3", "atari": "ALE/Pong-v5"}
 
 
 def group_options(group: str) -> list[str]:
@@ -112,7 +112,7 @@ def test_group_option_composes_and_validates(group: str, option: str, cartpole_d
         if config.is_multi_agent:
             spaces = list(config.build_policy_mapping(config.make_multi_agent_env()).spaces.values())
         else:
-            spaces = [env_spaces(config.env, config.env_config)]
+            spaces = [env_spaces(config.env_spec())]
         for obs_space, act_space in spaces:
             assert isinstance(obs_space, gym.spaces.Box)
             assert isinstance(act_space, config.supported_action_spaces)
@@ -255,7 +255,7 @@ def test_command_line_overrides_win_over_the_preset():
 def test_user_env_class_validates():
     cfg, config = build("env.id=user_envs:TinyEnv")
     assert config.env == cfg.env.id == "user_envs:TinyEnv"
-    obs_space, act_space = env_spaces(config.env, config.env_config)
+    obs_space, act_space = env_spaces(config.env_spec())
     assert isinstance(obs_space, gym.spaces.Box)
     assert act_space == gym.spaces.Discrete(2)
 

@@ -206,7 +206,7 @@ def test_a_video_shows_the_policy_the_filtered_observations(tmp_path: Path) -> N
     first_layer = next(m for m in runner.module.modules() if isinstance(m, torch.nn.Linear))
     seen: list[torch.Tensor] = []
     first_layer.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0].clone()))
-    record_video(runner.module, runner.normalizer, "CartPole-v1", {}, None, episodes=1, seed=0,
+    record_video(runner.module, runner.normalizer, "CartPole-v1", episodes=1, seed=0,
                  stem=tmp_path / "video", video_format="gif")
     assert seen and all(torch.equal(x, torch.full_like(x, -2.0)) for x in seen)
     assert counts(runner.get_normalization())["obs"] == 1e6, "filming updated the statistics"

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rlrun.algorithms.algorithm import Algorithm
     from rlrun.core.learner import Learner, LearnerGroup
     from rlrun.core.rl_module import RLModule
+    from rlrun.env.env_spec import EnvSpec
     from rlrun.env.multi_agent.mapping import PolicyMapping
 
 
@@ -44,7 +45,7 @@ _SECTION_SCHEMAS: dict[str, type] = {"env": EnvSchema, "learners": LearnersSchem
                                      "model": ModelSchema}
 # Builder attributes named after RLlib's builder arguments rather than the YAML key (the rest share the name).
 _BUILDER_NAMES: dict[str, dict[str, str]] = {
-    "env": {"id": "env"},
+    "env": {"id": "env", "backend": "env_backend", "wrappers": "env_wrappers"},
     "learners": {"num": "num_learners"},
     "env_runners": {"num": "num_env_runners", "num_envs_per_runner": "num_envs_per_env_runner",
                     "max_restarts": "max_num_env_runner_restarts"},
@@ -70,6 +71,10 @@ class AlgorithmConfig:
         self.env: str = env.id
         self.env_config: dict[str, Any] = dict(env.env_config)
         self.max_episode_steps: int | None = env.max_episode_steps
+        self.env_backend: str = env.backend
+        self.env_wrappers: list[Any] = list(env.wrappers)
+        # The `env.atari` keys (every key of AtariSchema), or None: no Atari preprocessing.
+        self.atari: dict[str, Any] | None = None
         self.num_env_runners: int = runners.num
         self.num_envs_per_env_runner: int = runners.num_envs_per_runner
         self.rollout_fragment_length: int | str = runners.rollout_fragment_length
@@ -101,14 +106,29 @@ class AlgorithmConfig:
     # -- builder sections ------------------------------------------------------------
 
     def environment(
-        self, env: str | None = None, env_config: Mapping[str, Any] | None = None, max_episode_steps: int | None = None
+        self,
+        env: str | None = None,
+        env_config: Mapping[str, Any] | None = None,
+        max_episode_steps: int | None = None,
+        *,
+        backend: str | None = None,
+        wrappers: list[Any] | None = None,
+        atari: bool | Mapping[str, Any] | None = None,
     ) -> AlgorithmConfig:
+        """The env (`env.*` keys). `atari`: True = Atari preprocessing with AtariSchema's defaults, a mapping =
+        those defaults with its keys changed, False = none; `wrappers`: the `env.wrappers` list."""
         if env is not None:
             self.env = env
         if env_config is not None:
             self.env_config = dict(env_config)
         if max_episode_steps is not None:
             self.max_episode_steps = max_episode_steps
+        if backend is not None:
+            self.env_backend = backend
+        if wrappers is not None:
+            self.env_wrappers = list(wrappers)
+        if atari is not None:
+            self.atari = _atari_keys(atari)
         return self
 
     def env_runners(
@@ -191,6 +211,15 @@ class AlgorithmConfig:
 
     def copy(self) -> AlgorithmConfig:
         return copy.deepcopy(self)
+
+    def env_spec(self) -> EnvSpec:
+        """The env as `rlrun.env` builds it (`make_env`, `make_vector_env`): id, constructor kwargs, TimeLimit,
+        wrappers, backend and Atari preprocessing. `EnvError` if `env.wrappers` holds an item of another form."""
+        from rlrun.env.env_spec import AtariSpec, EnvSpec, wrapper_specs
+
+        return EnvSpec(id=self.env, env_config=dict(self.env_config), max_episode_steps=self.max_episode_steps,
+                       wrappers=wrapper_specs(self.env_wrappers), backend=self.env_backend,
+                       atari=None if self.atari is None else AtariSpec(**self.atari))
 
     # -- derived values ----------------------------------------------------------------
 
@@ -341,12 +370,18 @@ class AlgorithmConfig:
                 raise ConfigError(str(e)) from None
 
     def _validate_env(self) -> None:
+        from rlrun.env.env_spec import EnvError
+
+        try:
+            self.env_spec()  # the form of env.wrappers
+        except EnvError as e:
+            raise ConfigError(str(e)) from None
         for obs_space, act_space in self._env_spaces():
             self._validate_spaces(obs_space, act_space)
 
     def _env_spaces(self) -> list[tuple[gym.Space, gym.Space]]:
         """(observation, action) space of the env, or of each module of a multi-agent env."""
-        from rlrun.env.env_creation import EnvError, env_spaces
+        from rlrun.env.env_creation import EnvError, check_env_spec, env_spaces, resolve_env
         from rlrun.env.multi_agent.mapping import MappingError
 
         try:
@@ -354,7 +389,13 @@ class AlgorithmConfig:
             if env is None:
                 check(not self.model_config.get("central_value"), f"model.central_value needs a multi-agent env; "
                       f"'{self.env}' is single-agent", True)
-                return [env_spaces(self.env, self.env_config)]
+                spec = self.env_spec()
+                resolve_env(spec.id)  # an unknown id is an env.id error, below
+                try:
+                    check_env_spec(spec)  # messages that name their own key (env.atari, env.backend, env.wrappers)
+                except EnvError as e:
+                    raise ConfigError(str(e)) from None
+                return [env_spaces(spec)]
             try:
                 mapping = self.build_policy_mapping(env)
             finally:
@@ -366,7 +407,8 @@ class AlgorithmConfig:
         except MappingError as e:
             raise ConfigError(str(e)) from None
         except Exception as e:  # the user's env or env_config failed to construct
-            raise ConfigError(f"env '{self.env}' could not be created with env.env_config={self.env_config}: "
+            wrapped = f" and env.wrappers={self.env_wrappers}" if self.env_wrappers else ""
+            raise ConfigError(f"env '{self.env}' could not be created with env.env_config={self.env_config}{wrapped}: "
                               f"{type(e).__name__}: {e}") from None
         self._validate_multi_agent(mapping)
         return list(mapping.spaces.values())
@@ -391,6 +433,11 @@ class AlgorithmConfig:
         check(self.max_episode_steps is None, "env.max_episode_steps is single-agent only; set the episode limit "
               "through the PettingZoo env's own env.env_config key (max_steps, max_cycles, ...)",
               self.max_episode_steps)
+        single_agent = {"env.backend": self.env_backend != "sync", "env.wrappers": bool(self.env_wrappers),
+                        "env.atari": self.atari is not None}
+        for name, set_ in single_agent.items():
+            check(not set_, f"{name} is single-agent only (a PettingZoo env's copies are stepped by the multi-agent "
+                  "env runner)", self._section_value("env", name.partition(".")[2]))
 
     def _validate_spaces(self, obs_space: gym.Space, act_space: gym.Space) -> None:
         if isinstance(obs_space, gym.spaces.Dict) and self.model_config.get("central_value"):
@@ -407,6 +454,19 @@ class AlgorithmConfig:
             Catalog(obs_space, self.model_config).check()  # e.g. a CNN too big for the images
         except ModelError as e:
             raise ConfigError(f"env '{self.env}' ({obs_space.shape} observations): {e}") from None
+
+
+def _atari_keys(atari: bool | Mapping[str, Any]) -> dict[str, Any] | None:
+    """`environment(atari=...)` as the `env.atari` section: every key of AtariSchema, or None."""
+    from rlrun.config.schema import AtariSchema
+
+    if isinstance(atari, bool):
+        return dataclasses.asdict(AtariSchema()) if atari else None
+    allowed = {f.name for f in dataclasses.fields(AtariSchema)}
+    unknown = sorted(set(atari) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key env.atari.{unknown[0]}; env.atari has {', '.join(sorted(allowed))}")
+    return {**dataclasses.asdict(AtariSchema()), **atari}
 
 
 def import_learner_class(path: str) -> type[Learner]:

@@ -8,8 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
 from rlrun.algorithms.registry import get_algorithm_config_class
+from rlrun.config.errors import ConfigError
 from rlrun.config.fields import check_fields
-from rlrun.config.keys import check_known_keys
+from rlrun.config.keys import check_known_keys, null_section_message
 from rlrun.config.schema import LOGGER_SCHEMAS, LoggerSchema, RunSchema
 
 
@@ -21,6 +22,10 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         env=cfg.env.id,
         env_config=OmegaConf.to_container(cfg.env.env_config, resolve=True),
         max_episode_steps=cfg.env.max_episode_steps,
+        # .get: a run directory saved before these keys existed (rlrun-eval, resume=) has none of them.
+        backend=cfg.env.get("backend", "sync"),
+        wrappers=_container(cfg.env.get("wrappers"), []),
+        atari=_container(cfg.env.get("atari"), False),
     )
     config.env_runners(
         num_env_runners=cfg.env_runners.num,
@@ -48,6 +53,11 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
     return config
 
 
+def _container(node: Any, default: Any) -> Any:
+    """A DictConfig / ListConfig as plain dicts and lists (interpolations resolved); `default` for null."""
+    return default if node is None else OmegaConf.to_container(node, resolve=True)
+
+
 def validate_run(cfg: DictConfig) -> None:
     """Every key is one the schemas define; then the run-level keys beside the algorithm: stop criteria,
     checkpoints, evaluation, logging.
@@ -57,11 +67,25 @@ def validate_run(cfg: DictConfig) -> None:
     `AlgorithmConfig.validate`, which the Python builder runs too.
     """
     check_known_keys(cfg)
+    _check_null_sections(cfg)
     stop = cfg.stop
     check(any(v is not None for v in stop.values()), "set at least one stop criterion (stop.timesteps, "
           "stop.iterations, stop.time_s or stop.return_mean)", dict(stop))
     check_fields(RunSchema, lambda name: cfg[name], "")
     check_fields(LOGGER_SCHEMAS.get(cfg.logger.get("name"), LoggerSchema), lambda name: cfg.logger[name], "logger")
+
+
+def _check_null_sections(cfg: DictConfig) -> None:
+    """`env.atari={}` on a config whose env.atari is null leaves it null (OmegaConf cannot fill a null section
+    from an override): refuse it rather than run without the section the command line asked for."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        message = null_section_message([f"{key}={value}"])
+        if message and OmegaConf.select(cfg, key) is None and value.strip() not in ("null", ""):
+            raise ConfigError(message)
 
 
 def validated_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:

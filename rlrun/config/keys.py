@@ -24,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from rlrun.config.errors import ConfigError
-from rlrun.config.fields import nested_schema, schema_hints
+from rlrun.config.fields import is_optional, nested_schema, schema_hints
 
 # A key may be matched as a typo of a valid one at this similarity (difflib's ratio) or above.
 _CLOSE_MATCH = 0.75
@@ -64,6 +64,32 @@ def unknown_key_message(key: str, cfg: Mapping[str, Any]) -> str:
         return f"unknown key {key}; did you mean {close[0]}?"
     where = f"{section} has" if section else "the top-level keys are"
     return f"unknown key {key}; {where} {', '.join(siblings)}"
+
+
+def null_section_message(argv: list[str]) -> str | None:
+    """OmegaConf cannot set a key inside a section that is null (`env.atari.frame_stack=2` where `env.atari` is
+    null) and fails with a bare AssertionError or ValueError: name the override and how to turn the section on
+    (its doc says it). None when no override of `argv` sets a key of a section that may be null."""
+    nullable = {path: field_doc for path, hint, field_doc in _nullable_sections()}
+    for arg in argv:
+        key = _plain_override_key(arg.lstrip("+")) if arg.startswith("+") else _plain_override_key(arg)
+        section = next((s for s in nullable if key == s or key.startswith(f"{s}.")), None)
+        if section is not None:
+            return f"cannot set {key}: {section} is null in this config ({section}: {nullable[section]})"
+    return None
+
+
+def _nullable_sections() -> list[tuple[str, Any, str]]:
+    """(dotted path, type, doc) of the nested sections typed `Section | None` (env.atari)."""
+    from rlrun.config.schema import GROUP_SCHEMAS, RunSchema
+
+    found = []
+    for root, schema in [*GROUP_SCHEMAS.items(), ("", RunSchema)]:
+        for f in dataclasses.fields(schema):
+            hint = schema_hints(schema)[f.name]
+            if nested_schema(hint) is not None and is_optional(hint):
+                found.append((f"{root}.{f.name}" if root else f.name, hint, f.metadata.get("doc", "")))
+    return found
 
 
 def valid_keys(cfg: Mapping[str, Any]) -> set[str]:

@@ -1,4 +1,4 @@
-"""Turn an env name from the config into a gymnasium vector env.
+"""Build the envs an `EnvSpec` describes: one env (`make_env`) or a vector env of copies (`make_vector_env`).
 
 An env is a registered gymnasium id (`CartPole-v1`), gymnasium's `module:EnvId`
 (`ale_py:ALE/Pong-v5`: import the module, which registers the id, then make it)
@@ -7,9 +7,14 @@ or a user class given as `pkg.module:Class`. Ids that another package registers
 builds the env (Ray's env-runner actors too), so `env.id=ALE/Pong-v5` needs no
 import of the user's own. On a machine with no display, resolution also picks an
 off-screen OpenGL backend for MuJoCo (`use_headless_gl`) before any env module is
-imported. Ids with one of gymnasium's own vectorized implementations (CartPole's
-`vector_entry_point`) use it; everything else runs in a `SyncVectorEnv`. All
-vector envs use gymnasium's NEXT_STEP autoreset, which the EnvRunner relies on
+imported.
+
+Each copy is the env, then its Atari preprocessing (`env.atari`, rlrun/env/atari.py)
+or TimeLimit, then the user's `env.wrappers` in order. The backend vectorizes the
+copies: `sync` in this process (with gymnasium's own vector implementation where an
+id has one, CartPole's `vector_entry_point`, and nothing is wrapped), `async` one
+process per copy, `envpool` in envpool's C++ threads (rlrun/env/envpool_env.py).
+All of them autoreset in gymnasium's NEXT_STEP mode, which the EnvRunner relies on
 (see `Columns.LOSS_MASK`).
 """
 
@@ -23,12 +28,13 @@ import importlib.util
 import logging
 import os
 import platform
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
+from rlrun.env.atari import ale_kwargs, atari_env, is_ale_id
+from rlrun.env.env_spec import EnvError, EnvSpec, as_env_spec
 from rlrun.extras import install_hint
 
 log = logging.getLogger("rlrun")
@@ -51,10 +57,6 @@ HEADLESS_GL_BACKENDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("egl", ("libEGL.so.1", "libEGL.so")),
     ("osmesa", ("libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so")),
 )
-
-
-class EnvError(ValueError):
-    """An env name that cannot be resolved or built."""
 
 
 def resolve_env(env_id: str) -> str | Callable[..., gym.Env]:
@@ -181,50 +183,95 @@ def _loadable(library: str) -> bool:
     return True
 
 
-def make_env(env_id: str, env_config: Mapping[str, Any] | None = None, max_episode_steps: int | None = None) -> gym.Env:
-    """One (non-vector) env instance, e.g. to read its spaces."""
-    target = resolve_env(env_id)
-    kwargs = dict(env_config or {})
-    if isinstance(target, str):
-        return gym.make(target, max_episode_steps=max_episode_steps, **kwargs)
-    env = target(**kwargs)
-    return env if max_episode_steps is None else gym.wrappers.TimeLimit(env, max_episode_steps)
+def make_env(spec: EnvSpec | str) -> gym.Env:
+    """One (non-vector) env as `spec` describes it: the env, its Atari preprocessing, TimeLimit and wrappers.
 
-
-def make_vector_env(
-    env_id: str,
-    num_envs: int,
-    env_config: Mapping[str, Any] | None = None,
-    max_episode_steps: int | None = None,
-) -> gym.vector.VectorEnv:
-    """`num_envs` copies of the env as one vector env with NEXT_STEP autoreset.
-
-    Only gymnasium's own vector entry points are used: they vectorize the very env that `gym.make` builds. Other
-    packages' are other envs (ALE's AtariVectorEnv preprocesses to 84x84 grey frame stacks and takes other
-    kwargs), whose spaces would not be those that `make_env` reports to the learners.
+    Always a gymnasium env, whatever `spec.backend`: one copy to read spaces from, or to film.
     """
-    target = resolve_env(env_id)
-    kwargs = dict(env_config or {})
-    vector_entry_point = gym.spec(target).vector_entry_point if isinstance(target, str) else None
-    if isinstance(vector_entry_point, str) and vector_entry_point.startswith("gymnasium."):
-        if max_episode_steps is not None:
-            kwargs["max_episode_steps"] = max_episode_steps
-        env = gym.make_vec(target, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    spec = as_env_spec(spec)
+    target = resolve_env(spec.id)
+    kwargs = dict(spec.env_config)
+    if spec.atari is not None:
+        env_id = _ale_id(spec, target)
+        env = atari_env(gym.make(env_id, **ale_kwargs(spec.atari, kwargs)), spec.atari, spec.max_episode_steps)
+    elif isinstance(target, str):
+        env = gym.make(target, max_episode_steps=spec.max_episode_steps, **kwargs)
     else:
-        env = gym.vector.SyncVectorEnv(
-            [lambda: make_env(env_id, kwargs, max_episode_steps) for _ in range(num_envs)],
-            autoreset_mode=AutoresetMode.NEXT_STEP,
-        )
-    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
-    if mode != AutoresetMode.NEXT_STEP:
-        raise EnvError(f"env '{env_id}' vectorizes with autoreset mode {mode}; rlrun needs NEXT_STEP")
+        env = target(**kwargs)
+        if spec.max_episode_steps is not None:
+            env = gym.wrappers.TimeLimit(env, spec.max_episode_steps)
+    for wrapper in spec.wrappers:
+        env = wrapper.resolve()(env, **wrapper.kwargs)
     return env
 
 
-def env_spaces(env_id: str, env_config: Mapping[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:
+def make_vector_env(spec: EnvSpec | str, num_envs: int, *, seed: int | None = None) -> gym.vector.VectorEnv:
+    """`num_envs` copies of the env as one vector env with NEXT_STEP autoreset, by `spec.backend`.
+
+    `sync` steps the copies in this process: a `SyncVectorEnv` of `make_env`, or gymnasium's own vector entry
+    point where the id has one and nothing is wrapped (CartPole's vectorizes the very env that `gym.make`
+    builds; other packages' are other envs: ALE's AtariVectorEnv preprocesses on its own, with other kwargs).
+    `async` runs each copy in a process of its own (`AsyncVectorEnv`), `envpool` in envpool's threads. `seed`
+    is for envpool, which is seeded when it is built; gymnasium's vector envs are seeded by `reset(seed=...)`.
+    """
+    spec = as_env_spec(spec)
+    target = resolve_env(spec.id)
+    if spec.backend == "envpool":
+        from rlrun.env.envpool_env import EnvpoolVectorEnv
+
+        if not isinstance(target, str):
+            raise EnvError(f"env.backend=envpool runs registered Atari and MuJoCo ids, not a class ('{spec.id}')")
+        env: gym.vector.VectorEnv = EnvpoolVectorEnv(spec, target, num_envs, seed)
+    elif spec.backend == "async":
+        env = gym.vector.AsyncVectorEnv([functools.partial(make_env, spec) for _ in range(num_envs)],
+                                        autoreset_mode=AutoresetMode.NEXT_STEP)
+    else:
+        vector_entry_point = gym.spec(target).vector_entry_point if isinstance(target, str) else None
+        plain = spec.atari is None and not spec.wrappers
+        if plain and isinstance(vector_entry_point, str) and vector_entry_point.startswith("gymnasium."):
+            kwargs = dict(spec.env_config)
+            if spec.max_episode_steps is not None:
+                kwargs["max_episode_steps"] = spec.max_episode_steps
+            env = gym.make_vec(target, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+        else:
+            env = gym.vector.SyncVectorEnv([functools.partial(make_env, spec) for _ in range(num_envs)],
+                                           autoreset_mode=AutoresetMode.NEXT_STEP)
+    mode = env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if mode != AutoresetMode.NEXT_STEP:
+        env.close()
+        raise EnvError(f"env '{spec.id}' vectorizes with autoreset mode {mode}; rlrun needs NEXT_STEP")
+    return env
+
+
+def env_spaces(spec: EnvSpec | str) -> tuple[gym.Space, gym.Space]:
     """(observation space, action space) of one env, building it once to read them."""
-    env = make_env(env_id, env_config)
+    env = make_env(spec)
     try:
         return env.observation_space, env.action_space
     finally:
         env.close()
+
+
+def check_env_spec(spec: EnvSpec) -> None:
+    """EnvError naming the key, for what the spec asks that its env cannot do, before any env is built:
+    Atari preprocessing of a non-ALE env, an env envpool does not run, a wrapper that is no wrapper class."""
+    target = resolve_env(spec.id)
+    if spec.atari is not None:
+        _ale_id(spec, target)
+        ale_kwargs(spec.atari, dict(spec.env_config))
+    if spec.backend == "envpool":
+        from rlrun.env.envpool_env import envpool_task
+
+        if not isinstance(target, str):
+            raise EnvError(f"env.backend=envpool runs registered Atari and MuJoCo ids, not a class ('{spec.id}')")
+        envpool_task(spec, target)
+    for i, wrapper in enumerate(spec.wrappers):
+        wrapper.resolve(f"env.wrappers[{i}]")
+
+
+def _ale_id(spec: EnvSpec, target: str | Callable[..., gym.Env]) -> str:
+    """The resolved id of an env that env.atari preprocesses; EnvError if it is no ALE env."""
+    if not (isinstance(target, str) and is_ale_id(target)):
+        raise EnvError(f"env.atari preprocesses Atari games (ALE ids such as ALE/Pong-v5); '{spec.id}' is not one: "
+                       "set env.atari=null or an ALE env.id")
+    return target

@@ -6,6 +6,16 @@ after an episode ends only resets that sub-env, so its row gets
 `loss_mask = 0`, and the row before it holds the episode's true final
 observation in the next row's `obs` -- which is exactly what bootstrapping a
 truncated episode needs, with no extra forward pass.
+
+Observations keep their space's dtype through the batch (uint8 frames stay
+uint8 up to the learner's device, where the model casts them); floating-point
+observations are float32, the networks' precision (a float64 space, as MuJoCo's,
+is stored as float32). With `observation_filter=MeanStdFilter` the batch holds
+the filter's float32 output.
+
+With `env.atari` the runner also derives Atari's training-only signals, a
+terminal row per lost life and clipped rewards (rlrun/env/training_signals.py);
+the episodes it reports are the env's own, whole games with their real scores.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.env import env_state
 from rlrun.env.env_creation import make_vector_env
 from rlrun.env.normalization import NORMALIZATION_KEY, RAW_COLUMNS, Normalizer
+from rlrun.env.training_signals import TrainingSignals
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
@@ -30,6 +41,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("rlrun")
 # Env runner `worker_index` seeds with `config.seed + WORKER_SEED_STRIDE * worker_index`, its sub-envs with that + j.
 WORKER_SEED_STRIDE = 10_000
+# Where the training signals' state (lives) sits in the episodes in flight.
+SIGNALS_KEY = "training_signals"
+
+
+def buffer_dtype(space: gym.Space) -> np.dtype:
+    """The dtype a batch stores observations of `space` in: the space's own, float32 for any float."""
+    dtype = np.dtype(space.dtype) if space.dtype is not None else np.dtype(np.float32)
+    return np.dtype(np.float32) if dtype.kind == "f" else dtype
 
 
 class EnvRunner:
@@ -39,14 +58,19 @@ class EnvRunner:
         self.config = config
         self.worker_index = worker_index
         self.num_envs = num_envs or config.num_envs_per_env_runner
-        self.env = make_vector_env(config.env, self.num_envs, config.env_config, config.max_episode_steps)
+        self.env_spec = config.env_spec()
+        self._seed = config.seed + WORKER_SEED_STRIDE * worker_index
+        self.env = make_vector_env(self.env_spec, self.num_envs, seed=self._seed)
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
         self.module = config.build_rl_module(self.observation_space, self.action_space)
         self.module.eval()
-        self._seed = config.seed + WORKER_SEED_STRIDE * worker_index
         self._generator = torch.Generator().manual_seed(self._seed)
         self.normalizer = Normalizer(config, self.observation_space.shape, self.num_envs)
+        # The env's observation dtype, and the batch's (the filter's float32 when it normalizes observations).
+        self._env_obs_dtype = buffer_dtype(self.observation_space)
+        self._obs_dtype = np.dtype(np.float32) if self.normalizer.filter_observations else self._env_obs_dtype
+        self.training_signals = TrainingSignals.from_spec(self.env_spec, self.num_envs)
         self._obs: np.ndarray | None = None
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._episode_return = np.zeros(self.num_envs)
@@ -58,8 +82,10 @@ class EnvRunner:
             self._action_low, self._action_high = self.action_space.low, self.action_space.high
 
     def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
-        obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
-        self._raw_obs = np.asarray(obs, dtype=np.float32)
+        obs, infos = self.env.reset(seed=self._seed if seed is None else seed)
+        if self.training_signals is not None:
+            self.training_signals.reset(infos)
+        self._raw_obs = np.asarray(obs, dtype=self._env_obs_dtype)
         self._obs = self.normalizer.observations(self._raw_obs, update_normalization)
         self.normalizer.reset_returns()
         self._prev_done[:] = False
@@ -68,7 +94,7 @@ class EnvRunner:
 
     def sample(
         self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True,
-        keep_raw: bool = False,
+        keep_raw: bool = False, training_signals: bool = True,
     ) -> dict[str, np.ndarray]:
         """Step every sub-env `T` times; `T = ceil(num_timesteps / num_envs)` or the fragment length.
 
@@ -78,12 +104,14 @@ class EnvRunner:
         `keep_raw=True` (recording) also returns the env's own observations and rewards (`RAW_COLUMNS`)
         when normalisation changes them; the raw observation is not checkpointed, so it is only for
         episodes started in this process (`sample_episodes` starts fresh ones).
+        `training_signals=False` leaves out Atari's training-only signals (life-loss terminals, clipped
+        rewards): the batch is then the game as played (evaluation, recording).
         """
         if self._obs is None:
             self._reset(update_normalization=update_normalization)
         steps = math.ceil(num_timesteps / self.num_envs) if num_timesteps else self.config.get_rollout_fragment_length()
         num_envs = self.num_envs
-        obs_buf = np.empty((steps, num_envs, *self._obs.shape[1:]), dtype=np.float32)
+        obs_buf = np.empty((steps, num_envs, *self._obs.shape[1:]), dtype=self._obs_dtype)
         act_buf = np.empty((steps, num_envs, *self.action_space.shape), dtype=self.action_space.dtype)
         logp_buf = np.empty((steps, num_envs), dtype=np.float32)
         rew_buf = np.empty((steps, num_envs), dtype=np.float32)
@@ -93,7 +121,9 @@ class EnvRunner:
         dist_buf: np.ndarray | None = None
         raw = keep_raw and self.normalizer.enabled
         if raw:
-            raw_obs_buf, raw_rew_buf = np.empty_like(obs_buf), np.empty_like(rew_buf)
+            raw_obs_buf = np.empty((steps, num_envs, *self._raw_obs.shape[1:]), dtype=self._env_obs_dtype)
+            raw_rew_buf = np.empty_like(rew_buf)
+        signals = self.training_signals if training_signals else None
         forward = self.module.forward_exploration if explore else self.module.forward_inference
         dist_cls = (
             self.module.get_exploration_action_dist_cls() if explore else self.module.get_inference_action_dist_cls()
@@ -112,15 +142,21 @@ class EnvRunner:
             dist_buf[t] = dist_inputs.numpy()
             act_buf[t] = actions.numpy()
             logp_buf[t] = logp.numpy()
-            obs, reward, terminated, truncated, _ = self.env.step(self._env_actions(act_buf[t]))
-            self._raw_obs = np.asarray(obs, dtype=np.float32)
+            obs, reward, terminated, truncated, infos = self.env.step(self._env_actions(act_buf[t]))
+            self._raw_obs = np.asarray(obs, dtype=self._env_obs_dtype)
             self._obs = self.normalizer.observations(self._raw_obs, update_normalization)
             if raw:
                 raw_rew_buf[t] = reward
             done = terminated | truncated
-            rew_buf[t] = self.normalizer.rewards(reward, ~self._prev_done, done, update_normalization)
-            term_buf[t], trunc_buf[t] = terminated, truncated
-            mask_buf[t] = ~self._prev_done
+            live = ~self._prev_done
+            train_reward, train_terminated = reward, terminated
+            if signals is not None:
+                train_reward, train_terminated = signals.step(reward, terminated, infos, live)
+            elif self.training_signals is not None:
+                self.training_signals.step(reward, terminated, infos, live)  # keep its lives current
+            rew_buf[t] = self.normalizer.rewards(train_reward, live, done, update_normalization)
+            term_buf[t], trunc_buf[t] = train_terminated, truncated
+            mask_buf[t] = live
             self._track_episodes(reward, done)
         batch = {
             Columns.OBS: obs_buf,
@@ -176,7 +212,7 @@ class EnvRunner:
         recorded = []
         while len(returns) < num_episodes:
             batch = self.sample(num_timesteps=self.num_envs * 64, explore=explore, update_normalization=False,
-                                keep_raw=record)
+                                keep_raw=record, training_signals=False)
             if collector is not None:
                 collector.add(batch)
             metrics = self.get_metrics()
@@ -227,7 +263,8 @@ class EnvRunner:
         if self._obs is not None:
             in_flight = self._capture_episodes()
             if in_flight is None:
-                log.info("the state of env %s is not plain data; a resumed run starts fresh episodes", self.config.env)
+                log.info("the state of env %s is not plain data; a resumed run starts fresh episodes",
+                         self.env_spec.id)
             else:
                 state["episodes_in_flight"] = in_flight
         return state
@@ -243,15 +280,18 @@ class EnvRunner:
             "episode_return": self._episode_return.copy(),
             "episode_len": self._episode_len.copy(),
             "prev_done": self._prev_done.copy(),
+            **({SIGNALS_KEY: self.training_signals.get_state()} if self.training_signals is not None else {}),
         }
 
     def _restore_episodes(self, in_flight: dict[str, Any]) -> None:
         """Continue the episodes `_capture_episodes` saw."""
         env_state.restore(self.env, in_flight["env"])
-        self._obs = np.array(in_flight["obs"], dtype=np.float32)
+        self._obs = np.array(in_flight["obs"], dtype=self._obs_dtype)
         self._episode_return = np.array(in_flight["episode_return"], dtype=np.float64)
         self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
         self._prev_done = np.array(in_flight["prev_done"], dtype=bool)
+        if self.training_signals is not None and SIGNALS_KEY in in_flight:
+            self.training_signals.set_state(in_flight[SIGNALS_KEY])
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Continue from `get_state()`; an env whose state could not be captured restarts its episodes.
@@ -267,7 +307,7 @@ class EnvRunner:
             self._restore_episodes(in_flight)
         elif state["sampling"]:
             log.warning("env %s: episodes in flight at the checkpoint cannot be restored; starting fresh ones",
-                        self.config.env)
+                        self.env_spec.id)
             # A seed drawn from the restored RNG: deterministic, and not a replay of the run's first episodes.
             self._reset(seed=int(torch.randint(2**31 - 1, (1,), generator=self._generator)))
 

@@ -164,7 +164,7 @@ def _spaces_only(config: AlgorithmConfig) -> gym.Env | ModuleSpaces:
     """An env (or a multi-agent env's per-module spaces) that only tells the learners its spaces."""
     env = config.make_multi_agent_env()
     if env is None:
-        return make_env(config.env, config.env_config, config.max_episode_steps)
+        return make_env(config.env_spec())
     try:
         mapping = config.build_policy_mapping(env)
     finally:

@@ -78,9 +78,8 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
         video = None
         if request.video:
             video = record_video(
-                runner.module, runner.normalizer, config.env, config.env_config, config.max_episode_steps,
-                request.video_episodes, config.seed, run_dir / VIDEOS_DIR / f"{checkpoint.name}_{stamp}",
-                request.video_format,
+                runner.module, runner.normalizer, config.env_spec(), request.video_episodes, config.seed,
+                run_dir / VIDEOS_DIR / f"{checkpoint.name}_{stamp}", request.video_format,
                 runner.mapping.agent_to_module if isinstance(runner, MultiAgentEnvRunner) else None,
             )
         dataset = None

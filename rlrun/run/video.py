@@ -21,6 +21,7 @@ import torch
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
 from rlrun.env.env_creation import EnvError, has_display, headless_gl_problem, make_env
+from rlrun.env.env_spec import EnvSpec, as_env_spec
 from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.normalization import Normalizer
 from rlrun.extras import install_hint
@@ -36,9 +37,7 @@ def mp4_available() -> bool:
 def record_video(
     module: Any,
     normalizer: Normalizer,
-    env_id: str,
-    env_config: dict[str, Any],
-    max_episode_steps: int | None,
+    env: EnvSpec | str,
     episodes: int,
     seed: int,
     stem: Path,
@@ -49,15 +48,19 @@ def record_video(
 
     The policy sees observations through `normalizer` (the evaluation runner's, frozen), as in training.
     A multi-agent env (`agent_to_module` given, `module` a MultiRLModule) is played as a PettingZoo env.
+    `env` is the run's env spec (its Atari preprocessing and wrappers make what the policy sees; the film shows
+    the game's own frames), or an env id.
     """
     if video_format == "mp4" and not mp4_available():
         raise ConfigError(f"video_format=mp4 needs imageio and imageio-ffmpeg ({install_hint('video')}); "
                           "use video_format=gif or auto")
     # Off-screen frames need no display; without this pygame's SDL complains on headless machines.
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    render_config = {**env_config, "render_mode": "rgb_array"}
+    spec = as_env_spec(env)
+    env_id = spec.id
+    render_config = {**spec.env_config, "render_mode": "rgb_array"}
     if agent_to_module is None:
-        env = make_env(env_id, render_config, max_episode_steps)
+        env = make_env(spec.replace(env_config=render_config))
         play = functools.partial(_play, module, normalizer, env)
     else:
         env = make_parallel_env(env_id, render_config)

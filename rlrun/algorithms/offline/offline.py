@@ -71,7 +71,7 @@ class OfflineConfig(AlgorithmConfig):
 
         try:
             info = dataset_info(self.dataset)
-            check_spaces(info, self.env, *env_spaces(self.env, self.env_config))
+            check_spaces(info, self.env, *env_spaces(self.env_spec()))
         except OfflineDataError as e:
             raise ConfigError(str(e)) from None
         episodes = len(info.episode_lengths)

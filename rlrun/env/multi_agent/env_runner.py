@@ -7,7 +7,8 @@ all of its columns. An agent that has left the env (done early) or has not joine
 is not live: its rows get `loss_mask = 0` and keep its last observation, which is the
 bootstrap observation its truncated episode needs. When every agent of a copy has
 left, the copy resets on the next step, a row masked for all of its agents: the same
-NEXT_STEP convention as the single-agent EnvRunner.
+NEXT_STEP convention as the single-agent EnvRunner. Observations keep their space's dtype
+(`buffer_dtype`: uint8 stays uint8, floats are float32), as in the single-agent EnvRunner.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from rlrun.core.columns import Columns
 from rlrun.core.rl_module import MultiRLModule
 from rlrun.env import env_state
-from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner
+from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner, buffer_dtype
 from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.multi_agent.mapping import ModuleSpaces, PolicyMapping, has_state
 from rlrun.env.normalization import Normalizer
@@ -48,7 +49,9 @@ class MultiAgentEnvRunner(EnvRunner):
         self.config = config
         self.worker_index = worker_index
         self.num_envs = num_envs or config.num_envs_per_env_runner
-        self.envs = [make_parallel_env(config.env, config.env_config) for _ in range(self.num_envs)]
+        self.env_spec = config.env_spec()
+        self.training_signals = None  # Atari's are single-agent (validated)
+        self.envs = [make_parallel_env(self.env_spec.id, self.env_spec.env_config) for _ in range(self.num_envs)]
         self.mapping: PolicyMapping = config.build_policy_mapping(self.envs[0])
         self.env = ModuleSpaces(self.mapping.observation_spaces(), self.mapping.action_spaces())
         self.module = MultiRLModule({m: config.build_rl_module(*self.mapping.spaces[m]) for m in self.mapping.modules})
@@ -70,7 +73,7 @@ class MultiAgentEnvRunner(EnvRunner):
 
     def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
         seed = self._seed if seed is None else seed
-        self._obs = {m: np.zeros((len(cols), *self._obs_space(m).shape), dtype=np.float32)
+        self._obs = {m: np.zeros((len(cols), *self._obs_space(m).shape), dtype=buffer_dtype(self._obs_space(m)))
                      for m, cols in self.columns.items()}
         self._live = {m: np.zeros(len(cols), dtype=bool) for m, cols in self.columns.items()}
         self._resetting = np.zeros(self.num_envs, dtype=bool)
@@ -153,7 +156,7 @@ class MultiAgentEnvRunner(EnvRunner):
                  if self._central else {})
         return {
             **state,
-            Columns.OBS: np.empty((steps, cols, *obs_space.shape), dtype=np.float32),
+            Columns.OBS: np.empty((steps, cols, *obs_space.shape), dtype=buffer_dtype(obs_space)),
             Columns.ACTIONS: np.empty((steps, cols, *act_space.shape), dtype=act_space.dtype),
             Columns.ACTION_LOGP: np.empty((steps, cols), dtype=np.float32),
             Columns.REWARDS: np.zeros((steps, cols), dtype=np.float32),
@@ -256,7 +259,7 @@ class MultiAgentEnvRunner(EnvRunner):
     def _restore_episodes(self, in_flight: dict[str, Any]) -> None:
         for env, snapshot in zip(self.envs, in_flight["envs"], strict=True):
             env_state.restore(env, snapshot)
-        self._obs = {m: np.array(o, dtype=np.float32) for m, o in in_flight["obs"].items()}
+        self._obs = {m: np.array(o, dtype=buffer_dtype(self._obs_space(m))) for m, o in in_flight["obs"].items()}
         self._live = {m: np.array(live, dtype=bool) for m, live in in_flight["live"].items()}
         self._resetting = np.array(in_flight["resetting"], dtype=bool)
         self._agent_return = [defaultdict(float, {a: float(r) for a, r in returns.items()})
