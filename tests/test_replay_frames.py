@@ -50,6 +50,12 @@ class StackedFrameEnvs:
         pad = {"reset": frame, "zero": np.zeros_like(frame), "other": np.full_like(frame, 7)}[self.padding]
         return deque([pad] * (K - 1) + [frame], maxlen=K)
 
+    def restart(self) -> None:
+        """New episodes in every sub-env, as a resumed env runner that could not restore its episodes starts."""
+        self.stacks = [self._reset(env) for env in range(len(self.stacks))]
+        self.left = [self._episode_length() for _ in self.stacks]
+        self.prev_done[:] = False
+
     def _episode_length(self) -> int:
         return int(self.rng.integers(1, 12))
 
@@ -132,6 +138,10 @@ def test_rebuilt_stacks_equal_whole_stacks(padding: str, channels: int, n_step: 
         batch = envs.fragment(int(envs.rng.integers(1, 6)))
         if i == 25:  # a failed env runner: every stream is cut, two of them go on mid-episode
             batch = {k: v[:, :1] for k, v in batch.items()}
+        if i == 32:  # the env runner restarted its episodes: the frame buffer sees it and cuts the streams
+            envs.restart()
+            batch = envs.fragment(3)
+            whole._cut_streams()
         for buffer in (frames, whole, restored):
             if buffer is not None:
                 buffer.add(batch)

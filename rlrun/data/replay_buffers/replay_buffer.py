@@ -33,8 +33,10 @@ older slots all equal to the newest frame are gymnasium's `"reset"` padding, all
 zero envpool's zero padding; any other older slots (an episode entered mid-way
 after a stream cut or a resume, another padding scheme) are kept as they are for
 that one row. So a rebuilt stack is always exactly what the env runner saw. A
-later row whose older frames are not the previous stack shifted by one frame is
-refused (the env does not stack K frames on axis 0). A row starts a transition
+fragment's first row that does not continue its column's stack (the env runner
+restarted its episodes) cuts that stream as a failed env runner's fragment does;
+a later row whose older frames are not the previous stack shifted by one frame
+is refused (the env does not stack K frames on axis 0). A row starts a transition
 only while every row its stack reads is still in the ring -- the oldest rows'
 histories are evicted first -- and its next observation reads only newer rows.
 """
@@ -128,12 +130,16 @@ class ReplayBuffer:
     def _cut_streams(self) -> None:
         """End every stream at the newest row, as an autoreset would: the step before it is truncated (it
         bootstraps from the newest row's observation) and the newest row starts no transition."""
+        self._cut_envs(np.arange(self.num_envs))
+        self._on_add(np.array([(self._pos - 1) % self._rows]))
+
+    def _cut_envs(self, envs: np.ndarray) -> None:
+        """`_cut_streams` for the streams of `envs` only, without refreshing priorities (the caller does)."""
         newest = (self._pos - 1) % self._rows
         if self._size >= 2:
-            self._storage[Columns.TRUNCATEDS][(newest - 1) % self._rows] = True
-        self._evicted += int(self._storage[Columns.LOSS_MASK][newest].sum())
-        self._storage[Columns.LOSS_MASK][newest] = False
-        self._on_add(np.array([newest]))
+            self._storage[Columns.TRUNCATEDS][(newest - 1) % self._rows, envs] = True
+        self._evicted += int(self._storage[Columns.LOSS_MASK][newest, envs].sum())
+        self._storage[Columns.LOSS_MASK][newest, envs] = False
 
     def _allocate(self, batch: Mapping[str, np.ndarray]) -> None:
         obs = np.asarray(batch[Columns.OBS])
@@ -158,6 +164,8 @@ class ReplayBuffer:
         older slots to keep, by (fragment step, sub-env), of episode starts padded neither way.
 
         Checks the whole fragment before anything is written, so a refused fragment leaves the buffer as it was.
+        A first row that does not continue its sub-env's stored stream (the env runner restarted its episodes:
+        a resume that could not restore them) cuts that stream, as `_cut_streams` does.
         """
         obs, mask = columns[Columns.OBS], columns[Columns.LOSS_MASK]
         steps, envs, k = obs.shape[0], obs.shape[1], self.frame_stack
@@ -177,12 +185,18 @@ class ReplayBuffer:
             last_stack = self._frame_stacks(np.full(envs, last), np.arange(envs))
             shifted[0] = _all_equal(obs[0, :, :-1], last_stack[:, 1:], 1)
         shifted[1:] = _all_equal(obs[1:, :, :-1], obs[:-1, :, 1:], 2)
-        bad = np.argwhere(~starts & ~shifted)
+        bad = np.argwhere(~starts[1:] & ~shifted[1:])
         if len(bad):
             t, env = bad[0]
-            raise ValueError(f"frame_stack={k}: the observation of sub-env {env} at step {t} of a fragment is not "
-                             f"the previous step's stack shifted by one frame; the env must stack {k} frames on "
-                             "axis 0, newest last (env.atari.frame_stack), with no observation filter")
+            raise ValueError(f"frame_stack={k}: the observation of sub-env {env} at step {t + 1} of a fragment is "
+                             f"not the previous step's stack shifted by one frame; the env must stack {k} frames "
+                             "on axis 0, newest last (env.atari.frame_stack), with no observation filter")
+        broken = np.flatnonzero(~starts[0] & ~shifted[0])
+        if len(broken):
+            log.warning("replay buffer: the observations of sub-env(s) %s do not continue their stored streams "
+                        "(the env runner restarted their episodes); those streams are cut here", broken.tolist())
+            self._cut_envs(broken)
+            starts[0, broken] = True
         start_t, start_env = np.nonzero(starts)
         older = obs[start_t, start_env, :-1]
         reset = _all_equal(older, obs[start_t, start_env, -1:], 1)
