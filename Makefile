@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
 	$(PY) -m pip install -q torch==2.13.0
 	# The tracker extras too: tests/test_trackers.py runs a real MLflow server and W&B offline.
-	$(PY) -m pip install -q -e ".[dev,docs,mlflow,wandb,multiagent,atari,mujoco,minigrid]"
+	$(PY) -m pip install -q -e ".[dev,docs,mlflow,wandb,multiagent,atari,mujoco,minigrid,envpool]"
 	# gymnasium's render extras bring pygame, mpe2 brings pygame-ce: both install the `pygame` module into one
 	# folder, so whichever pip wrote last wins file by file. pygame-ce alone, written whole, renders both.
 	$(PY) -m pip uninstall -q -y pygame

@@ -80,8 +80,8 @@ def test_missing_registering_package_is_one_line_in_the_cli(tmp_path: Path) -> N
     assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
     assert proc.stderr.splitlines() == [
         "rlrun: error: env.id: env 'ALE/Pong-v5' is registered by the package ale_py, which cannot be imported "
-        "(import of ale_py halted; None in sys.modules); pip install 'ale-py>=0.9' (rlrun's 'atari' extra: "
-        "pip install '.[atari]' in rlrun's clone)"
+        "(import of ale_py halted; None in sys.modules); pip install 'ale-py>=0.9' 'opencv-python-headless>=4.8' "
+        "(rlrun's 'atari' extra: pip install '.[atari]' in rlrun's clone)"
     ]
     assert not (tmp_path / "run").exists()
 
@@ -90,7 +90,8 @@ def test_each_missing_package_names_its_extra(tmp_path: Path) -> None:
     """The same for every known package, and for gymnasium's own MuJoCo ids (registered, but gym.make would
     fail deep inside without the mujoco package)."""
     expected = {
-        "ale_py:ALE/Pong-v5": ["module 'ale_py'", "pip install 'ale-py>=0.9' (rlrun's 'atari' extra"],
+        "ale_py:ALE/Pong-v5": ["module 'ale_py'",
+                               "pip install 'ale-py>=0.9' 'opencv-python-headless>=4.8' (rlrun's 'atari' extra"],
         "MiniGrid-Empty-5x5-v0": ["package minigrid", "pip install 'minigrid>=2.3' (rlrun's 'minigrid' extra"],
         "BabyAI-GoToRedBall-v0": ["package minigrid", "pip install 'minigrid>=2.3' (rlrun's 'minigrid' extra"],
         "HalfCheetah-v5": ["needs the package mujoco", "pip install 'gymnasium[mujoco]>=1.0' (rlrun's 'mujoco' extra"],

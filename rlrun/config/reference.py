@@ -22,6 +22,12 @@ def section_schema(section: str) -> tuple[type, type | None]:
     from rlrun.algorithms.registry import algorithm_schemas
 
     group, _, option = section.partition("=")
+    parent, _, child = group.rpartition(".")
+    if parent and not option:  # a nested section of another (`env.atari`)
+        nested = nested_schema(schema_hints(section_schema(parent)[0]).get(child))
+        if nested is None:
+            raise ConfigError(f"no config section {section!r}: {parent} has no nested section {child!r}")
+        return nested, None
     if group == "algo" and option in algorithm_schemas():
         return algorithm_schemas()[option], None
     if group == "logger" and option in LOGGER_SCHEMAS:
@@ -56,6 +62,8 @@ def _fields(schema: type, prefix: str, left_out: set[str]) -> list[tuple[str, da
         dotted = f"{prefix}.{f.name}"
         nested = nested_schema(hints[f.name])
         if nested is not None:
+            if is_optional(hints[f.name]):  # a section that may be null has a row of its own: null turns it off
+                out.append((dotted, f, hints[f.name]))
             out += _fields(nested, dotted, set())
         else:
             out.append((dotted, f, hints[f.name]))

@@ -259,6 +259,9 @@ def check_env_spec(spec: EnvSpec) -> None:
     if spec.atari is not None:
         _ale_id(spec, target)
         ale_kwargs(spec.atari, dict(spec.env_config))
+        if spec.backend != "envpool" and not _installed("cv2"):
+            raise EnvError(f"env.atari resizes frames with OpenCV (gymnasium's AtariPreprocessing), which is not "
+                           f"installed; {install_hint('atari')}")
     if spec.backend == "envpool":
         from rlrun.env.envpool_env import envpool_task
 
