@@ -242,3 +242,50 @@ def test_real_atari_frames_are_rebuilt_exactly() -> None:
     assert frames._added > 150 and frames._storage[Columns.LOSS_MASK].size - frames._storage[
         Columns.LOSS_MASK].sum() >= 2  # wrapped, with episode ends in the ring
     assert frames.bytes_per_env_step() < whole.bytes_per_env_step() / 3.9
+
+
+def test_off_policy_algorithms_store_atari_frames_once() -> None:
+    from rlrun.algorithms.dqn import DQNConfig
+    from rlrun.algorithms.sac import SACConfig
+
+    assert DQNConfig().environment("ALE/Pong-v5", atari={"frame_stack": 3}).build_replay_buffer().frame_stack == 3
+    assert DQNConfig().environment("ALE/Pong-v5", atari=True).training(
+        replay_buffer={"type": "prioritized"}).build_replay_buffer().frame_stack == 4
+    assert DQNConfig().environment("CartPole-v1").build_replay_buffer().frame_stack == 1
+    assert SACConfig().environment("Pendulum-v1").build_replay_buffer().frame_stack == 1
+
+
+@pytest.mark.slow
+def test_dqn_on_atari_replays_uint8_frames_and_checkpoints_them_exactly(tmp_path) -> None:
+    """A real DQN run on Pong: frames in the buffer, uint8 stacks in the train batch, an exact checkpoint; the
+    resumed env runner restarts its games (ALE state is not plain data), which cuts the streams."""
+    from rlrun.algorithms.dqn import DQNConfig
+
+    def config() -> DQNConfig:
+        return (DQNConfig().environment("ALE/Pong-v5", atari=True)
+                .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=4)
+                .training(train_batch_size=8, num_steps_sampled_before_learning_starts=16, n_step=3,
+                          replay_buffer={"type": "prioritized", "capacity": 64})
+                .debugging(seed=0))
+
+    algo = config().build_algo()
+    restored = config().build_algo()
+    try:
+        for _ in range(12):
+            result = algo.train()
+        assert result["learners"] and 7056 < result["replay_buffer"]["bytes_per_env_step"] < 7100
+        frames = algo.replay_buffer.get_state()["storage"][Columns.OBS]
+        assert frames.shape == (32, 2, 1, 84, 84) and frames.dtype == np.uint8
+        batch = algo.replay_buffer.sample(8, n_step=3)
+        assert batch[Columns.OBS].shape == (8, 4, 84, 84) and batch[Columns.NEXT_OBS].dtype == np.uint8
+        algo.save_to_path(tmp_path)
+        restored.restore_from_path(tmp_path)
+        saved, loaded = algo.replay_buffer.get_state(), restored.replay_buffer.get_state()
+        for key, value in saved["storage"].items():
+            assert loaded["storage"][key].dtype == value.dtype
+            np.testing.assert_array_equal(loaded["storage"][key], value, err_msg=key)
+        restored.train()
+        assert restored.replay_buffer.sample(8, n_step=3)[Columns.OBS].dtype == np.uint8
+    finally:
+        algo.stop()
+        restored.stop()

@@ -220,7 +220,14 @@ class OffPolicyConfig(AlgorithmConfig):
         buffer = self.replay_buffer
         extra = {"alpha": buffer["alpha"], "epsilon": buffer["epsilon"]} if buffer["type"] == "prioritized" else {}
         num_envs = max(1, self.num_env_runners) * self.num_envs_per_env_runner
-        return REPLAY_BUFFERS[buffer["type"]](buffer["capacity"], seed=self.seed, num_envs=num_envs, **extra)
+        return REPLAY_BUFFERS[buffer["type"]](buffer["capacity"], seed=self.seed, num_envs=num_envs,
+                                              frame_stack=self.frame_stack(), **extra)
+
+    def frame_stack(self) -> int:
+        """Frames each observation stacks on axis 0 (`env.atari.frame_stack`), which the replay buffer stores
+        once each instead of once per stack; 1 without Atari preprocessing (whole observations are stored)."""
+        atari = self.env_spec().atari
+        return 1 if atari is None else atari.frame_stack
 
     def validate(self) -> None:
         super().validate()
