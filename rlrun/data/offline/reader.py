@@ -132,6 +132,9 @@ def episode_rows(
     """One Minari episode as training rows: its n observations before each action (the last one is only a
     next observation) and the discounted return-to-go of each row (to the episode's end).
 
+    Observations keep an integer dtype (uint8 pixels: the module's encoder makes them float on the learner's
+    device, per minibatch); float ones are float32.
+
     With `bootstrap`, each row also gets the episode's final observation and gamma ** (steps to the end),
     0 when the episode terminated: a truncated episode's value target adds the discounted value of where it
     was cut off, so rows late in a cut-off episode are not mistaken for rows before a failure.
@@ -143,7 +146,9 @@ def episode_rows(
         running = float(rewards[t]) + gamma * running
         returns[t] = running
     actions = np.asarray(episode["actions"], dtype=action_space.dtype)
-    observations = np.asarray(episode["observations"], dtype=np.float32)
+    observations = np.asarray(episode["observations"])
+    if np.issubdtype(observations.dtype, np.floating):
+        observations = observations.astype(np.float32, copy=False)  # the learner's float width
     terminations = np.asarray(episode["terminations"], dtype=bool)
     rows = {
         Columns.OBS: observations[:-1],

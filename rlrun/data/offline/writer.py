@@ -3,10 +3,15 @@
 The dataset is written into a temporary directory beside the target and renamed
 into place when complete, so an interrupted recording leaves nothing that
 `offline.dataset` could mistake for a dataset.
+
+Observations keep the env's dtype (uint8 pixels stay uint8, a quarter of float32)
+and exact values: Minari would JPEG-encode image observations, lossily, so that is
+turned off.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import tempfile
@@ -71,8 +76,11 @@ def write_dataset(
     env_spec = gym.spec(env_id) if env_id in gym.registry else None
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        # Minari JPEG-encodes uint8 image spaces (lossy) unless given jpeg_encoding=False, which 0.5.4 takes.
+        lossless = {"jpeg_encoding": False} if "jpeg_encoding" in inspect.signature(MinariStorage.new).parameters \
+            else {}
         storage = MinariStorage.new(tmp / DATA_DIR, observation_space=observation_space, action_space=action_space,
-                                    env_spec=env_spec, data_format="hdf5")
+                                    env_spec=env_spec, data_format="hdf5", **lossless)
         storage.update_metadata({
             "dataset_id": target.name,
             "minari_version": minari.__version__,
@@ -82,7 +90,7 @@ def write_dataset(
         storage.update_episodes(
             EpisodeBuffer(
                 id=i,
-                observations=e.observations,
+                observations=_in_space_dtype(e.observations, observation_space),
                 actions=e.actions,
                 rewards=e.rewards,
                 terminations=e.terminations,
@@ -96,3 +104,11 @@ def write_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _in_space_dtype(observations: np.ndarray, space: gym.Space) -> np.ndarray:
+    """Observations of an integer Box (pixels) in its dtype: an env runner may hand them over as float32, which
+    holds every uint8 value exactly. Float observations are written as they come."""
+    if isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.integer):
+        return np.asarray(observations, dtype=space.dtype)
+    return observations
