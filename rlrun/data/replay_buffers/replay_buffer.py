@@ -234,11 +234,17 @@ class ReplayBuffer:
         frame storage only while every row their stack reads is stored)."""
         if not self._storage:
             return np.zeros((0, 0), dtype=bool)
-        return self._sampleable_rows(np.arange(self._rows))
+        # Whole-array operations, no fancy indexing: uniform sampling calls this on every sample (1M slots: ~1 ms).
+        ok = self._storage[Columns.LOSS_MASK].astype(bool)  # rows never written hold loss_mask 0
+        ok[(self._pos - 1) % self._rows] = False
+        if self.frame_stack > 1:  # only the K - 1 oldest rows can have stacks reaching past the ring's start
+            oldest = self._oldest_rows(min(self.frame_stack - 1, self._size))
+            ok[oldest] &= self._storage[FRAME_DEPTH][oldest] <= np.arange(1, len(oldest) + 1)[:, None]
+        return ok
 
     def _sampleable_rows(self, rows: np.ndarray) -> np.ndarray:
         """`sampleable()` of `rows` only (`[len(rows), envs]`)."""
-        ok = self._storage[Columns.LOSS_MASK][rows].astype(bool)  # rows never written hold loss_mask 0
+        ok = self._storage[Columns.LOSS_MASK][rows].astype(bool)
         ok[rows == (self._pos - 1) % self._rows] = False
         if self.frame_stack > 1:
             age = (rows - (self._pos - self._size)) % self._rows  # rows stored before this one
