@@ -50,7 +50,7 @@ EXPECTED_OPTIONS = {
 ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",
            "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3",
            "multi_cartpole": "rlrun.env.multi_agent.multi_cartpole:MultiCartPole",
-           "simple_spread": "mpe2.simple_spread_v3", "atari": "ALE/Pong-v5"}
+           "simple_spread": "mpe2.simple_spread_v3", "atari": "ALE/Pong-v5", "minigrid": "MiniGrid-DoorKey-5x5-v0"}
 
 
 def group_options(group: str) -> list[str]:

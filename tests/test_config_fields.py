@@ -253,13 +253,14 @@ def test_an_algorithm_keeps_the_range_of_the_keys_it_inherits(algo: str):
 
 def test_schema_choices_match_the_implementations():
     """Choices copied into a schema (it must not import torch or the env package) stay those the code has."""
-    from rlrun.core.rl_module.catalog import ACTIVATIONS, CNN_DENSE
+    from rlrun.core.rl_module.catalog import ACTIVATIONS, CNN_DENSE, CNN_FILTERS
     from rlrun.data.replay_buffers import REPLAY_BUFFERS
     from rlrun.env.normalization import OBSERVATION_FILTERS
 
     assert fields_of(EnvRunnersSchema)["observation_filter"].metadata["choices"] == tuple(OBSERVATION_FILTERS)
     assert fields_of(ModelSchema)["activation"].metadata["choices"] == tuple(sorted(ACTIVATIONS))
     assert set(fields_of(ModelSchema)["cnn"].metadata["choices"]) == set(CNN_DENSE) - {"conv_filters"}
+    assert set(CNN_FILTERS) < set(CNN_DENSE)
     buffer = typing.get_type_hints(algorithm_schemas()["dqn"])["replay_buffer"]
     assert fields_of(buffer)["type"].metadata["choices"] == tuple(sorted(REPLAY_BUFFERS))
     assert fields_of(GROUP_SCHEMAS["logger"])["console"].metadata["choices"] == tuple(m.value for m in ConsoleMode)

@@ -1,6 +1,7 @@
 """The PPO presets meet issue 13's table: each seed reaches its goal within its env-step budget.
 
-Pendulum and Acrobot have training-return goals; both LunarLanders' are on the final greedy evaluation.
+Pendulum, Acrobot and MiniGrid DoorKey have training-return goals; both LunarLanders' are on the final
+greedy evaluation.
 
 Each run goes through the CLI exactly as a user types it and stops at the preset's own
 `stop.return_mean` (the goal) or `stop.timesteps` (the budget), whichever comes first;
@@ -18,6 +19,8 @@ import pytest
 PRESETS = {
     "pendulum_ppo": (-200.0, 150_000),
     "acrobot_ppo": (-90.0, 150_000),
+    # Issue 25: a sparse-reward task from pixels-like observations (MiniGrid's 7x7x3 view, a CNN).
+    "minigrid_doorkey_ppo": (0.9, 200_000),
 }
 
 

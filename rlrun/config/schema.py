@@ -149,9 +149,11 @@ class ModelSchema:
     # the two equal), sorted as the message has always listed them.
     activation: str = key("tanh", "Activation function after each hidden layer.",
                           choices=("elu", "gelu", "relu", "silu", "tanh"))
-    cnn: str = key("nature", "The CNN encoder of image observations (3-d Box, channels first or last): `nature` "
-                   "(Mnih et al. 2015, images of 36x36 and more) or `impala` (the residual network of Espeholt et "
-                   "al. 2018).", choices=("impala", "nature"))
+    cnn: str | None = key(
+        None, "The CNN encoder of image observations (3-d Box, channels first or last): `nature` (Mnih et al. "
+        "2015, images of 36x36 and more), `impala` (the residual network of Espeholt et al. 2018) or `small` "
+        "(three 2x2 convolutions, for MiniGrid's 7x7 view); null = `nature` for images of 36x36 and more, else "
+        "`small`.", choices=("impala", "nature", "small"))
     conv_filters: list[Any] | None = key(
         None, "Explicit conv layers for image observations instead of `cnn`, RLlib's form "
         "`[[out_channels, kernel, stride], ...]` (unpadded, ReLU), e.g. `[[16,2,1],[32,2,1],[64,2,1]]` for "

@@ -7,7 +7,9 @@ Catalog and SB3's `CnnPolicy` do:
 - a vector (any Box that is not image-shaped): flattened, so the MLP sees it as it is;
 - an image (a 3-d Box, channels first `(C, H, W)` or last `(H, W, C)`, or a 2-d uint8 Box as one grey
   channel): a CNN, `model.cnn` (`nature`: Mnih et al. 2015; `impala`: the residual network of Espeholt
-  et al. 2018) or the explicit `model.conv_filters`, then its dense layer.
+  et al. 2018; `small`: three 2x2 convolutions for tiny views such as MiniGrid's; null picks `nature`
+  for images of 36x36 and more, else `small`, as RLlib picks filters by image size) or the explicit
+  `model.conv_filters`, then its dense layer.
 
 Observations reach the networks in the env's dtype (uint8 frames stay uint8 through sampling, replay and
 Ray's object store); the encoder makes them float on whatever device it runs on, and scales uint8 pixels
@@ -38,8 +40,14 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 # CleanRL and SB3), none on top of a CNN, whose own dense layer is the torso (Nature DQN, CleanRL's Atari PPO).
 VECTOR_HIDDENS: tuple[int, ...] = (64, 64)
 # Named CNNs: conv layers `(out_channels, kernel, stride)` and the units of the dense layer after them.
-NATURE_FILTERS: tuple[tuple[int, int, int], ...] = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-CNN_DENSE: dict[str, int] = {"nature": 512, "impala": 256, "conv_filters": 0}
+# `small` is the CNN of rl-starter-files for MiniGrid's 7x7 view (three 2x2 convolutions, without its max-pool).
+CNN_FILTERS: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
+    "small": ((16, 2, 1), (32, 2, 1), (64, 2, 1)),
+}
+CNN_DENSE: dict[str, int] = {"nature": 512, "impala": 256, "small": 0, "conv_filters": 0}
+# With `model.cnn: null`, images at least this large (both sides) get `nature`, smaller ones `small`.
+NATURE_MIN_SIZE = 36
 IMPALA_CHANNELS: tuple[int, ...] = (16, 32, 32)
 # uint8 observations are pixels in [0, 255]; the networks see them in [0, 1].
 PIXEL_SCALE = 1.0 / 255.0
@@ -185,7 +193,8 @@ class Network(nn.Module):
 class Catalog:
     """Builds the encoders and networks of one observation space from the `model` keys.
 
-    Keys read: `hiddens` (null = VECTOR_HIDDENS for vectors, none after a CNN), `activation`, `cnn`,
+    Keys read: `hiddens` (null = VECTOR_HIDDENS for vectors, none after a CNN), `activation`, `cnn` (null =
+    by image size),
     `conv_filters`, `cnn_dense` (null = the CNN's own: CNN_DENSE).
     """
 
@@ -212,13 +221,14 @@ class Catalog:
         (and so without drawing initial weights); ModelError when the images are too small for the CNN."""
         _, height, width, _ = image_layout(self.observation_space.shape)
         filters = self.config.get("conv_filters")
-        kind = "conv_filters" if filters else self.config.get("cnn", "nature")
+        kind = "conv_filters" if filters else (self.config.get("cnn") or (
+            "nature" if min(height, width) >= NATURE_MIN_SIZE else "small"))
         if kind == "impala":
             out_h, out_w = height, width
             for _ in IMPALA_CHANNELS:
                 out_h, out_w = math.ceil(out_h / 2), math.ceil(out_w / 2)
             return kind, (), IMPALA_CHANNELS[-1] * out_h * out_w
-        filters = filters or NATURE_FILTERS
+        filters = filters or CNN_FILTERS[kind]
         out_h, out_w = conv_output_size(height, width, filters, kind)
         return kind, filters, int(filters[-1][0]) * out_h * out_w
 
@@ -249,10 +259,9 @@ def conv_output_size(height: int, width: int, filters: Sequence[Sequence[Any]], 
         k_h, k_w = _pair(kernel)
         out_h, out_w = (out_h - k_h) // int(stride) + 1, (out_w - k_w) // int(stride) + 1
         if out_h < 1 or out_w < 1:
-            hint = ("; give small filters with model.conv_filters, e.g. [[16,2,1],[32,2,1],[64,2,1]]"
-                    if kind == "nature" else "")
-            raise ModelError(f"model.{'cnn=nature' if kind == 'nature' else 'conv_filters'} does not fit "
-                             f"{height}x{width} images: the output of the conv stack would be empty{hint}")
+            key = "conv_filters" if kind == "conv_filters" else f"cnn={kind}"
+            raise ModelError(f"model.{key} does not fit {height}x{width} images: the output of the conv stack "
+                             "would be empty; use model.cnn=small (or null) or smaller model.conv_filters")
     return out_h, out_w
 
 
