@@ -91,6 +91,13 @@ ANCHORS = {
     # both from scripts/simple_spread_baselines.py.
     "simple_spread_mappo": Anchor("MAPPO (Yu et al. 2022), BenchMARL MAPPO; random -81.0, heuristic -46.6",
                                   goal=-63.8, goal_on_eval=True),
+    # Issue 25: pixels. The Atari presets' goals are their stop.return_mean (the game's score, training).
+    "minigrid_doorkey_ppo": Anchor("rl-starter-files PPO (MiniGrid's own baseline) solves DoorKey-5x5 in ~100k "
+                                   "frames"),
+    "pong_ppo": Anchor("CleanRL ppo_atari.py 20.36 ± 0.20 @ 10M; rl-zoo3 PPO 20.99 @ 10M"),
+    "breakout_ppo": Anchor("CleanRL ppo_atari.py 414.7 ± 28.1 @ 10M; rl-zoo3 PPO 398 @ 10M"),
+    "pong_dqn": Anchor("rl-zoo3 DQN 20.6 @ 10M"),
+    "pong_appo": Anchor("RLlib tuned APPO Pong example: 20 @ 10M"),
 }
 
 
