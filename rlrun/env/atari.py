@@ -3,8 +3,10 @@
 `atari_env` turns one ALE env (made with `frameskip=1`) into the agent's view that `env.atari.*` describes:
 gymnasium's `AtariPreprocessing` (no-op starts, frame skip with max-pooling of the last two frames, resize,
 grey), FIRE after reset in games that need it (`FireReset`: gymnasium has no such wrapper), an optional
-TimeLimit counted in agent steps, and `FrameStackObservation` on axis 0. RGB frames are moved channels first
-and their stack flattened to `(3 * frame_stack, H, W)`, the layout envpool gives, so both backends agree.
+TimeLimit counted in agent steps, and `FrameStackObservation` on axis 0, whose slots before an episode's first
+frame repeat that frame (gymnasium's "reset" padding, as envpool's stacks and CleanRL's). RGB frames are moved
+channels first and their stack flattened to `(3 * frame_stack, H, W)`, the layout envpool gives, so both backends
+agree.
 
 Lives and reward clipping are not done here: they shape the training signal only, in the env runner
 (rlrun/env/training_signals.py), while the env plays the whole game.
