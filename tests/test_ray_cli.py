@@ -104,7 +104,7 @@ def test_ray_mode_replaces_a_crashing_runner(tmp_path: Path) -> None:
         tmp_path)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert "2 env runners x 4 envs" in out and "2 DDP learners (cpu, gloo)" in out
+    assert "2 env runners x 4 envs" in out and "2 DDP learners (cpu, 1 thread each, gloo)" in out
     metrics = read_metrics(run_dir)
     assert [r["training_iteration"] for r in metrics] == [1, 2, 3, 4]
     assert [r["fault_tolerance/num_remote_worker_restarts"] for r in metrics] == [0, 1, 1, 1]

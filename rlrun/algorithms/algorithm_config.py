@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import importlib
 import math
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -46,9 +47,9 @@ _SECTION_SCHEMAS: dict[str, type] = {"env": EnvSchema, "learners": LearnersSchem
 # Builder attributes named after RLlib's builder arguments rather than the YAML key (the rest share the name).
 _BUILDER_NAMES: dict[str, dict[str, str]] = {
     "env": {"id": "env", "backend": "env_backend", "wrappers": "env_wrappers"},
-    "learners": {"num": "num_learners"},
+    "learners": {"num": "num_learners", "num_threads": "num_threads_per_learner"},
     "env_runners": {"num": "num_env_runners", "num_envs_per_runner": "num_envs_per_env_runner",
-                    "max_restarts": "max_num_env_runner_restarts"},
+                    "max_restarts": "max_num_env_runner_restarts", "num_threads": "num_threads_per_env_runner"},
 }
 
 
@@ -85,9 +86,11 @@ class AlgorithmConfig:
         self.normalize_rewards: bool = runners.normalize_rewards
         self.clip_observations: float = runners.clip_observations
         self.clip_normalized_rewards: float = runners.clip_normalized_rewards
+        self.num_threads_per_env_runner: int | None = runners.num_threads
         self.num_learners: int = learners.num
         self.num_gpus_per_learner: float = learners.num_gpus_per_learner
         self.num_cpus_per_learner: float = learners.num_cpus_per_learner
+        self.num_threads_per_learner: int | None = learners.num_threads
         self.model_config: dict[str, Any] = dataclasses.asdict(ModelSchema())
         offline = OfflineSchema()
         self.dataset: str | None = offline.dataset
@@ -142,6 +145,7 @@ class AlgorithmConfig:
         normalize_rewards: bool | None = None,
         clip_observations: float | None = None,
         clip_normalized_rewards: float | None = None,
+        num_threads_per_env_runner: int | None = None,
     ) -> AlgorithmConfig:
         """Sampling resources, and the normalisation the runners apply (`rlrun.env.normalization`)."""
         return self._set(locals())
@@ -155,6 +159,7 @@ class AlgorithmConfig:
         num_learners: int | None = None,
         num_gpus_per_learner: float | None = None,
         num_cpus_per_learner: float | None = None,
+        num_threads_per_learner: int | None = None,
     ) -> AlgorithmConfig:
         return self._set(locals())
 
@@ -274,6 +279,30 @@ class AlgorithmConfig:
         raise NotImplementedError
 
     # -- builders ----------------------------------------------------------------------
+
+    def learner_threads(self, images: bool) -> int:
+        """torch threads of one learner (`learners.num_threads`, else the default its key's doc gives).
+
+        A CNN's convolutions split well across cores, an MLP's small matrices do not: for them more threads
+        only add synchronisation (and spin beside the sampler).
+        """
+        if self.num_threads_per_learner is not None:
+            return self.num_threads_per_learner
+        if not images:
+            return 1
+        if self.num_learners:
+            return max(1, int(self.num_cpus_per_learner))
+        return max(1, int(len(os.sched_getaffinity(0)) - self.num_env_runners * self.num_cpus_per_env_runner))
+
+    def env_runner_threads(self) -> int:
+        """torch threads of one EnvRunner actor: `env_runners.num_threads`, else its CPUs."""
+        return self.num_threads_per_env_runner or max(1, int(self.num_cpus_per_env_runner))
+
+    def observes_images(self) -> bool:
+        """Whether any module sees image observations (the catalog builds a CNN), building the env once to know."""
+        from rlrun.core.rl_module.catalog import is_image
+
+        return any(is_image(obs) for obs, _ in self._env_spaces())
 
     def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
         from rlrun.core.rl_module import DefaultActorCriticModule

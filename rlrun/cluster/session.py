@@ -37,20 +37,21 @@ class ClusterInfo:
     dashboard_url: str | None = None
 
     def describe(self, config: AlgorithmConfig) -> str:
-        """The layout line the console shows at start: runners, learners, devices."""
-        local_learner = f"1 local learner ({'cuda' if config.num_gpus_per_learner else 'cpu'})"
+        """The layout line the console shows at start: runners, learners, devices and torch threads."""
+        threads = _count(config.learner_threads(config.observes_images()), "thread")
+        local_learner = f"1 local learner ({'cuda' if config.num_gpus_per_learner else 'cpu'}, {threads})"
         if self.address is None:
             return f"embedded mode: 1 local env runner, {local_learner}, no Ray"
         runners = (
             f"{_count(config.num_env_runners, 'env runner')} x {config.num_envs_per_env_runner} envs "
-            f"({config.num_cpus_per_env_runner:g} CPU each)"
+            f"({config.num_cpus_per_env_runner:g} CPU, {_count(config.env_runner_threads(), 'thread')} each)"
             if config.num_env_runners
             else "1 local env runner"
         )
         if config.num_learners:
             device = f"{config.num_gpus_per_learner:g} GPU each" if config.num_gpus_per_learner else "cpu"
-            learners = (f"{config.num_learners} DDP learners ({device}, {ddp_backend(config)})"
-                        if config.num_learners > 1 else f"1 learner actor ({device})")
+            learners = (f"{config.num_learners} DDP learners ({device}, {threads} each, {ddp_backend(config)})"
+                        if config.num_learners > 1 else f"1 learner actor ({device}, {threads})")
         else:
             learners = local_learner
         resources = f"{self.num_cpus:g} CPUs, {self.num_gpus:g} GPUs"

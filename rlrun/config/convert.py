@@ -37,12 +37,14 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         normalize_rewards=cfg.env_runners.normalize_rewards,
         clip_observations=cfg.env_runners.clip_observations,
         clip_normalized_rewards=cfg.env_runners.clip_normalized_rewards,
+        num_threads_per_env_runner=cfg.env_runners.num_threads,
     )
     config.fault_tolerance(max_num_env_runner_restarts=cfg.env_runners.max_restarts)
     config.learners(
         num_learners=cfg.learners.num,
         num_gpus_per_learner=cfg.learners.num_gpus_per_learner,
         num_cpus_per_learner=cfg.learners.num_cpus_per_learner,
+        num_threads_per_learner=cfg.learners.num_threads,
     )
     config.offline_data(dataset=cfg.offline.dataset, memory_rows=cfg.offline.memory_rows)
     multi_agent = OmegaConf.to_container(cfg.multi_agent, resolve=True)

@@ -124,6 +124,10 @@ class EnvRunnersSchema:
     clip_observations: float = key(10.0, "Bound of the normalized observations (with MeanStdFilter).", bounds="> 0")
     clip_normalized_rewards: float = key(10.0, "Bound of the normalized rewards (with normalize_rewards).",
                                          bounds="> 0")
+    num_threads: int | None = key(
+        None, "torch threads of each EnvRunner actor's forward passes; null = its num_cpus_per_env_runner (at "
+        "least 1). The local env runner (num=0) shares the process, and the thread count, of the local learner.",
+        bounds=">= 1")
 
 
 @dataclass
@@ -136,6 +140,10 @@ class LearnersSchema:
         0.0, "GPUs per learner; a fraction shares a GPU; 0 = train on the CPU.", bounds="in [0, 1]",
         note="a learner trains on one device; fractions share a GPU")
     num_cpus_per_learner: float = key(1.0, "CPUs Ray reserves for each learner actor.", bounds="> 0")
+    num_threads: int | None = key(
+        None, "torch threads of each learner; null = 1 for MLPs (their matrices are too small to split), and for "
+        "CNNs the learner's CPUs: a learner actor's num_cpus_per_learner, the local learner's this machine's "
+        "cores less those of the env runner actors.", bounds=">= 1")
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+import torch
 
 from rlrun.env.env_runner import EnvRunner
 from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
@@ -56,8 +57,12 @@ class _Request:
 
 
 class _SamplesWithMetrics:
-    """What the actor side adds to an env runner: one call returns a fragment, the episodes it finished and
-    what normalisation learned from it."""
+    """What the actor side adds to an env runner: its own torch thread count, and one call that returns a
+    fragment, the episodes it finished and what normalisation learned from it."""
+
+    def __init__(self, *, config: AlgorithmConfig, **kwargs: Any) -> None:
+        torch.set_num_threads(config.env_runner_threads())  # the actor's process is its own
+        super().__init__(config=config, **kwargs)  # type: ignore[call-arg]
 
     def sample_with_metrics(self) -> tuple[dict[str, np.ndarray], dict[str, list[float]], dict[str, Any]]:
         return self.sample(), self.get_metrics(), self.normalizer.pop_delta()  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ from rlrun.core.columns import (
 )
 from rlrun.core.learner import distributed
 from rlrun.core.rl_module import MultiRLModule
+from rlrun.core.rl_module.catalog import is_image
 from rlrun.core.schedules import PiecewiseSchedule
 
 if TYPE_CHECKING:
@@ -123,9 +124,8 @@ class Learner:
         """Create the module(s), optimizers and the RNG used for minibatch shuffling."""
         config = self.config
         self._rank, self._world_size = distributed.world()
-        # The learner's CPU share is its intra-op thread count; more threads than
-        # cores (or busy-waiting beside the sampler) only slows small networks down.
-        torch.set_num_threads(max(1, int(config.num_cpus_per_learner)))
+        # CNNs get the learner's CPUs as intra-op threads, MLPs one (AlgorithmConfig.learner_threads).
+        torch.set_num_threads(config.learner_threads(any(is_image(obs) for obs, _ in self._module_spaces().values())))
         self.device = self._pick_device()
         # Initial weights from the config's seed alone, not from whatever this process drew before:
         # a learner actor then starts where the local learner would (Ray mode reproduces embedded mode).
