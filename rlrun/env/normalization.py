@@ -128,7 +128,8 @@ class Normalizer:
         return Statistics(self._obs_shape, self.filter_observations, self.scale_rewards)
 
     def observations(self, obs: np.ndarray, update: bool) -> np.ndarray:
-        """`obs` (`[B, ...]`, float32) filtered; `update` first adds them to the statistics."""
+        """`obs` (`[B, ...]`, in the env's dtype) filtered, as float32; `update` first adds them to the statistics.
+        With the filter off, `obs` as it is (uint8 frames stay uint8)."""
         if not self.filter_observations:
             return obs
         rms = self.stats.parts["obs"]
