@@ -32,6 +32,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from rlrun.algorithms.registry import algorithm_schemas
 from rlrun.cli_dirs import remove_new_dirs
 from rlrun.config.errors import ConfigError
 from rlrun.config.keys import free_form_overrides, null_section_message, unknown_key_message
@@ -170,7 +171,7 @@ def main() -> None:
 
     # Let Hydra's exceptions reach us instead of being printed with a stack trace.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    register_schemas()
+    register_schemas(algorithm_schemas())
     with tempfile.TemporaryDirectory(prefix="rlrun-") as tmp:
         failed_jobs_file = Path(tmp) / "failed_jobs.jsonl"
         os.environ[FAILED_JOBS_ENV] = str(failed_jobs_file)

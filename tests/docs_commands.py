@@ -124,8 +124,8 @@ def compose_jobs(args: list[str]) -> list:
     from hydra.core.config_store import ConfigStore
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from rlrun.algorithms.from_config import validated_algorithm_config
     from rlrun.cli import _check_flags
-    from rlrun.config.convert import validated_algorithm_config
     from rlrun.config.keys import free_form_overrides
     from rlrun.run.resume import RESUMED_OPTION, resume_argv
     from rlrun.tune.compose import compose_config

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from test_config import build
 
+from rlrun.algorithms.registry import algorithm_schemas
 from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import LoggerSchema, register_schemas
@@ -193,7 +194,7 @@ def test_rlrun_debug_shows_the_traceback(run_cli, monkeypatch):
 
 
 def _composition_error(*overrides: str) -> Exception:
-    register_schemas()
+    register_schemas(algorithm_schemas())
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         try:
             hydra.compose(config_name="config", overrides=list(overrides))

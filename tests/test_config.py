@@ -21,12 +21,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX
 from rlrun.algorithms.algorithm_config import MAX_NUMPY_SEED, AlgorithmConfig
+from rlrun.algorithms.from_config import build_algorithm_config
 from rlrun.algorithms.offline import OfflineConfig
 from rlrun.algorithms.ppo.ppo import PPOConfig, PPOSchema
-from rlrun.algorithms.registry import get_algorithm_config_class
-from rlrun.config.convert import build_algorithm_config, validate_run
+from rlrun.algorithms.registry import algorithm_schemas, get_algorithm_config_class
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
+from rlrun.config.validation import validate_run
 from rlrun.core import Columns
 from rlrun.env import EnvRunner
 from rlrun.env.env_creation import env_spaces
@@ -63,7 +64,7 @@ ALL_OPTIONS = [(group, option) for group in EXPECTED_OPTIONS for option in group
 
 
 def compose(*overrides: str) -> DictConfig:
-    register_schemas()
+    register_schemas(algorithm_schemas())
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         return hydra.compose(config_name="config", overrides=list(overrides))
 

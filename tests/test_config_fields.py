@@ -12,7 +12,6 @@ import hydra
 import pytest
 
 from rlrun.algorithms.registry import algorithm_schemas
-from rlrun.config.convert import validate_run
 from rlrun.config.errors import ConfigError
 from rlrun.config.fields import (
     check_fields,
@@ -33,6 +32,7 @@ from rlrun.config.schema import (
     RunSchema,
     register_schemas,
 )
+from rlrun.config.validation import validate_run
 
 
 @dataclass
@@ -270,7 +270,7 @@ def test_schema_choices_match_the_implementations():
 
 
 def compose(*overrides: str):
-    register_schemas()
+    register_schemas(algorithm_schemas())
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         return hydra.compose(config_name="config", overrides=list(overrides))
 

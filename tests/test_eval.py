@@ -15,10 +15,11 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from rlrun.algorithms.registry import algorithm_schemas
 from rlrun.cli_eval import EXIT_USAGE
-from rlrun.config.convert import validate_run
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
+from rlrun.config.validation import validate_run
 from rlrun.run.recorder import read_metrics
 from rlrun.run.video import mp4_available
 
@@ -160,7 +161,7 @@ def test_tensorboard_has_the_config_as_hparams(run_dir: Path) -> None:
     ("checkpoint.keep_last=-2", "checkpoint.keep_last must be >= 0 or null"),
 ])
 def test_evaluation_and_retention_keys_are_validated(override: str, expected: str) -> None:
-    register_schemas()
+    register_schemas(algorithm_schemas())
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         cfg = hydra.compose(config_name="config", overrides=[override])
     with pytest.raises(ConfigError, match=re.escape(expected)):

@@ -31,10 +31,12 @@ PROBE = textwrap.dedent(
     import yaml
 
     import rlrun
-    from rlrun.config.convert import build_algorithm_config, validate_run
+    from rlrun.algorithms.from_config import build_algorithm_config
+    from rlrun.config.validation import validate_run
+    from rlrun.algorithms.registry import algorithm_schemas
     from rlrun.config.schema import register_schemas
 
-    register_schemas()
+    register_schemas(algorithm_schemas())
     out = {"rlrun_file": rlrun.__file__}
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         cfg = hydra.compose("config", overrides=["experiment=cartpole_ppo_fast", "env=pendulum"])

@@ -76,7 +76,8 @@ def test_ray_num_cpus_and_num_gpus_replace_the_instance_sizing() -> None:
     with cluster_session(RaySchema(num_cpus=3, num_gpus=1), config) as info:
         assert ray.cluster_resources()["CPU"] == 3
     assert (info.num_cpus, info.num_gpus) == (3, 1)
-    assert "(loopback only, 3 CPUs, 1 GPUs): 1 local env runner, 1 learner actor (cpu, 1 thread)" in info.describe(config)
+    layout = info.describe(config)
+    assert "(loopback only, 3 CPUs, 1 GPUs): 1 local env runner, 1 learner actor (cpu, 1 thread)" in layout
 
 
 def test_more_cpus_than_the_instance_has_is_one_line() -> None:

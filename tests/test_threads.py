@@ -48,7 +48,8 @@ def test_a_cnn_learner_sets_its_threads_and_the_layout_line_says_so() -> None:
     finally:
         torch.set_num_threads(before)
     threads = "1 thread" if CORES == 1 else f"{CORES} threads"
-    assert ClusterInfo().describe(config) == f"embedded mode: 1 local env runner, 1 local learner (cpu, {threads}), no Ray"
+    layout = ClusterInfo().describe(config)
+    assert layout == f"embedded mode: 1 local env runner, 1 local learner (cpu, {threads}), no Ray"
 
 
 @pytest.mark.parametrize("section", ["learners", "env_runners"])

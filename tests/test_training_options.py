@@ -19,8 +19,9 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from rlrun.algorithms.from_config import build_algorithm_config
 from rlrun.algorithms.ppo import PPOConfig, PPOTorchLearner
-from rlrun.config.convert import build_algorithm_config
+from rlrun.algorithms.registry import algorithm_schemas
 from rlrun.config.schema import register_schemas
 from rlrun.core import DEFAULT_MODULE_ID, Columns
 from rlrun.core.rl_module import RLModule
@@ -177,7 +178,7 @@ def test_normalize_advantages_gives_the_loss_mean_0_std_1(batch) -> None:
 
 def module_from_cli(*overrides: str) -> RLModule:
     """The RLModule a run builds for CartPole with these command-line overrides."""
-    register_schemas()
+    register_schemas(algorithm_schemas())
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         cfg = hydra.compose(config_name="config", overrides=list(overrides))
     env = gymnasium.make(ENV)

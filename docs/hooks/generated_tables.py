@@ -15,12 +15,20 @@ from pathlib import Path
 
 import yaml
 
+from rlrun.algorithms.registry import algorithm_schemas
 from rlrun.config.reference import keys_table
+from rlrun.config.schema import register_schemas
 
 _MARKER = re.compile(r"^<!-- rlrun:(keys|presets) ([\w=.]+) -->$", re.MULTILINE)
 _ROOT = Path(__file__).resolve().parents[2]
 _PRESETS = _ROOT / "rlrun" / "conf" / "experiment"
 _BENCHMARKS = _ROOT / "docs" / "benchmarks.md"
+
+
+def on_config(config, **_):  # noqa: ANN001, ANN201 -- MkDocs' config
+    """The key tables read the algorithms' schemas from the config package's registry."""
+    register_schemas(algorithm_schemas())
+    return config
 
 
 def on_page_markdown(markdown: str, page, **_) -> str:  # noqa: ANN001 -- MkDocs' Page

@@ -115,7 +115,7 @@ def launch(config: DictConfig, hydra_context: HydraContext, task_function: TaskF
 
 def _job(config: DictConfig, hydra_context: HydraContext, num: int, overrides: list[str]) -> Job:
     """Compose the job's config as Hydra's launchers do, and the algorithm config its reservation follows from."""
-    from rlrun.config.convert import build_algorithm_config
+    from rlrun.algorithms.from_config import build_algorithm_config
     from rlrun.config.errors import ConfigError
 
     job_config = hydra_context.config_loader.load_sweep_config(config, overrides)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 
-from rlrun.config.errors import ConfigError
+from rlrun.config.errors import ConfigError, check
 from rlrun.config.fields import check_fields
 from rlrun.config.schema import (
     AlgoSchema,
@@ -518,12 +518,6 @@ def _single_spaces(env: gym.Env | gym.vector.VectorEnv) -> tuple[gym.Space, gym.
     if isinstance(env, gym.vector.VectorEnv):
         return env.single_observation_space, env.single_action_space
     return env.observation_space, env.action_space
-
-
-def check(ok: bool, message: str, value: Any) -> None:
-    """Raise `ConfigError('<message> (got <value>)')` unless `ok`."""
-    if not ok:
-        raise ConfigError(f"{message} (got {value!r})")
 
 
 def check_schedule(

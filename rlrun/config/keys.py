@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from rlrun.config.errors import ConfigError
 from rlrun.config.fields import is_optional, nested_schema, schema_hints
+from rlrun.config.schema import registered_algorithm_schemas
 
 # A key may be matched as a typo of a valid one at this similarity (difflib's ratio) or above.
 _CLOSE_MATCH = 0.75
@@ -95,11 +96,10 @@ def _nullable_sections() -> list[tuple[str, Any, str]]:
 def valid_keys(cfg: Mapping[str, Any]) -> set[str]:
     """Every dotted key the schemas define for `cfg`'s algorithm and logger (every algorithm's keys when
     `cfg` names none, as when Hydra refuses an override before the config is composed)."""
-    from rlrun.algorithms.registry import ALGORITHMS
-
+    algorithms = registered_algorithm_schemas()
     algo = cfg.get("algo", {}).get("name")
     logger = {"name": cfg.get("logger", {}).get("name")}
-    names = [algo] if algo in ALGORITHMS else list(ALGORITHMS)
+    names = [algo] if algo in algorithms else list(algorithms)
     keys: set[str] = set()
     for name in names:
         keys |= {path for path, _ in _schema_fields(_run_schemas({"algo": {"name": name}, "logger": logger}), "")}
@@ -129,7 +129,6 @@ def _free_form_roots() -> frozenset[str]:
 
 def _run_schemas(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The schema of each top-level key: RunSchema's fields, with each group's option schema in place of `Any`."""
-    from rlrun.algorithms.registry import ALGORITHMS, algorithm_schemas
     from rlrun.config.schema import GROUP_SCHEMAS, LOGGER_SCHEMAS, LoggerSchema, RunSchema
 
     schemas: dict[str, Any] = dict(schema_hints(RunSchema))
@@ -137,7 +136,7 @@ def _run_schemas(cfg: Mapping[str, Any]) -> dict[str, Any]:
     schemas["logger"] = LOGGER_SCHEMAS.get(cfg.get("logger", {}).get("name"), LoggerSchema)
     algo = cfg.get("algo", {}).get("name")
     # An unknown algorithm is reported by the registry; its keys cannot be checked before that.
-    schemas["algo"] = algorithm_schemas()[algo] if algo in ALGORITHMS else Any
+    schemas["algo"] = registered_algorithm_schemas().get(algo, Any)
     return schemas
 
 

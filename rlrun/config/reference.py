@@ -13,14 +13,12 @@ from typing import Any
 
 from rlrun.config.errors import ConfigError
 from rlrun.config.fields import field_doc, field_range, field_type, is_optional, nested_schema, schema_hints
-from rlrun.config.schema import GROUP_SCHEMAS, LOGGER_SCHEMAS, RunSchema
+from rlrun.config.schema import GROUP_SCHEMAS, LOGGER_SCHEMAS, RunSchema, registered_algorithm_schemas
 
 
 def section_schema(section: str) -> tuple[type, type | None]:
     """`algo=ppo`, `logger=mlflow`, a group (`env_runners`) or a top-level section (`stop`) -> (its schema, the
     schema whose keys to leave out: a tracker's table shows only the keys it adds to the logger group's)."""
-    from rlrun.algorithms.registry import algorithm_schemas
-
     group, _, option = section.partition("=")
     parent, _, child = group.rpartition(".")
     if parent and not option:  # a nested section of another (`env.atari`)
@@ -28,8 +26,8 @@ def section_schema(section: str) -> tuple[type, type | None]:
         if nested is None:
             raise ConfigError(f"no config section {section!r}: {parent} has no nested section {child!r}")
         return nested, None
-    if group == "algo" and option in algorithm_schemas():
-        return algorithm_schemas()[option], None
+    if group == "algo" and option in registered_algorithm_schemas():
+        return registered_algorithm_schemas()[option], None
     if group == "logger" and option in LOGGER_SCHEMAS:
         return LOGGER_SCHEMAS[option], GROUP_SCHEMAS["logger"]
     if not option and group in GROUP_SCHEMAS:

@@ -12,6 +12,7 @@ and, where it has one, its allowed range, which the docs site shows and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -308,19 +309,32 @@ GROUP_SCHEMAS: dict[str, type] = {
 }
 
 
-def register_schemas() -> None:
-    """Put every group's schema into Hydra's ConfigStore (group files inherit from them)."""
-    from rlrun.algorithms.registry import algorithm_schemas
+# The algorithms' schemas by `algo=` name, as the algorithm registry (rlrun/algorithms/registry.py) hands them to
+# `register_schemas`: config code reads them here and never imports the algorithms, which sit above it.
+_ALGORITHM_SCHEMAS: dict[str, type] = {}
 
+
+def register_schemas(algorithm_schemas: Mapping[str, type]) -> None:
+    """Put every group's schema into Hydra's ConfigStore (group files inherit from them), with the algorithms'
+    schemas by name: `register_schemas(rlrun.algorithms.registry.algorithm_schemas())`."""
+    _ALGORITHM_SCHEMAS.clear()
+    _ALGORITHM_SCHEMAS.update(algorithm_schemas)
     cs = ConfigStore.instance()
     # Under schema/<group> so they do not show up as choices of the group itself.
-    for name, schema in algorithm_schemas().items():
+    for name, schema in algorithm_schemas.items():
         cs.store(group="schema/algo", name=name, node=schema)
     for group, schema in GROUP_SCHEMAS.items():
         cs.store(group=f"schema/{group}", name=group, node=schema)
     for name, schema in LOGGER_SCHEMAS.items():
         cs.store(group="schema/logger", name=name, node=schema)
     cs.store(name="run_schema", node=RunSchema)
+
+
+def registered_algorithm_schemas() -> dict[str, type]:
+    """The algorithm schemas `register_schemas` received, by name."""
+    if not _ALGORITHM_SCHEMAS:
+        raise RuntimeError("no algorithm schemas: call register_schemas(algorithm_schemas()) first")
+    return dict(_ALGORITHM_SCHEMAS)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from rlrun.algorithms.algorithm import (
     read_checkpoint_state,
 )
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
-from rlrun.config.convert import build_algorithm_config
+from rlrun.algorithms.from_config import build_algorithm_config
 from rlrun.config.errors import ConfigError
 from rlrun.data.offline.writer import new_dataset_dir, write_dataset
 from rlrun.env.env_runner import summarize_episodes

@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.algorithms.from_config import validated_algorithm_config
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm
 from rlrun.cluster import ClusterError, ClusterInfo, cluster_session
-from rlrun.config.convert import validated_algorithm_config
 from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
 from rlrun.run.console import make_display

@@ -29,9 +29,10 @@ def compose_config(overrides: list[str]) -> DictConfig:
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
+    from rlrun.algorithms.registry import algorithm_schemas
     from rlrun.config.schema import register_schemas
 
-    register_schemas()
+    register_schemas(algorithm_schemas())
     GlobalHydra.instance().clear()
     with hydra.initialize_config_module(config_module="rlrun.conf", version_base="1.3"):
         return hydra.compose(config_name="config", overrides=overrides)

@@ -126,7 +126,7 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
 
 def _check_trial_config(arguments: list[str], space: Mapping[str, Any]) -> AlgorithmConfig:
     """The config of a first sample, validated as a CLI run's is: a typo ends the study before it starts."""
-    from rlrun.config.convert import validated_algorithm_config
+    from rlrun.algorithms.from_config import validated_algorithm_config
     from rlrun.tune.compose import trial_config
 
     sample = {k: v.sample() if hasattr(v, "sample") else v for k, v in space.items()}

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from omegaconf import OmegaConf
 from ray import tune
 
-from rlrun.config.convert import validated_algorithm_config
+from rlrun.algorithms.from_config import validated_algorithm_config
 from rlrun.run.checkpoints import RUN_CONFIG
 from rlrun.run.experiment import ExperimentRun
 from rlrun.tune.compose import trial_config, trial_overrides

@@ -14,8 +14,9 @@ import gymnasium as gym
 import numpy as np
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import check, check_schedule
+from rlrun.algorithms.algorithm_config import check_schedule
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema
+from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner

@@ -25,7 +25,8 @@ import gymnasium as gym
 import numpy as np
 
 from rlrun.algorithms.algorithm import Algorithm, mean_learner_results
-from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner

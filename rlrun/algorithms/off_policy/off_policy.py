@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import AlgorithmConfig, check, check_schedule
-from rlrun.config.errors import ConfigError
+from rlrun.algorithms.algorithm_config import AlgorithmConfig, check_schedule
+from rlrun.config.errors import ConfigError, check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core import checkpointing as ckpt

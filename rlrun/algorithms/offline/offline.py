@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import AlgorithmConfig, check
-from rlrun.config.errors import ConfigError
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.config.errors import ConfigError, check
 from rlrun.config.fields import override
 from rlrun.config.schema import AlgoSchema
 

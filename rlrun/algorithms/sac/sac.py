@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.algorithm_config import check
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema, ReplayBufferSchema
+from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
