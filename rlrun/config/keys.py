@@ -46,6 +46,10 @@ def unknown_key_message(key: str, cfg: Mapping[str, Any]) -> str:
     """`unknown key stop.timestep; did you mean stop.timesteps?`, or the keys its section has."""
     valid = sorted(valid_keys(cfg))
     parts = key.split(".")
+    if key in valid:
+        # `cfg` names no algorithm (a preset picks it: `experiment=pong_ppo`), and some algorithm has the key.
+        owners = [name for name in registered_algorithm_schemas() if key in valid_keys({"algo": {"name": name}})]
+        return f"unknown key {key} for this run's algorithm; it is a key of algo={', algo='.join(owners)}"
     # Name the first part that does not exist: in `algo.foo.bar`, `algo.foo`.
     key = next(".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) not in valid)
     section, _, _ = key.rpartition(".")
