@@ -29,7 +29,7 @@ from rlrun.config.errors import ConfigError, check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core import checkpointing as ckpt
-from rlrun.core.arrays import map_leaves
+from rlrun.core.arrays import as_tensor, map_leaves
 from rlrun.core.columns import Columns
 from rlrun.core.schedules import PiecewiseSchedule
 from rlrun.data.replay_buffers import REPLAY_BUFFERS, ReplayBuffer
@@ -165,7 +165,9 @@ class OffPolicyAlgorithm(Algorithm):
             "num_learner_updates_at_start": self._updates_at_start,
         })
         if self.checkpoint_replay_buffer:
-            state = map_leaves(self.replay_buffer.get_state(), np.ndarray, lambda a: torch.from_numpy(np.array(a)))
+            # Tensors that share the buffer's memory: the file is written at once, and a copy of a 7 GB Atari
+            # buffer would double the run's memory while it saves.
+            state = map_leaves(self.replay_buffer.get_state(), np.ndarray, as_tensor)
             ckpt.save_torch(path / REPLAY_BUFFER_FILE, state)
 
     def restore_extra_state(self, path: Path) -> None:
