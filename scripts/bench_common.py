@@ -5,10 +5,12 @@ Ray run's memory is spread over several processes (GCS, raylet, actors), so
 every benchmarked run is a fresh process, timed from spawn to exit, whose
 whole process tree is sampled for memory while it runs.
 
-Stable-Baselines3 and rl-zoo3 need an older stack than rlrun's, so the SB3
+Stable-Baselines3 and rl-zoo3 need an older stack than rlrun's, so the peers'
 side of a comparison runs in its own venv, .venv-bench, created on first use
 (CPU torch first, as `make install` does, then pinned stable-baselines3 and
-rl_zoo3; this needs the package index).
+rl_zoo3, and what CleanRL's Atari scripts in ../shared/anchors import: ALE,
+tyro, tensorboard, OpenCV, envpool; this needs the package index). Its stamp
+lists what was installed, so a venv made before a package was added gets it.
 """
 
 from __future__ import annotations
@@ -33,20 +35,28 @@ REPO = Path(__file__).resolve().parents[1]
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 BENCH_VENV = REPO / ".venv-bench"
 BENCH_PY = BENCH_VENV / "bin" / "python"
-# CPU torch first (an unpinned torch pulls the CUDA packages), then the versions the benches were written on.
-BENCH_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl_zoo3==2.9.2"])
+# CPU torch first (an unpinned torch pulls the CUDA packages), then the versions the benches were written on,
+# then what CleanRL's ppo_atari.py / ppo_atari_envpool.py (../shared/anchors/cleanrl) import.
+BENCH_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl_zoo3==2.9.2"],
+                  ["gymnasium[atari]", "ale-py", "tyro", "tensorboard", "opencv-python-headless", "envpool==1.2.5"])
 INSTALLED_STAMP = BENCH_VENV / ".installed"
+# CleanRL's reference scripts, kept outside the project (never copied into it): /work/shared beside the checkout.
+ANCHORS = REPO.parent / "shared" / "anchors"
 
 
 def ensure_bench_venv() -> None:
-    """Create .venv-bench with SB3 and rl-zoo3 unless a complete one exists."""
-    if INSTALLED_STAMP.exists():
+    """Create .venv-bench with SB3, rl-zoo3 and CleanRL's imports unless one with all of BENCH_PACKAGES exists."""
+    wanted = json.dumps(BENCH_PACKAGES)
+    if INSTALLED_STAMP.exists() and INSTALLED_STAMP.read_text().strip() == wanted:
         return
-    print(f"creating {BENCH_VENV} (stable-baselines3, rl_zoo3) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+    if not BENCH_PY.exists():
+        print(f"creating {BENCH_VENV} (stable-baselines3, rl_zoo3, CleanRL's Atari imports) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
+    else:
+        print(f"completing {BENCH_VENV} ({', '.join(p for group in BENCH_PACKAGES for p in group)}) ...", flush=True)
     for packages in BENCH_PACKAGES:
         subprocess.run([str(BENCH_PY), "-m", "pip", "install", "-q", *packages], check=True)
-    INSTALLED_STAMP.touch()
+    INSTALLED_STAMP.write_text(wanted + "\n")
 
 
 def tree_pss_mb(root: psutil.Process) -> float:
