@@ -51,6 +51,9 @@ bench: $(STAMP)
 	$(PY) scripts/bench_offpolicy.py
 	$(PY) scripts/bench_offline.py
 	$(PY) scripts/bench_sweeps.py
+	# Atari from pixels (tens of minutes): PPO beside CleanRL (../shared/anchors) and SB3 + rl-zoo3, APPO vs PPO,
+	# replay memory, inference overhead; the table goes to /tmp/bench_pixels.md.
+	$(PY) scripts/bench_pixels.py
 
 bench-presets: $(STAMP)
 	# Every preset in rlrun/conf/experiment/, seeds 0 1 2: docs/benchmarks.md and docs/benchmarks/*.png.
