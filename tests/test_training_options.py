@@ -183,7 +183,7 @@ def module_from_cli(*overrides: str) -> RLModule:
         cfg = hydra.compose(config_name="config", overrides=list(overrides))
     env = gymnasium.make(ENV)
     try:
-        return build_algorithm_config(cfg).build_rl_module(env.observation_space, env.action_space)
+        return build_algorithm_config(cfg).get_rl_module_spec().build(env.observation_space, env.action_space)
     finally:
         env.close()
 

@@ -34,7 +34,7 @@ from rlrun.config.schema import (
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm import Algorithm
     from rlrun.core.learner import Learner, LearnerGroup
-    from rlrun.core.rl_module import RLModule
+    from rlrun.core.rl_module import RLModuleSpec
     from rlrun.env.env_spec import EnvSpec
     from rlrun.env.multi_agent.mapping import PolicyMapping
 
@@ -304,10 +304,11 @@ class AlgorithmConfig:
 
         return any(is_image(obs) for obs, _ in self._env_spaces())
 
-    def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
-        from rlrun.core.rl_module import DefaultActorCriticModule
+    def get_rl_module_spec(self) -> RLModuleSpec:
+        """The module every env runner and learner builds (`RLModuleSpec.build`); subclasses name their class."""
+        from rlrun.core.rl_module import DefaultActorCriticModule, RLModuleSpec
 
-        return DefaultActorCriticModule(observation_space, action_space, self.model_config)
+        return RLModuleSpec(DefaultActorCriticModule, dict(self.model_config))
 
     def build_algo(self) -> Algorithm:
         self.validate()

@@ -63,7 +63,7 @@ class EnvRunner:
         self.env = make_vector_env(self.env_spec, self.num_envs, seed=self._seed)
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
-        self.module = config.build_rl_module(self.observation_space, self.action_space)
+        self.module = config.get_rl_module_spec().build(self.observation_space, self.action_space)
         self.module.eval()
         self._generator = torch.Generator().manual_seed(self._seed)
         self.normalizer = Normalizer(config, self.observation_space.shape, self.num_envs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 
 from rlrun.algorithms.algorithm import Algorithm
@@ -20,7 +19,7 @@ from rlrun.algorithms.impala import IMPALA, IMPALAConfig, IMPALASchema
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
-from rlrun.core.rl_module import RLModule
+from rlrun.core.rl_module import RLModuleSpec
 from rlrun.data.circular_buffer import CircularBuffer
 
 
@@ -75,7 +74,7 @@ class APPOConfig(IMPALAConfig):
 
         return APPOTorchLearner
 
-    def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
+    def get_rl_module_spec(self) -> RLModuleSpec:
         from rlrun.algorithms.appo.appo_module import APPOModule
 
-        return APPOModule(observation_space, action_space, self.model_config)
+        return RLModuleSpec(APPOModule, dict(self.model_config))

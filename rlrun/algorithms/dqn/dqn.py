@@ -20,7 +20,7 @@ from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
-from rlrun.core.rl_module import RLModule
+from rlrun.core.rl_module import RLModuleSpec
 from rlrun.core.schedules import PiecewiseSchedule
 
 
@@ -74,11 +74,12 @@ class DQNConfig(OffPolicyConfig):
 
         return DQNTorchLearner
 
-    def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
+    def get_rl_module_spec(self) -> RLModuleSpec:
+        """DQN's module also takes `dueling` and the exploration's starting epsilon (the algorithm anneals it)."""
         from rlrun.algorithms.dqn.dqn_module import DQNModule
 
-        model_config = {**self.model_config, "dueling": self.dueling, "epsilon": self.epsilon_schedule().value(0)}
-        return DQNModule(observation_space, action_space, model_config)
+        return RLModuleSpec(DQNModule, {**self.model_config, "dueling": self.dueling,
+                                        "epsilon": self.epsilon_schedule().value(0)})
 
     def epsilon_schedule(self) -> PiecewiseSchedule:
         return PiecewiseSchedule(self.epsilon if isinstance(self.epsilon, (list, tuple)) else [[0, self.epsilon]])

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import gymnasium as gym
 import numpy as np
 
 from rlrun.algorithms.algorithm import Algorithm, mean_learner_results
@@ -30,7 +29,7 @@ from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
-from rlrun.core.rl_module import RLModule
+from rlrun.core.rl_module import RLModuleSpec
 from rlrun.env.env_runner_actors import Fragment
 from rlrun.env.env_runner_group import concat_env_axis, env_slots, env_steps
 
@@ -156,10 +155,10 @@ class IMPALAConfig(AlgorithmConfig):
 
         return IMPALATorchLearner
 
-    def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
+    def get_rl_module_spec(self) -> RLModuleSpec:
         from rlrun.algorithms.impala.impala_module import IMPALAModule
 
-        return IMPALAModule(observation_space, action_space, self.model_config)
+        return RLModuleSpec(IMPALAModule, dict(self.model_config))
 
     def validate(self) -> None:
         super().validate()

@@ -19,7 +19,7 @@ from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
-from rlrun.core.rl_module import RLModule
+from rlrun.core.rl_module import RLModuleSpec
 
 LEARNING_RATES = ("actor_lr", "critic_lr", "alpha_lr")
 
@@ -69,10 +69,11 @@ class SACConfig(OffPolicyConfig):
 
         return SACTorchLearner
 
-    def build_rl_module(self, observation_space: gym.Space, action_space: gym.Space) -> RLModule:
+    def get_rl_module_spec(self) -> RLModuleSpec:
+        """SAC's module also holds the entropy coefficient, which starts at `initial_alpha`."""
         from rlrun.algorithms.sac.sac_module import SACModule
 
-        return SACModule(observation_space, action_space, {**self.model_config, "initial_alpha": self.initial_alpha})
+        return RLModuleSpec(SACModule, {**self.model_config, "initial_alpha": self.initial_alpha})
 
     def lr_of(self, key: str) -> float:
         """`actor_lr`, `critic_lr` or `alpha_lr`, falling back to `lr`."""

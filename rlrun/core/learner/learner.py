@@ -131,7 +131,8 @@ class Learner:
         # a learner actor then starts where the local learner would (Ray mode reproduces embedded mode).
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            modules = {mid: config.build_rl_module(obs, act) for mid, (obs, act) in self._module_spaces().items()}
+            spec = config.get_rl_module_spec()
+            modules = {mid: spec.build(obs, act) for mid, (obs, act) in self._module_spaces().items()}
         self._module = MultiRLModule(modules).to(self.device)
         if self._world_size > 1:
             distributed.broadcast_parameters(self._module)

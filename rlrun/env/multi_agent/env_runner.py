@@ -54,7 +54,8 @@ class MultiAgentEnvRunner(EnvRunner):
         self.envs = [make_parallel_env(self.env_spec.id, self.env_spec.env_config) for _ in range(self.num_envs)]
         self.mapping: PolicyMapping = config.build_policy_mapping(self.envs[0])
         self.env = ModuleSpaces(self.mapping.observation_spaces(), self.mapping.action_spaces())
-        self.module = MultiRLModule({m: config.build_rl_module(*self.mapping.spaces[m]) for m in self.mapping.modules})
+        spec = config.get_rl_module_spec()
+        self.module = MultiRLModule({m: spec.build(*self.mapping.spaces[m]) for m in self.mapping.modules})
         self.module.eval()
         # Module -> its columns, (env copy, agent) pairs; and each pair's (module, column).
         self.columns = {m: [(c, a) for c in range(self.num_envs) for a in agents]
