@@ -115,11 +115,12 @@ class MultiAgentEnvRunner(EnvRunner):
 
     def sample(
         self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True,
-        keep_raw: bool = False,
+        keep_raw: bool = False, training_signals: bool = True,
     ) -> MultiAgentBatch:
         """Step every copy `T` times; `T = ceil(num_timesteps / num_envs)` or the fragment length.
 
-        `num_timesteps` counts env steps (one step of one copy, however many agents act in it).
+        `num_timesteps` counts env steps (one step of one copy, however many agents act in it). Multi-agent envs
+        have no training-only signals (`training_signals` is the single-agent runner's, for `sample_episodes`).
         """
         if keep_raw:
             raise ValueError("recording episodes of a multi-agent env is not supported")
