@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.cluster import ensure_ray
 from rlrun.core import COMPONENT_RL_MODULE
 from rlrun.core import checkpointing as ckpt
 from rlrun.core.arrays import map_leaves
@@ -44,7 +45,13 @@ class Algorithm:
     def __init__(self, config: AlgorithmConfig, smoothing_episodes: int = SMOOTHING_EPISODES) -> None:
         self.config = config
         _seed_everything(config.seed)
-        self.env_runner_group = EnvRunnerGroup(config=config)
+        if config.num_env_runners or config.num_learners:
+            # Sized for the whole run: the groups below check only their own actors against the cluster.
+            ensure_ray(config.run_resources())
+        group_spec = config.env_runner_group_spec()
+        # The evaluation runner's spec: the sampling runners', the env's kind resolved once for both.
+        self._runner_spec = group_spec.runner
+        self.env_runner_group = EnvRunnerGroup(group_spec)
         self.learner_group = config.build_learner_group(env=self.env_runner_group.env)
         if config.init_from is not None:
             self._init_modules_from(config.init_from)
@@ -137,7 +144,7 @@ class Algorithm:
     def evaluate(self, num_episodes: int = 10) -> dict[str, Any]:
         """Greedy episodes with the current weights and normalisation statistics, on an env runner of their own."""
         if self._eval_runner is None:
-            self._eval_runner = make_env_runner(self.config, EVALUATION_WORKER_INDEX)
+            self._eval_runner = make_env_runner(self._runner_spec, EVALUATION_WORKER_INDEX)
         self._eval_runner.set_weights(self.learner_group.get_weights())
         self._eval_runner.sync_normalization(self.env_runner_group.get_normalization())
         episodes = self._eval_runner.sample_episodes(num_episodes, explore=False)

@@ -33,10 +33,12 @@ from rlrun.config.schema import (
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm import Algorithm
+    from rlrun.cluster import RunResources
     from rlrun.core.learner import Learner, LearnerGroup
     from rlrun.core.rl_module import RLModuleSpec
     from rlrun.env.env_spec import EnvSpec
-    from rlrun.env.multi_agent.mapping import PolicyMapping
+    from rlrun.env.multi_agent.mapping import PolicyMapping, PolicyMappingSpec
+    from rlrun.env.runner_spec import EnvRunnerGroupSpec, EnvRunnerSpec
 
 
 MAX_NUMPY_SEED = 2**32 - 1
@@ -217,6 +219,38 @@ class AlgorithmConfig:
     def copy(self) -> AlgorithmConfig:
         return copy.deepcopy(self)
 
+    def env_runner_spec(self) -> EnvRunnerSpec:
+        """What every env runner of this config is built from (`rlrun.env.runner_spec`). Whether the env is
+        multi-agent is decided here, once: telling a PettingZoo function's env apart builds it."""
+        from rlrun.env.runner_spec import EnvRunnerSpec, NormalizationSpec
+
+        return EnvRunnerSpec(
+            env=self.env_spec(), module=self.get_rl_module_spec(),
+            rollout_fragment_length=self.get_rollout_fragment_length(), num_envs=self.num_envs_per_env_runner,
+            seed=self.seed, multi_agent=self.policy_mapping_spec() if self.is_multi_agent else None,
+            normalization=NormalizationSpec(
+                observation_filter=self.observation_filter, normalize_rewards=self.normalize_rewards,
+                clip_observations=self.clip_observations, clip_normalized_rewards=self.clip_normalized_rewards,
+                gamma=self.gamma),
+            num_threads=self.env_runner_threads(),
+        )
+
+    def env_runner_group_spec(self) -> EnvRunnerGroupSpec:
+        """The algorithm's EnvRunnerGroup: its runners' spec, how many and their resources, fault tolerance."""
+        from rlrun.env.runner_spec import EnvRunnerGroupSpec
+
+        return EnvRunnerGroupSpec(runner=self.env_runner_spec(), num_env_runners=self.num_env_runners,
+                                  num_cpus_per_env_runner=self.num_cpus_per_env_runner,
+                                  max_restarts=self.max_num_env_runner_restarts, sample_timeout_s=self.sample_timeout_s)
+
+    def run_resources(self) -> RunResources:
+        """What the run's env-runner and learner actors reserve on Ray (`rlrun.cluster`)."""
+        from rlrun.cluster import RunResources
+
+        return RunResources(num_env_runners=self.num_env_runners, num_cpus_per_env_runner=self.num_cpus_per_env_runner,
+                            num_learners=self.num_learners, num_cpus_per_learner=self.num_cpus_per_learner,
+                            num_gpus_per_learner=self.num_gpus_per_learner)
+
     def env_spec(self) -> EnvSpec:
         """The env as `rlrun.env` builds it (`make_env`, `make_vector_env`): id, constructor kwargs, TimeLimit,
         wrappers, backend and Atari preprocessing. `EnvError` if `env.wrappers` holds an item of another form."""
@@ -259,10 +293,14 @@ class AlgorithmConfig:
 
     def build_policy_mapping(self, env: Any) -> PolicyMapping:
         """Agent -> module of a ParallelEnv under `multi_agent.*`; MappingError names what does not fit."""
-        from rlrun.env.multi_agent.mapping import PolicyMapping
+        return self.policy_mapping_spec().build(env)
 
-        return PolicyMapping(self.policies, self.policy_mapping, env.possible_agents, env,
-                             central_value=bool(self.model_config.get("central_value")))
+    def policy_mapping_spec(self) -> PolicyMappingSpec:
+        """The `multi_agent.*` keys (and `model.central_value`) a multi-agent env's PolicyMapping is built from."""
+        from rlrun.env.multi_agent.mapping import PolicyMappingSpec
+
+        policies = self.policies if isinstance(self.policies, str) else tuple(self.policies)
+        return PolicyMappingSpec(policies, dict(self.policy_mapping), bool(self.model_config.get("central_value")))
 
     def is_trained(self, module_id: str) -> bool:
         """Whether the learners update `module_id` (`multi_agent.policies_to_train`, null = every module)."""

@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("rlrun")
 
 
+@dataclass(frozen=True)
+class RunResources:
+    """What a run's actors reserve on Ray: env-runner and learner actors and each one's CPUs and GPUs.
+
+    `AlgorithmConfig.run_resources()` gives a whole run's; an EnvRunnerGroup or LearnerGroup built on its own
+    starts and checks Ray for its own actors only (the other fields stay 0).
+    """
+
+    num_env_runners: int = 0
+    num_cpus_per_env_runner: float = 0.0
+    num_learners: int = 0
+    num_cpus_per_learner: float = 0.0
+    num_gpus_per_learner: float = 0.0
+
+
 @dataclass
 class ClusterInfo:
     """Where a run executes: embedded (no Ray), a local instance of its own, or a joined cluster at `address`."""
@@ -50,7 +65,8 @@ class ClusterInfo:
         )
         if config.num_learners:
             device = f"{config.num_gpus_per_learner:g} GPU each" if config.num_gpus_per_learner else "cpu"
-            learners = (f"{config.num_learners} DDP learners ({device}, {threads} each, {ddp_backend(config)})"
+            backend = ddp_backend(config.num_gpus_per_learner)
+            learners = (f"{config.num_learners} DDP learners ({device}, {threads} each, {backend})"
                         if config.num_learners > 1 else f"1 learner actor ({device}, {threads})")
         else:
             learners = local_learner
@@ -66,21 +82,21 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def ddp_backend(config: AlgorithmConfig) -> str:
+def ddp_backend(num_gpus_per_learner: float) -> str:
     """nccl when every learner owns at least one whole GPU; gloo otherwise (CPU or shared GPUs)."""
-    return "nccl" if config.num_gpus_per_learner >= 1 else "gloo"
+    return "nccl" if num_gpus_per_learner >= 1 else "gloo"
 
 
 def uses_ray(ray_cfg: Any, config: AlgorithmConfig) -> bool:
     return bool(config.num_env_runners or config.num_learners or ray_cfg.address)
 
 
-def required_resources(config: AlgorithmConfig) -> dict[str, float]:
+def required_resources(resources: RunResources) -> dict[str, float]:
     """CPUs and GPUs the run's actors reserve (the driver itself reserves none)."""
     return {
-        "CPU": config.num_env_runners * config.num_cpus_per_env_runner
-        + config.num_learners * config.num_cpus_per_learner,
-        "GPU": config.num_learners * config.num_gpus_per_learner,
+        "CPU": resources.num_env_runners * resources.num_cpus_per_env_runner
+        + resources.num_learners * resources.num_cpus_per_learner,
+        "GPU": resources.num_learners * resources.num_gpus_per_learner,
     }
 
 
@@ -95,7 +111,7 @@ def cluster_session(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[ClusterIn
     with _connection(ray_cfg, config) as (address, local, dashboard_url):
         info = ClusterInfo(address=address, local=local, dashboard_url=dashboard_url,
                            **_totals(ray.cluster_resources()))
-        check_resources(info, config)
+        check_resources(info, config.run_resources())
         log.info("%s", info.describe(config))
         yield info
 
@@ -110,7 +126,7 @@ def _connection(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[tuple[str, bo
         # on, which the launcher owns and which outlives the job, so it is neither started nor stopped here.
         yield ray.get_runtime_context().gcs_address, False, None
         return
-    context = connect(ray_cfg, required_resources(config)["CPU"])
+    context = connect(ray_cfg, required_resources(config.run_resources())["CPU"])
     local = not ray_cfg.address
     try:
         yield context.address_info["address"], local, context.dashboard_url or None
@@ -155,33 +171,35 @@ def _totals(resources: dict[str, float]) -> dict[str, float]:
     return {"num_cpus": resources.get("CPU", 0.0), "num_gpus": resources.get("GPU", 0.0)}
 
 
-def check_resources(info: ClusterInfo, config: AlgorithmConfig) -> None:
+def check_resources(info: ClusterInfo, resources: RunResources) -> None:
     """Fail fast, naming the keys to change, when the whole cluster has less than the run reserves."""
-    need = required_resources(config)
+    need = required_resources(resources)
     if need["GPU"] > info.num_gpus:
         raise ClusterError(
-            f"learners.num={config.num_learners} x learners.num_gpus_per_learner={config.num_gpus_per_learner:g} "
+            f"learners.num={resources.num_learners} x "
+            f"learners.num_gpus_per_learner={resources.num_gpus_per_learner:g} "
             f"needs {need['GPU']:g} GPUs but the Ray cluster at {info.address} has {info.num_gpus:g}; lower them "
             "or join a cluster with GPUs (ray.address=...)"
         )
     if need["CPU"] > info.num_cpus:
         raise ClusterError(
-            f"env_runners.num={config.num_env_runners} x env_runners.num_cpus_per_env_runner="
-            f"{config.num_cpus_per_env_runner:g} + learners.num={config.num_learners} x "
-            f"learners.num_cpus_per_learner={config.num_cpus_per_learner:g} needs {need['CPU']:g} CPUs but the "
+            f"env_runners.num={resources.num_env_runners} x env_runners.num_cpus_per_env_runner="
+            f"{resources.num_cpus_per_env_runner:g} + learners.num={resources.num_learners} x "
+            f"learners.num_cpus_per_learner={resources.num_cpus_per_learner:g} needs {need['CPU']:g} CPUs but the "
             f"Ray cluster at {info.address} has {info.num_cpus:g}; lower them or "
             + ("set ray.num_cpus" if info.local else "join a cluster with more CPUs")
         )
 
 
-def ensure_ray(config: AlgorithmConfig) -> None:
-    """For Python API users who build remote groups without a session: start Ray like RLlib would.
+def ensure_ray(resources: RunResources) -> None:
+    """For Python API users who build an algorithm or remote groups without a session: start Ray like RLlib
+    would, big enough for `resources`, and check that the cluster can host them.
 
     The instance lives until `ray.shutdown()` or the end of the process.
     """
     import ray
 
     if not ray.is_initialized():
-        start_local_instance(required_resources(config)["CPU"], None, None, False)
+        start_local_instance(required_resources(resources)["CPU"], None, None, False)
     check_resources(ClusterInfo(address=ray.get_runtime_context().gcs_address, **_totals(ray.cluster_resources())),
-                    config)
+                    resources)

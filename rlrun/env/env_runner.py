@@ -36,10 +36,10 @@ from rlrun.env.normalization import NORMALIZATION_KEY, RAW_COLUMNS, Normalizer
 from rlrun.env.training_signals import TrainingSignals
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.env.runner_spec import EnvRunnerSpec
 
 log = logging.getLogger("rlrun")
-# Env runner `worker_index` seeds with `config.seed + WORKER_SEED_STRIDE * worker_index`, its sub-envs with that + j.
+# Env runner `worker_index` seeds with `spec.seed + WORKER_SEED_STRIDE * worker_index`, its sub-envs with that + j.
 WORKER_SEED_STRIDE = 10_000
 # Where the training signals' state (lives) sits in the episodes in flight.
 SIGNALS_KEY = "training_signals"
@@ -52,21 +52,25 @@ def buffer_dtype(space: gym.Space) -> np.dtype:
 
 
 class EnvRunner:
-    """Samples one vector env with the current policy; keeps episodes running across calls."""
+    """Samples one vector env with the current policy; keeps episodes running across calls.
 
-    def __init__(self, *, config: AlgorithmConfig, worker_index: int = 0, num_envs: int | None = None) -> None:
-        self.config = config
+    Built from an `EnvRunnerSpec` (`AlgorithmConfig.env_runner_spec()`), e.g.
+    `EnvRunner(PPOConfig().environment("CartPole-v1").env_runner_spec()).sample()`.
+    """
+
+    def __init__(self, spec: EnvRunnerSpec, *, worker_index: int = 0) -> None:
+        self.spec = spec
         self.worker_index = worker_index
-        self.num_envs = num_envs or config.num_envs_per_env_runner
-        self.env_spec = config.env_spec()
-        self._seed = config.seed + WORKER_SEED_STRIDE * worker_index
+        self.num_envs = spec.num_envs
+        self.env_spec = spec.env
+        self._seed = spec.seed + WORKER_SEED_STRIDE * worker_index
         self.env = make_vector_env(self.env_spec, self.num_envs, seed=self._seed)
         self.observation_space = self.env.single_observation_space
         self.action_space = self.env.single_action_space
-        self.module = config.get_rl_module_spec().build(self.observation_space, self.action_space)
+        self.module = spec.module.build(self.observation_space, self.action_space)
         self.module.eval()
         self._generator = torch.Generator().manual_seed(self._seed)
-        self.normalizer = Normalizer(config, self.observation_space.shape, self.num_envs)
+        self.normalizer = Normalizer(spec.normalization, self.observation_space.shape, self.num_envs)
         # The env's observation dtype, and the batch's (the filter's float32 when it normalizes observations).
         self._env_obs_dtype = buffer_dtype(self.observation_space)
         self._obs_dtype = np.dtype(np.float32) if self.normalizer.filter_observations else self._env_obs_dtype
@@ -109,7 +113,7 @@ class EnvRunner:
         """
         if self._obs is None:
             self._reset(update_normalization=update_normalization)
-        steps = math.ceil(num_timesteps / self.num_envs) if num_timesteps else self.config.get_rollout_fragment_length()
+        steps = math.ceil(num_timesteps / self.num_envs) if num_timesteps else self.spec.rollout_fragment_length
         num_envs = self.num_envs
         obs_buf = np.empty((steps, num_envs, *self._obs.shape[1:]), dtype=self._obs_dtype)
         act_buf = np.empty((steps, num_envs, *self.action_space.shape), dtype=self.action_space.dtype)

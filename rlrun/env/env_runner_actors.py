@@ -29,7 +29,7 @@ from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
 from rlrun.env.normalization import NORMALIZATION_KEY, Normalizer
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.env.runner_spec import EnvRunnerGroupSpec, EnvRunnerSpec
 
 log = logging.getLogger("rlrun")
 # A replacement runner draws seeds of its own, so it does not replay its predecessor's episodes.
@@ -60,9 +60,9 @@ class _SamplesWithMetrics:
     """What the actor side adds to an env runner: its own torch thread count, and one call that returns a
     fragment, the episodes it finished and what normalisation learned from it."""
 
-    def __init__(self, *, config: AlgorithmConfig, **kwargs: Any) -> None:
-        torch.set_num_threads(config.env_runner_threads())  # the actor's process is its own
-        super().__init__(config=config, **kwargs)  # type: ignore[call-arg]
+    def __init__(self, spec: EnvRunnerSpec, **kwargs: Any) -> None:
+        torch.set_num_threads(spec.num_threads)  # the actor's process is its own
+        super().__init__(spec, **kwargs)  # type: ignore[call-arg]
 
     def sample_with_metrics(self) -> tuple[dict[str, np.ndarray], dict[str, list[float]], dict[str, Any]]:
         return self.sample(), self.get_metrics(), self.normalizer.pop_delta()  # type: ignore[attr-defined]
@@ -84,17 +84,18 @@ class EnvRunnerActors:
     result goes back to every runner before its next fragment, as RLlib's filter sync does.
     """
 
-    def __init__(self, config: AlgorithmConfig, obs_shape: tuple[int, ...]) -> None:
+    def __init__(self, spec: EnvRunnerGroupSpec, obs_shape: tuple[int, ...]) -> None:
         import ray
 
-        from rlrun.cluster import ensure_ray
+        from rlrun.cluster import RunResources, ensure_ray
 
-        ensure_ray(config)
-        self.config = config
-        runner_cls = SamplingMultiAgentEnvRunner if config.is_multi_agent else SamplingEnvRunner
-        self._actor_cls = ray.remote(runner_cls).options(num_cpus=config.num_cpus_per_env_runner)
+        ensure_ray(RunResources(num_env_runners=spec.num_env_runners,
+                                num_cpus_per_env_runner=spec.num_cpus_per_env_runner))
+        self.spec = spec
+        runner_cls = SamplingMultiAgentEnvRunner if spec.runner.multi_agent is not None else SamplingEnvRunner
+        self._actor_cls = ray.remote(runner_cls).options(num_cpus=spec.num_cpus_per_env_runner)
         self.num_restarts = 0
-        self._actors = {i: self._start(i) for i in range(1, config.num_env_runners + 1)}
+        self._actors = {i: self._start(i) for i in range(1, spec.num_env_runners + 1)}
         self._weights_ref: Any = None
         self._metrics: list[dict[str, list[float]]] = []
         self.num_healthy = len(self._actors)
@@ -105,15 +106,15 @@ class EnvRunnerActors:
         self._requests: dict[int, _Request] = {}
         self._starting: dict[int, Any] = {}
         # The merged normalisation statistics and their latest broadcast.
-        normalizer = Normalizer(config, obs_shape, num_envs=0)
+        normalizer = Normalizer(spec.runner.normalization, obs_shape, num_envs=0)
         self._normalization_enabled = normalizer.enabled
         self._normalization = normalizer.stats
         self._normalization_ref: Any = None
 
     def _start(self, index: int) -> Any:
-        config = self.config.copy()
-        config.seed += RESTART_SEED_STRIDE * self.num_restarts
-        return self._actor_cls.remote(config=config, worker_index=index)
+        runner = self.spec.runner
+        return self._actor_cls.remote(runner.replace(seed=runner.seed + RESTART_SEED_STRIDE * self.num_restarts),
+                                      worker_index=index)
 
     def sample(self) -> list[dict[str, np.ndarray]]:
         """One fragment from every healthy runner; if all failed, sample again from their replacements."""
@@ -269,7 +270,7 @@ class EnvRunnerActors:
         import ray
 
         reason = _first_line(error)
-        limit = self.config.max_num_env_runner_restarts
+        limit = self.spec.max_restarts
         if self.num_restarts >= limit:
             raise EnvRunnerFailure(f"env runner {index} failed after {self.num_restarts} restarts "
                                    f"(env_runners.max_restarts={limit}): {reason}") from None

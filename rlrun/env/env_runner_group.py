@@ -24,30 +24,31 @@ from rlrun.core.columns import BOOTSTRAP_COLUMNS, Columns
 from rlrun.env.env_creation import make_env
 from rlrun.env.env_runner import EnvRunner
 from rlrun.env.env_runner_actors import Fragment
+from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.multi_agent.env_runner import MultiAgentBatch
 from rlrun.env.multi_agent.mapping import ModuleSpaces
 from rlrun.env.normalization import NORMALIZATION_KEY
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.env.runner_spec import EnvRunnerGroupSpec, EnvRunnerSpec
 
 
 class EnvRunnerGroup:
     """Owns the EnvRunners of an algorithm and merges what they sample."""
 
-    def __init__(self, *, config: AlgorithmConfig) -> None:
-        self.config = config
+    def __init__(self, spec: EnvRunnerGroupSpec) -> None:
+        self.spec = spec
         self._local: EnvRunner | None = None
         self._remote = None
         self._local_version = 0
-        if config.num_env_runners > 0:
+        if spec.num_env_runners > 0:
             from rlrun.env.env_runner_actors import EnvRunnerActors
 
             # The samplers are elsewhere; this env only tells the learners (and the normalisation) its spaces.
-            self._spaces_env = _spaces_only(config)
-            self._remote = EnvRunnerActors(config, _normalized_shape(self._spaces_env))
+            self._spaces_env = _spaces_only(spec.runner)
+            self._remote = EnvRunnerActors(spec, _normalized_shape(self._spaces_env))
         else:
-            self._local = make_env_runner(config)
+            self._local = make_env_runner(spec.runner)
             self._spaces_env = self._local.env
 
     @property
@@ -94,7 +95,7 @@ class EnvRunnerGroup:
             return [Fragment(self._local.sample(), self._local_version)]
         fragments: list[Fragment] = []
         while not fragments:  # all that were ready had failed: ask their replacements
-            fragments = self._remote.sample_async(self.config.sample_timeout_s)
+            fragments = self._remote.sample_async(self.spec.sample_timeout_s)
         return fragments
 
     def sync_weights(self, weights: Mapping[str, Any], *, version: int | None = None, wait: bool = True) -> None:
@@ -143,13 +144,13 @@ class EnvRunnerGroup:
                 self._spaces_env.close()
 
 
-def make_env_runner(config: AlgorithmConfig, worker_index: int = 0) -> EnvRunner:
-    """The env runner for `config.env`: a gymnasium vector env, or copies of a PettingZoo env."""
-    if config.is_multi_agent:
+def make_env_runner(spec: EnvRunnerSpec, worker_index: int = 0) -> EnvRunner:
+    """The env runner of `spec`: a gymnasium vector env, or copies of a PettingZoo env (`spec.multi_agent`)."""
+    if spec.multi_agent is not None:
         from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
 
-        return MultiAgentEnvRunner(config=config, worker_index=worker_index)
-    return EnvRunner(config=config, worker_index=worker_index)
+        return MultiAgentEnvRunner(spec, worker_index=worker_index)
+    return EnvRunner(spec, worker_index=worker_index)
 
 
 def normalization_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -160,13 +161,13 @@ def normalization_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
     return state.get("remote", {}).get(NORMALIZATION_KEY)
 
 
-def _spaces_only(config: AlgorithmConfig) -> gym.Env | ModuleSpaces:
+def _spaces_only(spec: EnvRunnerSpec) -> gym.Env | ModuleSpaces:
     """An env (or a multi-agent env's per-module spaces) that only tells the learners its spaces."""
-    env = config.make_multi_agent_env()
-    if env is None:
-        return make_env(config.env_spec())
+    if spec.multi_agent is None:
+        return make_env(spec.env)
+    env = make_parallel_env(spec.env.id, spec.env.env_config)
     try:
-        mapping = config.build_policy_mapping(env)
+        mapping = spec.multi_agent.build(env)
     finally:
         env.close()
     return ModuleSpaces(mapping.observation_spaces(), mapping.action_spaces())

@@ -24,7 +24,7 @@ import numpy as np
 from rlrun.core.columns import Columns
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.env.runner_spec import NormalizationSpec
 
 OBSERVATION_FILTERS = ("NoFilter", "MeanStdFilter")
 # Where normalisation state sits in an env runner's (and the remote runners') state.
@@ -108,12 +108,12 @@ class Statistics:
 class Normalizer:
     """One env runner's normalisation: its statistics, their delta since the last sync, and the envs' returns."""
 
-    def __init__(self, config: AlgorithmConfig, obs_shape: tuple[int, ...], num_envs: int) -> None:
-        self.filter_observations = config.observation_filter == "MeanStdFilter"
-        self.scale_rewards = bool(config.normalize_rewards)
-        self.clip_observations = config.clip_observations
-        self.clip_rewards = config.clip_normalized_rewards
-        self.gamma = config.gamma
+    def __init__(self, spec: NormalizationSpec, obs_shape: tuple[int, ...], num_envs: int) -> None:
+        self.filter_observations = spec.observation_filter == "MeanStdFilter"
+        self.scale_rewards = bool(spec.normalize_rewards)
+        self.clip_observations = spec.clip_observations
+        self.clip_rewards = spec.clip_normalized_rewards
+        self.gamma = spec.gamma
         self._obs_shape = obs_shape
         self.stats = self._empty_statistics()
         self.delta = self._empty_statistics()

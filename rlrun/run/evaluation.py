@@ -32,6 +32,7 @@ from rlrun.data.offline.writer import new_dataset_dir, write_dataset
 from rlrun.env.env_runner import summarize_episodes
 from rlrun.env.env_runner_group import make_env_runner, normalization_in_state
 from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
+from rlrun.env.runner_spec import EnvRunnerSpec
 from rlrun.run.checkpoints import BEST, CHECKPOINTS_DIR, RUN_CONFIG, latest_checkpoint, locate
 from rlrun.run.video import record_video
 
@@ -63,9 +64,10 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
     config = embedded_config(run_dir, request.seed)
     # One thread: a small policy's forward passes are too short to split, and spare threads only spin.
     torch.set_num_threads(1)
+    spec = config.env_runner_spec()
     if request.record is not None:
-        _check_record_target(request.record, config)
-    runner = make_env_runner(config, EVALUATION_WORKER_INDEX)
+        _check_record_target(request.record, config.env, spec)
+    runner = make_env_runner(spec, EVALUATION_WORKER_INDEX)
     try:
         runner.set_weights(load_module_weights(checkpoint))
         normalization = normalization_in_state(load_env_runner_state(checkpoint))
@@ -78,7 +80,7 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
         video = None
         if request.video:
             video = record_video(
-                runner.module, runner.normalizer, config.env_spec(), request.video_episodes, config.seed,
+                runner.module, runner.normalizer, spec.env, request.video_episodes, config.seed,
                 run_dir / VIDEOS_DIR / f"{checkpoint.name}_{stamp}", request.video_format,
                 runner.mapping.agent_to_module if isinstance(runner, MultiAgentEnvRunner) else None,
             )
@@ -112,11 +114,11 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
     return report
 
 
-def _check_record_target(spec: str, config: AlgorithmConfig) -> None:
+def _check_record_target(target: str, env_id: str, spec: EnvRunnerSpec) -> None:
     """Refuse a recording before playing any episode: nothing may be overwritten or recorded half-right."""
-    new_dataset_dir(spec)
-    if config.is_multi_agent:
-        raise ConfigError(f"record={spec}: env '{config.env}' is multi-agent; Minari datasets (and algo=bc/marwil) "
+    new_dataset_dir(target)
+    if spec.multi_agent is not None:
+        raise ConfigError(f"record={target}: env '{env_id}' is multi-agent; Minari datasets (and algo=bc/marwil) "
                           "are single-agent")
 
 

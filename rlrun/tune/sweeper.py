@@ -70,7 +70,7 @@ def run_study(sweep_config: DictConfig, arguments: list[str], settings: Mapping[
                               f"cannot change it mid-run; algo={base.algo.name} can change {allowed}")
     first_trial = _check_trial_config(arguments, space)
     # A trial is its driver (1 CPU, the Trainable's actor) plus the env runners and learners it starts.
-    per_trial = 1 + required_resources(first_trial)["CPU"]
+    per_trial = 1 + required_resources(first_trial.run_resources())["CPU"]
     # PBT compares and copies trials while they run, so its whole population runs at once; a local instance is
     # started big enough for it (Ray's CPUs are scheduling slots), a joined cluster must have them.
     population = settings["num_samples"] if settings["scheduler"]["type"] == "pbt" else 1

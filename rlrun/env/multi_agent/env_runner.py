@@ -29,7 +29,7 @@ from rlrun.env.multi_agent.mapping import ModuleSpaces, PolicyMapping, has_state
 from rlrun.env.normalization import Normalizer
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.env.runner_spec import EnvRunnerSpec
 
 
 class MultiAgentBatch(dict):
@@ -43,19 +43,24 @@ class MultiAgentBatch(dict):
 
 
 class MultiAgentEnvRunner(EnvRunner):
-    """Samples `num_envs` ParallelEnv copies; `sample()` returns a MultiAgentBatch."""
+    """Samples `num_envs` ParallelEnv copies; `sample()` returns a MultiAgentBatch.
 
-    def __init__(self, *, config: AlgorithmConfig, worker_index: int = 0, num_envs: int | None = None) -> None:
-        self.config = config
+    Its spec's `multi_agent` (the policy mapping) must be set: `make_env_runner` picks this class then.
+    """
+
+    def __init__(self, spec: EnvRunnerSpec, *, worker_index: int = 0) -> None:
+        if spec.multi_agent is None:
+            raise ValueError(f"env {spec.env.id!r} has no policy mapping (EnvRunnerSpec.multi_agent); "
+                             "a gymnasium env is sampled by EnvRunner")
+        self.spec = spec
         self.worker_index = worker_index
-        self.num_envs = num_envs or config.num_envs_per_env_runner
-        self.env_spec = config.env_spec()
+        self.num_envs = spec.num_envs
+        self.env_spec = spec.env
         self.training_signals = None  # Atari's are single-agent (validated)
         self.envs = [make_parallel_env(self.env_spec.id, self.env_spec.env_config) for _ in range(self.num_envs)]
-        self.mapping: PolicyMapping = config.build_policy_mapping(self.envs[0])
+        self.mapping: PolicyMapping = spec.multi_agent.build(self.envs[0])
         self.env = ModuleSpaces(self.mapping.observation_spaces(), self.mapping.action_spaces())
-        spec = config.get_rl_module_spec()
-        self.module = MultiRLModule({m: spec.build(*self.mapping.spaces[m]) for m in self.mapping.modules})
+        self.module = MultiRLModule({m: spec.module.build(*self.mapping.spaces[m]) for m in self.mapping.modules})
         self.module.eval()
         # Module -> its columns, (env copy, agent) pairs; and each pair's (module, column).
         self.columns = {m: [(c, a) for c in range(self.num_envs) for a in agents]
@@ -68,7 +73,7 @@ class MultiAgentEnvRunner(EnvRunner):
         self._seed = self._seed_for(worker_index)
         self._generator = torch.Generator().manual_seed(self._seed)
         # Multi-agent runs do not normalise (validated); the disabled normaliser answers the group's queries.
-        self.normalizer = Normalizer(config, self._obs_space(self.mapping.modules[0]).shape, self.num_envs)
+        self.normalizer = Normalizer(spec.normalization, self._obs_space(self.mapping.modules[0]).shape, self.num_envs)
         self._obs: dict[str, np.ndarray] | None = None
         self._finished: dict[str, Any] = _no_episodes()
 
@@ -87,7 +92,7 @@ class MultiAgentEnvRunner(EnvRunner):
             self._start_episode(c, obs)
 
     def _seed_for(self, worker_index: int) -> int:
-        return self.config.seed + WORKER_SEED_STRIDE * worker_index
+        return self.spec.seed + WORKER_SEED_STRIDE * worker_index
 
     def _obs_space(self, module: str) -> gym.Space:
         """The module's own observation space (a central-value module's space also holds the state)."""
@@ -126,7 +131,7 @@ class MultiAgentEnvRunner(EnvRunner):
             raise ValueError("recording episodes of a multi-agent env is not supported")
         if self._obs is None:
             self._reset()
-        steps = -(-num_timesteps // self.num_envs) if num_timesteps else self.config.get_rollout_fragment_length()
+        steps = -(-num_timesteps // self.num_envs) if num_timesteps else self.spec.rollout_fragment_length
         bufs = {m: self._buffers(m, steps) for m in self.columns}
         env_steps = 0
         for t in range(steps):

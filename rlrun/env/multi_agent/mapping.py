@@ -11,6 +11,7 @@ its one batched forward pass serve them all.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -57,6 +58,23 @@ class PolicyMapping:
 
     def action_spaces(self) -> gym.spaces.Dict:
         return gym.spaces.Dict({m: s[1] for m, s in self.spaces.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyMappingSpec:
+    """The `multi_agent.*` keys a PolicyMapping is built from, once an env tells its agents (`build`).
+
+    Plain data, so a multi-agent env runner (a Ray actor too) maps its env copies' agents as the driver does.
+    """
+
+    policies: str | tuple[str, ...] = SHARED
+    policy_mapping: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    central_value: bool = False
+
+    def build(self, env: Any) -> PolicyMapping:
+        """Agent -> module of the ParallelEnv `env`; MappingError names what does not fit."""
+        return PolicyMapping(self.policies, self.policy_mapping, env.possible_agents, env,
+                             central_value=self.central_value)
 
 
 def has_state(env: Any, seed: int = 0) -> bool:
