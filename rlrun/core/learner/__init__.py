@@ -1,6 +1,7 @@
 """Learners (one copy of the trainable state) and the LearnerGroup that drives them."""
 
+from rlrun.core.learner.config import LearnerConfig
 from rlrun.core.learner.learner import Learner, TorchLearner
 from rlrun.core.learner.learner_group import LearnerGroup
 
-__all__ = ["Learner", "LearnerGroup", "TorchLearner"]
+__all__ = ["Learner", "LearnerConfig", "LearnerGroup", "TorchLearner"]

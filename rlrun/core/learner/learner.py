@@ -32,7 +32,7 @@ from rlrun.core.rl_module.catalog import is_image
 from rlrun.core.schedules import PiecewiseSchedule
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.core.learner.config import LearnerConfig
 
 TensorDict = dict[str, torch.Tensor]
 ALL_COMPONENTS = (COMPONENT_RL_MODULE, COMPONENT_OPTIMIZER, COMPONENT_LEARNER_VARS)
@@ -50,7 +50,7 @@ class Learner:
     def __init__(
         self,
         *,
-        config: AlgorithmConfig,
+        config: LearnerConfig,
         observation_space: gym.Space,
         action_space: gym.Space,
     ) -> None:
@@ -62,7 +62,7 @@ class Learner:
     # -- hooks an algorithm overrides -------------------------------------------------
 
     def configure_optimizers_for_module(
-        self, module_id: str, config: AlgorithmConfig
+        self, module_id: str, config: LearnerConfig
     ) -> torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer]:
         """Create the optimizer(s) of one module (default: Adam over all its parameters).
 
@@ -77,7 +77,7 @@ class Learner:
         return torch.optim.Adam(self.module[module_id].parameters(), lr=config.lr, eps=1e-5, fused=True)
 
     def compute_loss_for_module(
-        self, *, module_id: str, config: AlgorithmConfig, batch: TensorDict, fwd_out: TensorDict
+        self, *, module_id: str, config: LearnerConfig, batch: TensorDict, fwd_out: TensorDict
     ) -> torch.Tensor:
         """The scalar loss of one module on one minibatch."""
         raise NotImplementedError(f"{type(self).__name__} must implement compute_loss_for_module")
@@ -124,7 +124,7 @@ class Learner:
         """Create the module(s), optimizers and the RNG used for minibatch shuffling."""
         config = self.config
         self._rank, self._world_size = distributed.world()
-        # CNNs get the learner's CPUs as intra-op threads, MLPs one (AlgorithmConfig.learner_threads).
+        # CNNs get the learner's CPUs as intra-op threads, MLPs one (LearnerConfig.learner_threads).
         torch.set_num_threads(config.learner_threads(any(is_image(obs) for obs, _ in self._module_spaces().values())))
         self.device = self._pick_device()
         # Initial weights from the config's seed alone, not from whatever this process drew before:

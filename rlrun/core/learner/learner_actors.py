@@ -23,7 +23,7 @@ from rlrun.core.learner import distributed
 from rlrun.core.learner.learner import Learner, load_learner_checkpoint, save_learner_checkpoint
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.core.learner.config import LearnerConfig
 
 PLACEMENT_TIMEOUT_S = 60.0
 # Async updates queued per learner before `update(async_update=True)` waits for the oldest.
@@ -34,7 +34,7 @@ class LearnerActor:
     """One rank: a Learner plus the process-group plumbing around it (runs inside a Ray actor)."""
 
     def __init__(
-        self, config: AlgorithmConfig, observation_space: gym.Space, action_space: gym.Space, world_size: int
+        self, config: LearnerConfig, observation_space: gym.Space, action_space: gym.Space, world_size: int
     ) -> None:
         self._learner: Learner = config.get_learner_class()(
             config=config, observation_space=observation_space, action_space=action_space
@@ -83,15 +83,16 @@ class LearnerActor:
 class LearnerActors:
     """The remote half of LearnerGroup: create, address and tear down the DDP learner actors."""
 
-    def __init__(self, *, config: AlgorithmConfig, observation_space: gym.Space, action_space: gym.Space) -> None:
+    def __init__(self, *, config: LearnerConfig, observation_space: gym.Space, action_space: gym.Space) -> None:
         import ray
         from ray.util.placement_group import placement_group, remove_placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        from rlrun.cluster import ClusterError, ensure_ray
+        from rlrun.cluster import ClusterError, RunResources, ensure_ray
         from rlrun.cluster.session import ddp_backend
 
-        ensure_ray(config)
+        ensure_ray(RunResources(num_learners=config.num_learners, num_cpus_per_learner=config.num_cpus_per_learner,
+                                num_gpus_per_learner=config.num_gpus_per_learner))
         n = config.num_learners
         bundle = {"CPU": config.num_cpus_per_learner}
         if config.num_gpus_per_learner:
@@ -116,7 +117,7 @@ class LearnerActors:
         ]
         # A single learner forms no process group, so it opens no rendezvous socket.
         address, port = ray.get(self._actors[0].rendezvous_address.remote()) if n > 1 else ("", 0)
-        backend = ddp_backend(config)
+        backend = ddp_backend(config.num_gpus_per_learner)
         ray.get([a.setup.remote(backend, address, port, rank) for rank, a in enumerate(self._actors)])
         self.devices: list[str] = ray.get([a.device.remote() for a in self._actors])
         self._in_flight: collections.deque[list[Any]] = collections.deque()

@@ -18,14 +18,14 @@ from rlrun.core.columns import COMPONENT_RL_MODULE
 from rlrun.core.learner.learner import Learner
 
 if TYPE_CHECKING:
-    from rlrun.algorithms.algorithm_config import AlgorithmConfig
+    from rlrun.core.learner.config import LearnerConfig
     from rlrun.core.learner.learner_actors import LearnerActors
 
 
 class LearnerGroup:
     """One local Learner, or `num_learners` DDP Learner actors behind the same interface."""
 
-    def __init__(self, *, config: AlgorithmConfig, observation_space: gym.Space, action_space: gym.Space) -> None:
+    def __init__(self, *, config: LearnerConfig, observation_space: gym.Space, action_space: gym.Space) -> None:
         self.config = config
         self._learner: Learner | LearnerActors
         if config.num_learners > 0:
