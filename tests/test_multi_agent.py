@@ -131,7 +131,7 @@ def test_a_central_value_function_sees_the_agents_observation_and_the_global_sta
     np.testing.assert_allclose(batch[Columns.BOOTSTRAP_STATE][0],
                                np.concatenate(runner.envs[0].state().reshape(2, 4)), rtol=1e-6)
     module = runner.module[DEFAULT_MODULE_ID]
-    assert module.vf[0].in_features == 4 + 8 and module.pi[0].in_features == 4
+    assert module.vf.head[0].in_features == 4 + 8 and module.pi.head[0].in_features == 4
     learner = config.build_learner(env=runner.env)
     learner.build()
     results = learner.update(batch={DEFAULT_MODULE_ID: batch})

@@ -153,21 +153,21 @@ def _pair(kernel: int | Sequence[int]) -> tuple[int, int]:
 
 
 class CNNEncoder(Encoder):
-    """Images: uint8 pixels scaled to [0, 1], channels moved first, a conv stack, then an optional dense layer."""
+    """Images: uint8 pixels scaled to [0, 1] (float ones taken as they are), channels moved first, a conv stack,
+    then an optional dense layer."""
 
     def __init__(self, space: gym.spaces.Box, convs: nn.Sequential, conv_out: int, dense: int) -> None:
         super().__init__()
         self.channels, self.height, self.width, self.channels_last = image_layout(space.shape)
-        self.scale = PIXEL_SCALE if space.dtype == np.uint8 else 1.0
         self.convs = convs
         self.dense = (nn.Sequential(orthogonal(nn.Linear(conv_out, dense), np.sqrt(2)), nn.ReLU()) if dense
                       else nn.Identity())
         self.out_dim = dense or conv_out
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.float()
-        if self.scale != 1.0:
-            x = x * self.scale
+        # The tensor's dtype, not the space's: with env_runners.observation_filter=MeanStdFilter a uint8 space's
+        # frames arrive filtered, as float32, and must not be scaled again.
+        x = obs.float() * PIXEL_SCALE if obs.dtype == torch.uint8 else obs.float()
         x = x.reshape(-1, self.height, self.width, self.channels) if self.channels_last else x.reshape(
             -1, self.channels, self.height, self.width)
         if self.channels_last:
