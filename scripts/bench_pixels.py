@@ -299,7 +299,7 @@ def inference_worker(backend: str, steps: int, rounds: int) -> dict[str, Any]:
 
     config = build_algorithm_config(compose_config(["experiment=pong_ppo", f"env.backend={backend}"]))
     torch.set_num_threads(config.env_runner_threads())  # as an env runner actor does (one per CPU it is given)
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     num_envs = runner.num_envs
     raw = make_vector_env(config.env_spec(), num_envs, seed=config.seed + 1)
     raw.reset(seed=config.seed + 1)
@@ -382,16 +382,23 @@ def main() -> None:
     print(f"{machine()}; load average (1/5/15 min) {load_start}", flush=True)
     out: dict[str, Any] = {}
     notes: list[str] = []
+
+    def save() -> None:  # after every section, so that a long run cut short keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **out}, indent=2))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if "ppo" not in args.skip:
             out["ppo"], ppo_notes = bench_ppo(args, workdir)
             notes += ppo_notes
+            save()
         if "async" not in args.skip:
             out["async"] = bench_async(args, workdir)
+            save()
     if "replay" not in args.skip:
         out["replay"], note = bench_replay(args)
         notes += [note] if note else []
+        save()
     if "inference" not in args.skip:
         out["inference"] = bench_inference(args)
     minutes = (time.time() - started) / 60
@@ -420,8 +427,7 @@ def main() -> None:
     print("\n" + table)
     args.out.write_text(table + "\n")
     print(f"\nwritten to {args.out}")
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **out}, indent=2))
+    save()
 
 
 if __name__ == "__main__":
