@@ -41,7 +41,7 @@ def main() -> None:
         .env_runners(num_envs_per_env_runner=args.num_envs, rollout_fragment_length=args.steps)
         .training(train_batch_size=rows, minibatch_size=args.minibatch_size, num_epochs=args.epochs)
     )
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     batch = runner.sample()
     runner.stop()
     trained_rows = int(batch[Columns.LOSS_MASK].sum())

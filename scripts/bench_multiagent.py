@@ -46,7 +46,7 @@ def agent_steps(batch) -> int:
 
 
 def sampling_rates(agents: int, iterations: int) -> tuple[float, float]:
-    runner = make_env_runner(config(agents))
+    runner = make_env_runner(config(agents).env_runner_spec())
     runner.sample()  # warm-up: env creation, first episodes
     start, envs, agent_rows = time.perf_counter(), 0, 0
     for _ in range(iterations):

@@ -164,7 +164,8 @@ def print_ratios(results: dict[str, dict[str, list[dict[str, float]]]], episodes
 
 def env_fragments(env_id: str) -> list[dict[str, np.ndarray]]:
     """Time-major fragments of `env_id` as an env runner delivers them (autoreset rows included)."""
-    runner = EnvRunner(config=PPOConfig().environment(env_id).env_runners(num_envs_per_env_runner=FRAGMENT_ENVS))
+    config = PPOConfig().environment(env_id).env_runners(num_envs_per_env_runner=FRAGMENT_ENVS)
+    runner = EnvRunner(config.env_runner_spec())
     return [runner.sample(num_timesteps=FRAGMENT_ENVS * FRAGMENT_STEPS) for _ in range(NUM_FRAGMENTS)]
 
 

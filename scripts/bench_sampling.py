@@ -25,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = PPOConfig().environment(args.env).env_runners(num_envs_per_env_runner=args.num_envs)
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     runner.sample(num_timesteps=args.num_envs * 16)  # warm-up
     rates = []
     for _ in range(args.repeats):

@@ -40,7 +40,7 @@ def learner(env):
 
 @pytest.fixture(scope="module")
 def sampled_batch():
-    runner = EnvRunner(config=small_config())
+    runner = EnvRunner(small_config().env_runner_spec())
     batch = runner.sample(num_timesteps=256)
     runner.stop()
     return batch
@@ -180,7 +180,7 @@ def test_build_learner_requires_build(env, sampled_batch):
 
 
 def test_env_runner_batch_is_accepted_by_learner_update(learner):
-    runner = EnvRunner(config=small_config())
+    runner = EnvRunner(small_config().env_runner_spec())
     batch = runner.sample(num_timesteps=100)
     runner.stop()
     # time-major [T, B, ...], T = ceil(100 / 4)

@@ -64,7 +64,7 @@ def mspacman() -> dict[str, Any]:
                                       wrappers=["test_atari:GameLog"])
               .env_runners(num_envs_per_env_runner=2).rl_module(model_config={"conv_filters": TINY_CNN})
               .debugging(seed=0))
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     try:
         train = runner.sample(num_timesteps=2 * STEPS)
         train_metrics = runner.get_metrics()

@@ -29,7 +29,7 @@ def config(seed: int = 0, **training) -> PPOConfig:
 
 @pytest.fixture(scope="module")
 def batches():
-    runner = EnvRunner(config=config())
+    runner = EnvRunner(config().env_runner_spec())
     out = [runner.sample(num_timesteps=256) for _ in range(3)]
     runner.stop()
     return out

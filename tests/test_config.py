@@ -286,6 +286,7 @@ def test_seed_range_keeps_every_derived_seed_a_numpy_seed(num_env_runners: int):
                + RESTART_SEED_STRIDE * restarts)
     assert largest == MAX_NUMPY_SEED
     np.random.seed(largest)
-    runner = EnvRunner(config=config, worker_index=EVALUATION_WORKER_INDEX)  # seeds its envs and RNG from `top`
+    # Seeds its envs and RNG from `top`.
+    runner = EnvRunner(config.env_runner_spec(), worker_index=EVALUATION_WORKER_INDEX)
     assert runner.sample(num_timesteps=6)[Columns.OBS].shape[:2] == (2, 3)
     runner.stop()

@@ -117,7 +117,7 @@ def test_epsilon_greedy_probabilities_and_greedy_inference() -> None:
 
 def fixed_replay_batch(config: DQNConfig, rows: int, n_step: int = 3) -> dict[str, np.ndarray]:
     """A replay batch of CartPole transitions with importance weights that are not all 1."""
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     buffer = ReplayBuffer(capacity=4000, seed=0)
     buffer.add(runner.sample(num_timesteps=600))
     runner.stop()

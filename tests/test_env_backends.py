@@ -42,7 +42,7 @@ def _runner(env: str, backend: str, num_envs: int = 2, **environment: Any) -> En
     config = (PPOConfig().environment(env, backend=backend, **environment)
               .env_runners(num_envs_per_env_runner=num_envs).rl_module(model_config={"conv_filters": TINY_CNN})
               .debugging(seed=0))
-    return EnvRunner(config=config)
+    return EnvRunner(config.env_runner_spec())
 
 
 def test_backend_choices_are_the_implemented_ones():

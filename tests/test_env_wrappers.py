@@ -29,7 +29,7 @@ class DoubleReward(gym.RewardWrapper):
 
 def _sample(*overrides: str, steps: int = 8) -> tuple[EnvRunner, dict[str, np.ndarray]]:
     _, config = build(*overrides, "env_runners.num_envs_per_runner=2", "model.conv_filters=[[8,8,8]]")
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     try:
         return runner, runner.sample(num_timesteps=2 * steps)
     finally:

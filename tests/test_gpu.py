@@ -42,7 +42,7 @@ def assert_gpu_update_matches_cpu(config: AlgorithmConfig, batch: dict, env: gym
 
 def test_learner_trains_on_gpu_and_matches_cpu_update() -> None:
     config = PPOConfig().environment("CartPole-v1").training(train_batch_size=512, minibatch_size=128, num_epochs=2)
-    assert_gpu_update_matches_cpu(config, EnvRunner(config=config).sample(), gym.make("CartPole-v1"))
+    assert_gpu_update_matches_cpu(config, EnvRunner(config.env_runner_spec()).sample(), gym.make("CartPole-v1"))
 
 
 def test_dqn_learner_with_target_network_and_td_errors_on_gpu_matches_cpu() -> None:
@@ -57,7 +57,8 @@ def test_sac_learner_with_its_three_optimizers_on_gpu_matches_cpu() -> None:
 
 def test_impala_learner_on_gpu_matches_cpu() -> None:
     config = impala_config()
-    assert_gpu_update_matches_cpu(config, EnvRunner(config=config).sample(), gym.make("CartPole-v1"), updates=2)
+    batch = EnvRunner(config.env_runner_spec()).sample()
+    assert_gpu_update_matches_cpu(config, batch, gym.make("CartPole-v1"), updates=2)
 
 
 def assert_gpu_learner_actors_match_cpu(num_learners: int) -> None:
@@ -68,7 +69,7 @@ def assert_gpu_learner_actors_match_cpu(num_learners: int) -> None:
         .env_runners(num_envs_per_env_runner=8, rollout_fragment_length=32)
         .training(train_batch_size=256, minibatch_size=256, num_epochs=2)
     )
-    batch = EnvRunner(config=config).sample()
+    batch = EnvRunner(config.env_runner_spec()).sample()
     batch["loss_mask"][:] = True  # 256 rows: equal shards
     env = gym.make("CartPole-v1")
     cpu = config.build_learner(env=env)
@@ -100,5 +101,5 @@ def test_learner_actor_trains_on_its_own_gpu(ray_cluster) -> None:
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="nccl between learners needs two GPUs, one per learner")
 def test_two_learner_actors_train_over_nccl(ray_cluster) -> None:
     """Two learner actors, one whole GPU each, form an nccl process group; their DDP update equals the CPU one."""
-    assert ddp_backend(PPOConfig().learners(num_learners=2, num_gpus_per_learner=1)) == "nccl"
+    assert ddp_backend(PPOConfig().learners(num_learners=2, num_gpus_per_learner=1).num_gpus_per_learner) == "nccl"
     assert_gpu_learner_actors_match_cpu(num_learners=2)

@@ -81,7 +81,7 @@ def test_agents_with_different_spaces_cannot_share_a_module():
 def test_agents_that_leave_early_or_join_late_are_masked_never_padded_into_the_loss():
     config = (PPOConfig().environment("multi_agent_envs:StaggeredEnv").env_runners(num_envs_per_env_runner=2)
               .multi_agent(policies="independent"))
-    runner = MultiAgentEnvRunner(config=config)
+    runner = MultiAgentEnvRunner(config.env_runner_spec())
     batch = runner.sample(num_timesteps=2 * 8)  # 8 steps of 2 copies: 5 steps, a reset row, 2 steps
     assert batch.env_steps == 2 * 7 and batch.env_slots == 16
     mask = {m: b[Columns.LOSS_MASK][:, 0] for m, b in batch.items()}  # copy 0
@@ -108,7 +108,7 @@ def test_agents_that_leave_early_or_join_late_are_masked_never_padded_into_the_l
 
 
 def test_one_batched_forward_pass_per_module_per_step():
-    runner = MultiAgentEnvRunner(config=multi_cartpole("shared", num_agents=3))
+    runner = MultiAgentEnvRunner(multi_cartpole("shared", num_agents=3).env_runner_spec())
     calls = []
     module = runner.module[DEFAULT_MODULE_ID]
     original = module.forward_exploration
@@ -121,7 +121,7 @@ def test_a_central_value_function_sees_the_agents_observation_and_the_global_sta
     """MAPPO: every column of an env copy carries that copy's state (MultiCartPole's `state()`: both poles)."""
     config = multi_cartpole("shared").rl_module(model_config={"central_value": True})
     config.validate()
-    runner = MultiAgentEnvRunner(config=config)
+    runner = MultiAgentEnvRunner(config.env_runner_spec())
     batch = runner.sample(num_timesteps=4 * 3)[DEFAULT_MODULE_ID]
     state, obs = batch[Columns.STATE], batch[Columns.OBS]
     assert state.shape == (3, 4 * 2, 8) and batch[Columns.BOOTSTRAP_STATE].shape == (4 * 2, 8)

@@ -24,7 +24,7 @@ from rlrun.algorithms.ppo import PPOConfig
 from rlrun.algorithms.registry import get_algorithm_config_class
 from rlrun.config.errors import ConfigError
 from rlrun.core import DEFAULT_MODULE_ID
-from rlrun.env import EnvRunner
+from rlrun.env import EnvRunner, NormalizationSpec
 from rlrun.env.env_runner_group import normalization_in_state
 from rlrun.env.normalization import EPSILON, Normalizer, RunningMeanStd
 from rlrun.run.video import record_video
@@ -70,11 +70,11 @@ def test_merged_streams_equal_one_stream() -> None:
     np.testing.assert_allclose(one.mean, rows.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(one.var, rows.var(axis=0), rtol=1e-9)
 
-    runners = [Normalizer(config(observation_filter="MeanStdFilter", normalize_rewards=False), (3,), 1)
+    runners = [Normalizer(NormalizationSpec(observation_filter="MeanStdFilter"), (3,), 1)
                for _ in range(2)]
     for i, chunk in enumerate(np.array_split(rows, 9)):  # unequal shares, interleaved
         runners[0 if i % 3 else 1].observations(chunk.astype(np.float32), update=True)
-    driver = Normalizer(config(observation_filter="MeanStdFilter", normalize_rewards=False), (3,), 0).stats
+    driver = Normalizer(NormalizationSpec(observation_filter="MeanStdFilter"), (3,), 0).stats
     for runner in runners:
         driver.merge(runner.pop_delta())
     merged = driver.get_state()["obs"]
@@ -88,7 +88,9 @@ def test_merged_streams_equal_one_stream() -> None:
 
 def test_filtered_observations_and_scaled_rewards_follow_sb3_vecnormalize() -> None:
     """obs -> clip((obs - mean) / sqrt(var + eps)); reward -> clip(r / sqrt(var(R) + eps)) with R = gamma R + r."""
-    norm = Normalizer(config(clip_observations=2.0, clip_normalized_rewards=3.0), (2,), 2)
+    spec = NormalizationSpec(observation_filter="MeanStdFilter", normalize_rewards=True, clip_observations=2.0,
+                             clip_normalized_rewards=3.0, gamma=config().gamma)
+    norm = Normalizer(spec, (2,), 2)
     rng = np.random.default_rng(1)
     obs, seen_obs, returns, seen_returns = None, [], np.zeros(2), []
     for step in range(20):
@@ -114,7 +116,7 @@ def test_filtered_observations_and_scaled_rewards_follow_sb3_vecnormalize() -> N
 
 def test_episode_returns_stay_in_raw_reward_units() -> None:
     """CartPole pays 1 per step: the batch holds scaled rewards, the reported returns the episode lengths."""
-    runner = EnvRunner(config=config("CartPole-v1"))
+    runner = EnvRunner(config("CartPole-v1").env_runner_spec())
     try:
         batch = runner.sample(num_timesteps=400)
         metrics = runner.get_metrics()
@@ -127,7 +129,7 @@ def test_episode_returns_stay_in_raw_reward_units() -> None:
 
 
 def test_env_runner_state_round_trip_continues_exactly() -> None:
-    first, second = EnvRunner(config=config()), EnvRunner(config=config(seed=5))
+    first, second = EnvRunner(config().env_runner_spec()), EnvRunner(config(seed=5).env_runner_spec())
     try:
         first.sample()
         state = first.get_state()
@@ -201,7 +203,7 @@ def test_a_video_shows_the_policy_the_filtered_observations(tmp_path: Path) -> N
     A mean of 1000 puts every filtered CartPole observation at -clip_observations, so the
     policy's first layer must see nothing else; raw observations are never below -5."""
     cfg = config(env="CartPole-v1", observation_filter="MeanStdFilter", normalize_rewards=False, clip_observations=2.0)
-    runner = EnvRunner(config=cfg)
+    runner = EnvRunner(cfg.env_runner_spec())
     runner.sync_normalization({"obs": {"count": 1e6, "mean": np.full(4, 1000.0), "var": np.ones(4)}})
     first_layer = next(m for m in runner.module.modules() if isinstance(m, torch.nn.Linear))
     seen: list[torch.Tensor] = []
@@ -218,7 +220,7 @@ def test_recorded_episodes_hold_the_env_s_own_observations_and_rewards() -> None
     With a mean of 1000 every filtered observation is -clip_observations, and with a return variance
     of 100 every CartPole reward of 1 is scaled to 0.1; the recording must hold neither."""
     cfg = config(env="CartPole-v1", clip_observations=2.0)
-    runner = EnvRunner(config=cfg)
+    runner = EnvRunner(cfg.env_runner_spec())
     runner.sync_normalization({"obs": {"count": 1e6, "mean": np.full(4, 1000.0), "var": np.ones(4)},
                                "returns": {"count": 1e6, "mean": np.array(0.0), "var": np.array(100.0)}})
     episodes = runner.sample_episodes(4, record=True)

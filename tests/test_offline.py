@@ -117,7 +117,7 @@ def test_recorded_episodes_are_the_evaluated_ones_with_their_final_observations(
     """Recording plays the episodes evaluation plays (same seed, same quotas, greedy); each ends on the env's
     final observation and the log-probs are the policy's."""
     config = BCConfig().environment("CartPole-v1").env_runners(num_envs_per_env_runner=3)
-    runner = EnvRunner(config=config, worker_index=1000)
+    runner = EnvRunner(config.env_runner_spec(), worker_index=1000)
     try:
         evaluated = runner.sample_episodes(7, explore=False)
         recording = runner.sample_episodes(7, explore=False, record=True)

@@ -18,7 +18,7 @@ ENV = "pixel_envs:PixelEnv"
 
 def test_a_uint8_recording_reads_back_as_the_same_uint8_rows(tmp_path: Path) -> None:
     config = BCConfig().environment(ENV).env_runners(num_envs_per_env_runner=2)
-    runner = EnvRunner(config=config, worker_index=1000)
+    runner = EnvRunner(config.env_runner_spec(), worker_index=1000)
     try:
         episodes = runner.sample_episodes(6, explore=True, record=True)["episodes"]
         space, action_space = runner.observation_space, runner.action_space

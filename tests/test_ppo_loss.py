@@ -46,7 +46,7 @@ def _prime(learner) -> None:
     Keeps the formula tests below independent of whether compute_loss_for_module
     may be called outside `update()` (that has its own test).
     """
-    runner = EnvRunner(config=learner.config)
+    runner = EnvRunner(learner.config.env_runner_spec())
     learner.update(batch=runner.sample(num_timesteps=128), timesteps={"num_env_steps_sampled_lifetime": 128})
     runner.stop()
 
@@ -221,7 +221,7 @@ def test_use_kl_loss_adds_kl_coeff_times_kl():
 @pytest.fixture(scope="module")
 def cartpole_batch():
     config = _config()
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     batch = runner.sample(num_timesteps=256)
     runner.stop()
     return batch
@@ -341,7 +341,7 @@ def test_ppo_update_reduces_surrogate_loss_on_fixed_batch():
     """
     torch.manual_seed(0)
     learner = _learner(lr=1e-2, num_epochs=2, entropy_coeff=0.0)
-    runner = EnvRunner(config=learner.config)
+    runner = EnvRunner(learner.config.env_runner_spec())
     runner.set_weights(learner.get_state(COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE])
     batch = runner.sample(num_timesteps=256)
     runner.stop()

@@ -27,7 +27,7 @@ def one_minibatch_config() -> PPOConfig:
 
 @pytest.fixture(scope="module")
 def fixed_batch() -> dict[str, np.ndarray]:
-    runner = EnvRunner(config=one_minibatch_config())
+    runner = EnvRunner(one_minibatch_config().env_runner_spec())
     batch = runner.sample()
     runner.stop()
     # Every row trains, so 256 rows split into two equal shards of 128.

@@ -253,12 +253,12 @@ def opaque_config() -> PPOConfig:
 
 
 def test_env_runner_restores_an_opaque_env_with_fresh_reproducible_episodes() -> None:
-    runner = EnvRunner(config=opaque_config())
+    runner = EnvRunner(opaque_config().env_runner_spec())
     first = runner.sample(num_timesteps=22)
     state = runner.get_state()
     assert state["sampling"] and "episodes_in_flight" not in state
     assert (first[Columns.BOOTSTRAP_OBS][:, 0] > 0).any(), "no episode was in flight: nothing to test"
-    restored = [EnvRunner(config=opaque_config()) for _ in range(2)]
+    restored = [EnvRunner(opaque_config().env_runner_spec()) for _ in range(2)]
     for r in restored:
         r.set_weights({DEFAULT_MODULE_ID: runner.module.get_state()})  # as an algorithm syncs them
         r.set_state(state)

@@ -128,7 +128,7 @@ def test_tanh_gaussian_log_prob_is_the_change_of_variables_density() -> None:
 
 def fixed_replay_batch(config: SACConfig, rows: int) -> dict[str, np.ndarray]:
     """A replay batch of target-env transitions with importance weights that are not all 1."""
-    runner = EnvRunner(config=config)
+    runner = EnvRunner(config.env_runner_spec())
     buffer = ReplayBuffer(capacity=2000, seed=0)
     buffer.add(runner.sample(num_timesteps=300))
     runner.stop()

@@ -50,7 +50,7 @@ def built_learner(config: PPOConfig) -> PPOTorchLearner:
 
 @pytest.fixture(scope="module")
 def batch() -> dict[str, np.ndarray]:
-    runner = EnvRunner(config=small_config())
+    runner = EnvRunner(small_config().env_runner_spec())
     sampled = runner.sample(num_timesteps=BATCH)
     runner.stop()
     return sampled

@@ -66,7 +66,8 @@ class Job:
     @property
     def need(self) -> dict[str, float]:
         """The driver task's CPU (and local learner's GPU) plus what the job's actors reserve."""
-        actors = required_resources(self.algo) if self.algo is not None else dict.fromkeys(RESOURCES, 0.0)
+        actors = (required_resources(self.algo.run_resources()) if self.algo is not None
+                  else dict.fromkeys(RESOURCES, 0.0))
         return {"CPU": DRIVER_CPUS + actors["CPU"], "GPU": self.driver_gpus + actors["GPU"]}
 
     def explain(self, resource: str) -> str:
