@@ -54,3 +54,43 @@ class MixedSpacesEnv(StaggeredEnv):
 
     def observation_space(self, agent: str) -> gym.Space:
         return gym.spaces.Box(-np.inf, np.inf, (3 if agent == "late" else 2,), np.float32)
+
+
+class PixelAgentsEnv(ParallelEnv):
+    """Two agents that each see their own 8x8 uint8 frame (noise, channels first) and pick one of 3 actions; an
+    agent scores 1 when its action matches its frame's first pixel mod 3. 6 steps an episode, then truncated."""
+
+    metadata = {"name": "pixel_agents_v0"}
+
+    def __init__(self) -> None:
+        self.possible_agents = ["left", "right"]
+        self.agents: list[str] = []
+        self._t = 0
+        self._rng = np.random.default_rng(0)
+        self._frames: dict[str, np.ndarray] = {}
+
+    def observation_space(self, agent: str) -> gym.Space:
+        return gym.spaces.Box(0, 255, (1, 8, 8), np.uint8)
+
+    def action_space(self, agent: str) -> gym.Space:
+        return gym.spaces.Discrete(3)
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        self._frames = {a: self._rng.integers(0, 256, (1, 8, 8), dtype=np.uint8) for a in self.agents}
+        return {a: frame.copy() for a, frame in self._frames.items()}
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._t = 0
+        self.agents = list(self.possible_agents)
+        return self._observe(), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        rewards = {a: float(int(actions[a]) == self._frames[a][0, 0, 0] % 3) for a in self.agents}
+        self._t += 1
+        done = self._t == 6
+        obs = self._observe()
+        if done:
+            self.agents = []
+        return obs, rewards, {a: False for a in obs}, {a: done for a in obs}, {a: {} for a in obs}
