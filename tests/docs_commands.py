@@ -125,8 +125,10 @@ def compose_jobs(args: list[str]) -> list:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from rlrun.algorithms.from_config import validated_algorithm_config
+    from rlrun.algorithms.registry import algorithm_schemas
     from rlrun.cli import _check_flags
     from rlrun.config.keys import free_form_overrides
+    from rlrun.config.schema import register_schemas
     from rlrun.run.resume import RESUMED_OPTION, resume_argv
     from rlrun.tune.compose import compose_config
 
@@ -135,6 +137,7 @@ def compose_jobs(args: list[str]) -> list:
     # `resume=` stores the run's saved config as an option of each group: a process of its own in the CLI, so
     # here it must not outlive the command (other commands' errors would list it among the group's options).
     store = ConfigStore.instance()
+    register_schemas(algorithm_schemas())  # as rlrun.cli does first: the key checks below read the algorithms' schemas
     try:
         if "--help" in args or "-h" in args or "--hydra-help" in args:
             return []
