@@ -185,8 +185,9 @@ class Network(nn.Module):
 
     def forward(self, obs: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         features = self.encoder(obs)
-        if extra is not None:
-            features = torch.cat([features, extra.flatten(1).float()], dim=-1)
+        if extra is not None:  # uint8 extras (MAPPO's state of pixel agents) are pixels, scaled as the encoder's
+            extra = extra.flatten(1).float() * PIXEL_SCALE if extra.dtype == torch.uint8 else extra.flatten(1).float()
+            features = torch.cat([features, extra], dim=-1)
         return self.head(features)
 
 

@@ -86,7 +86,8 @@ class MultiAgentEnvRunner(EnvRunner):
         self._agent_return = [defaultdict(float) for _ in range(self.num_envs)]
         self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
         if self._central:
-            self._state = np.zeros((self.num_envs, *self.mapping.state_space.shape), dtype=np.float32)
+            state_space = self.mapping.state_space
+            self._state = np.zeros((self.num_envs, *state_space.shape), dtype=state_space.dtype)
         for c, env in enumerate(self.envs):
             obs, _ = env.reset(seed=seed + c)
             self._start_episode(c, obs)
@@ -159,7 +160,8 @@ class MultiAgentEnvRunner(EnvRunner):
         if self._central:
             obs_space = obs_space["obs"]
         cols = len(self.columns[module])
-        state = ({Columns.STATE: np.empty((steps, cols, *self.mapping.state_space.shape), dtype=np.float32)}
+        state_space = self.mapping.state_space
+        state = ({Columns.STATE: np.empty((steps, cols, *state_space.shape), dtype=state_space.dtype)}
                  if self._central else {})
         return {
             **state,
@@ -273,7 +275,7 @@ class MultiAgentEnvRunner(EnvRunner):
                               for returns in in_flight["agent_return"]]
         self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
         if self._central:
-            self._state = np.array(in_flight["state"], dtype=np.float32)
+            self._state = np.array(in_flight["state"], dtype=self.mapping.state_space.dtype)
 
     def stop(self) -> None:
         for env in self.envs:

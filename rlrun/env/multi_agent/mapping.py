@@ -88,11 +88,15 @@ def has_state(env: Any, seed: int = 0) -> bool:
 
 
 def global_state_space(env: Any, agents: Sequence[str]) -> gym.spaces.Box:
-    """The env's `state_space` when it has a `state()`, else a Box of all agents' flat observations."""
+    """The env's `state_space` when it has a `state()`, else a Box of all agents' flat observations (uint8 if
+    theirs all are)."""
     if has_state(env):
         shape = np.shape(env.state())
         return gym.spaces.Box(-np.inf, np.inf, shape, np.float32)
-    size = sum(int(np.prod(env.observation_space(a).shape)) for a in agents)
+    spaces = [env.observation_space(a) for a in agents]
+    size = sum(int(np.prod(space.shape)) for space in spaces)
+    if all(space.dtype == np.uint8 for space in spaces):  # pixels: uint8 to the learner, scaled in the model
+        return gym.spaces.Box(0, 255, (size,), np.uint8)
     return gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
 
 
