@@ -23,7 +23,8 @@ from rlrun.algorithms.sac.sac_learner import SACTorchLearner
 from rlrun.core.columns import Columns
 
 PROBE_ENV = "RLRUN_PIXEL_PROBE"
-OBS_COLUMNS = (Columns.OBS, Columns.NEXT_OBS)
+# The global state of a central value function (MAPPO) is made of the agents' observations too.
+OBS_COLUMNS = (Columns.OBS, Columns.NEXT_OBS, Columns.STATE)
 
 
 class ObsProbe:

@@ -67,7 +67,8 @@ def assert_learner_saw_uint8(probe: Path, columns: set[str], modules: set[str] |
     for record in records:
         assert record["dtype"] == "uint8", record
         assert record["device"].startswith(device) and record["module_device"].startswith(device), record
-        assert tuple(record["shape"][-len(frame):]) == frame, record
+        if record["column"] != Columns.STATE:  # a central value function's state is flat
+            assert tuple(record["shape"][-len(frame):]) == frame, record
     return records
 
 
@@ -153,8 +154,8 @@ def test_dqn_with_n_step_double_dueling_prioritized_replay_on_uint8_pixels(tmp_p
     run_dir, probe = tmp_path / "run", tmp_path / "probe.jsonl"
     train(run_dir, *PIXELS, "algo=dqn", "algo.n_step=3", "algo.double_q=true", "algo.dueling=true",
           "algo.replay_buffer.type=prioritized", "algo.replay_buffer.capacity=1000", "algo.train_batch_size=16",
-          "algo.num_steps_sampled_before_learning_starts=32", "algo.learner_class=pixel_learners:DQNProbe",
-          "checkpoint.replay_buffer=true", "stop.iterations=30", probe=probe)
+          "algo.num_steps_sampled_before_learning_starts=16", "algo.learner_class=pixel_learners:DQNProbe",
+          "checkpoint.replay_buffer=true", "stop.iterations=16", probe=probe)
     assert_learner_saw_uint8(probe, {Columns.OBS, Columns.NEXT_OBS})
     assert np.isfinite(read_metrics(run_dir)[-1]["learners/default_policy/total_loss"])
     storage = replay_buffer_state(run_dir / "checkpoints" / "final")["storage"]
@@ -233,8 +234,8 @@ def test_async_algorithms_train_on_uint8_pixels(tmp_path: Path, algo: str, args:
 def test_sac_trains_on_uint8_pixels_with_box_actions(tmp_path: Path) -> None:
     run_dir, probe = tmp_path / "run", tmp_path / "probe.jsonl"
     train(run_dir, "env.id=pixel_envs:PixelBoxEnv", "model.cnn=small", "algo=sac", "algo.train_batch_size=16",
-          "algo.training_intensity=16", "algo.num_steps_sampled_before_learning_starts=32",
-          "algo.replay_buffer.capacity=1000", "algo.learner_class=pixel_learners:SACProbe", "stop.iterations=20",
+          "algo.training_intensity=2", "algo.num_steps_sampled_before_learning_starts=32",
+          "algo.replay_buffer.capacity=1000", "algo.learner_class=pixel_learners:SACProbe", "stop.iterations=8",
           probe=probe)
     assert_learner_saw_uint8(probe, {Columns.OBS, Columns.NEXT_OBS}, frame=(3, 8, 8))
     assert np.isfinite(read_metrics(run_dir)[-1]["learners/default_policy/total_loss"])
@@ -248,6 +249,33 @@ def test_multi_agent_ppo_trains_on_uint8_pixels(tmp_path: Path) -> None:
     train(run_dir, "env.id=multi_agent_envs:PixelAgentsEnv", "model.cnn=small", "multi_agent.policies=independent",
           *PPO, "stop.iterations=2", probe=probe)
     assert_learner_saw_uint8(probe, {Columns.OBS}, modules={"left", "right"}, frame=(1, 8, 8))
+
+
+def test_mappo_central_critic_sees_the_agents_pixels_as_uint8_scaled_like_their_own(tmp_path: Path) -> None:
+    """With `model.central_value=true` and no env `state()`, the global state is the agents' frames side by side:
+    it stays uint8 to the learner, and the critic scales it to [0, 1] as each agent's CNN scales its frame (it
+    was float32 of 0..255 beside CNN features of 0..1)."""
+    run_dir, probe = tmp_path / "run", tmp_path / "probe.jsonl"
+    train(run_dir, "env.id=multi_agent_envs:PixelAgentsEnv", "model.cnn=small", "model.central_value=true", *PPO,
+          "stop.iterations=1", probe=probe)
+    records = assert_learner_saw_uint8(probe, {Columns.OBS, Columns.STATE}, frame=(1, 8, 8))
+    assert {tuple(r["shape"][1:]) for r in records if r["column"] == Columns.STATE} == {(2 * 8 * 8,)}
+
+    config = (PPOConfig().environment("multi_agent_envs:PixelAgentsEnv").rl_module(
+        model_config={"cnn": "small", "central_value": True}))
+    algo = config.build_algo()
+    try:
+        module = algo.learner_group._learner.module["default_policy"]
+        state_space = module.observation_space["state"]
+        assert state_space.dtype == np.uint8
+        state = torch.from_numpy(np.stack([state_space.sample() for _ in range(4)]))
+        obs = torch.from_numpy(np.stack([module.observation_space["obs"].sample() for _ in range(4)]))
+        with torch.no_grad():
+            as_uint8 = module.vf(obs, state)
+            as_floats = module.vf(obs, state.float() / 255)
+        torch.testing.assert_close(as_uint8, as_floats)
+    finally:
+        algo.stop()
 
 
 @pytest.mark.slow
