@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import RLRUN, pythonpath_with_tests
-from pixel_learners import PROBE_ENV, read_probe
+from pixel_learners import PROBE_ENV, PPOProbe, read_probe
 from test_resume import deterministic
 
 from rlrun.algorithms.dqn import DQNConfig
@@ -251,29 +251,28 @@ def test_multi_agent_ppo_trains_on_uint8_pixels(tmp_path: Path) -> None:
     assert_learner_saw_uint8(probe, {Columns.OBS}, modules={"left", "right"}, frame=(1, 8, 8))
 
 
-def test_mappo_central_critic_sees_the_agents_pixels_as_uint8_scaled_like_their_own(tmp_path: Path) -> None:
+def test_mappo_central_critic_sees_the_agents_pixels_as_uint8_scaled_like_their_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With `model.central_value=true` and no env `state()`, the global state is the agents' frames side by side:
     it stays uint8 to the learner, and the critic scales it to [0, 1] as each agent's CNN scales its frame (it
-    was float32 of 0..255 beside CNN features of 0..1)."""
-    run_dir, probe = tmp_path / "run", tmp_path / "probe.jsonl"
-    train(run_dir, "env.id=multi_agent_envs:PixelAgentsEnv", "model.cnn=small", "model.central_value=true", *PPO,
-          "stop.iterations=1", probe=probe)
-    records = assert_learner_saw_uint8(probe, {Columns.OBS, Columns.STATE}, frame=(1, 8, 8))
-    assert {tuple(r["shape"][1:]) for r in records if r["column"] == Columns.STATE} == {(2 * 8 * 8,)}
-
-    config = (PPOConfig().environment("multi_agent_envs:PixelAgentsEnv").rl_module(
-        model_config={"cnn": "small", "central_value": True}))
+    was float32 of 0..255 beside CNN features of 0..1). In-process: the multi-agent CLI run is a slow test."""
+    probe = tmp_path / "probe.jsonl"
+    monkeypatch.setenv(PROBE_ENV, str(probe))
+    config = (PPOConfig().environment("multi_agent_envs:PixelAgentsEnv")
+              .env_runners(num_envs_per_env_runner=2).rl_module(model_config={"cnn": "small", "central_value": True})
+              .training(train_batch_size=64, minibatch_size=32, num_epochs=1, learner_class=PPOProbe))
     algo = config.build_algo()
     try:
+        assert np.isfinite(algo.train()["learners"]["default_policy"]["total_loss"])
+        records = assert_learner_saw_uint8(probe, {Columns.OBS, Columns.STATE}, frame=(1, 8, 8))
+        assert {tuple(r["shape"][1:]) for r in records if r["column"] == Columns.STATE} == {(2 * 8 * 8,)}
         module = algo.learner_group._learner.module["default_policy"]
         state_space = module.observation_space["state"]
         assert state_space.dtype == np.uint8
         state = torch.from_numpy(np.stack([state_space.sample() for _ in range(4)]))
         obs = torch.from_numpy(np.stack([module.observation_space["obs"].sample() for _ in range(4)]))
         with torch.no_grad():
-            as_uint8 = module.vf(obs, state)
-            as_floats = module.vf(obs, state.float() / 255)
-        torch.testing.assert_close(as_uint8, as_floats)
+            torch.testing.assert_close(module.vf(obs, state), module.vf(obs, state.float() / 255))
     finally:
         algo.stop()
 
