@@ -32,7 +32,8 @@ Prints a markdown table (machine, load averages at the start and the end, every 
 and the targets) and writes it to `--out` (default /tmp/bench_pixels.md).
 
 Usage: python scripts/bench_pixels.py [--steps 50000] [--async-steps 20000] [--replay-transitions 1000000]
-       [--repeats 1] [--skip ppo async replay inference] [--quick] [--out /tmp/bench_pixels.md] [--json PATH]
+       [--repeats 1] [--first-repeat 0] [--skip ppo async replay inference] [--quick]
+       [--out /tmp/bench_pixels.md] [--json PATH]
 `--quick` runs everything small (~5k steps, 50k transitions): it checks that everything runs.
 """
 
@@ -151,7 +152,7 @@ def bench_ppo(args: argparse.Namespace, workdir: Path) -> tuple[dict[str, list[d
         notes.append(f"CleanRL rows skipped: {CLEANRL} (CleanRL's scripts, kept outside the project) is absent.")
         order = [name for name in order if not name.startswith("cleanrl")]
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in order}
-    for repeat in range(args.repeats):
+    for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
         # Alternate the order between repeats, so that a drift of the machine's load favours nobody.
         for name in order if repeat % 2 == 0 else order[::-1]:
             print(f"[ppo] {name} seed {repeat}, {args.steps:,} steps, load {load()} ...", flush=True)
@@ -208,7 +209,7 @@ def ppo_table(results: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 def bench_async(args: argparse.Namespace, workdir: Path) -> dict[str, list[dict[str, Any]]]:
     results: dict[str, list[dict[str, Any]]] = {"ppo": [], "appo": []}
-    for repeat in range(args.repeats):
+    for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
         for algo in ("ppo", "appo") if repeat % 2 == 0 else ("appo", "ppo"):
             print(f"[async] {algo} seed {repeat}, {args.async_steps:,} steps, load {load()} ...", flush=True)
             load_before = os.getloadavg()[0]
@@ -363,6 +364,8 @@ def main() -> None:
     parser.add_argument("--inference-steps", type=int, default=128, help="steps per env per round")
     parser.add_argument("--inference-rounds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1, help="runs (seeds) of every program; medians reported")
+    parser.add_argument("--first-repeat", type=int, default=0,
+                        help="index (and seed) of the first repeat; odd ones run the programs in reverse order")
     parser.add_argument("--skip", nargs="*", default=[], choices=["ppo", "async", "replay", "inference"])
     parser.add_argument("--quick", action="store_true", help="small budgets: checks that everything runs")
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench_pixels.md"))
