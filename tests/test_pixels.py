@@ -36,7 +36,10 @@ ENV = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"} | {"PYTHONUNBU
                                                                       "PYTHONPATH": pythonpath_with_tests()}
 # 8x8 grey noise frames and the small CNN of the model catalog.
 PIXELS = ("env.id=pixel_envs:PixelEnv", "env.env_config={size:8}", "model.cnn=small")
-TINY = ("stop.timesteps=null", "env_runners.num_envs_per_runner=2", "evaluation.episodes=1", "logger.console=plain")
+# One torch thread: a CNN's learner otherwise takes every core, and tiny batches on two OpenMP threads of a busy
+# two-core machine (make test runs two workers) spin for tens of milliseconds a forward pass.
+TINY = ("stop.timesteps=null", "env_runners.num_envs_per_runner=2", "evaluation.episodes=1", "logger.console=plain",
+        "learners.num_threads=1")
 PPO = ("algo=ppo", "algo.train_batch_size=64", "algo.minibatch_size=32", "algo.num_epochs=2",
        "algo.learner_class=pixel_learners:PPOProbe")
 # A tiny CNN for ALE frames in the in-process tests: the Nature CNN would cost most of their time.
@@ -92,9 +95,9 @@ def assert_equal_state(a: Any, b: Any, where: str = "") -> None:
 
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """3 PPO iterations on 8x8 pixels through the CLI, its learner writing a probe."""
+    """2 PPO iterations on 8x8 pixels through the CLI, its learner writing a probe."""
     tmp = tmp_path_factory.mktemp("ppo_pixels")
-    train(tmp / "run", *PIXELS, *PPO, "stop.iterations=3", probe=tmp / "probe.jsonl")
+    train(tmp / "run", *PIXELS, *PPO, "stop.iterations=2", probe=tmp / "probe.jsonl")
     return {"run": tmp / "run", "probe": tmp / "probe.jsonl", "tmp": tmp}
 
 
@@ -117,25 +120,26 @@ def flat(result: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def pixel_ppo() -> PPOConfig:
     return (PPOConfig().environment("pixel_envs:PixelEnv", env_config={"size": 8})
-            .env_runners(num_envs_per_env_runner=2).rl_module(model_config={"cnn": "small"})
+            .env_runners(num_envs_per_env_runner=2).learners(num_threads_per_learner=1)
+            .rl_module(model_config={"cnn": "small"})
             .training(train_batch_size=64, minibatch_size=32, num_epochs=2).debugging(seed=0))
 
 
 def test_ppo_on_pixels_resumes_exactly(tmp_path: Path) -> None:
-    """4 iterations straight == 2, a checkpoint, and 2 more in a new algorithm restored from it: the pixel envs'
+    """3 iterations straight == 2, a checkpoint, and 1 more in a new algorithm restored from it: the pixel envs'
     episodes in flight, the RNGs and the weights come back exactly (`rlrun resume=` restores the same state; the
     CLI's side of it is tests/test_resume.py's)."""
     straight = pixel_ppo().build_algo()
     first = pixel_ppo().build_algo()
     second = None
     try:
-        expected = [flat(straight.train()) for _ in range(4)]
+        expected = [flat(straight.train()) for _ in range(3)]
         got = [flat(first.train()) for _ in range(2)]
         first.save_to_path(tmp_path / "checkpoint")
         second = pixel_ppo().build_algo()
         second.restore_from_path(tmp_path / "checkpoint")
-        got += [flat(second.train()) for _ in range(2)]
-        assert len(got[3]) > 10 and np.isfinite(got[3]["learners/default_policy/total_loss"])
+        got += [flat(second.train())]
+        assert len(got[2]) > 10 and np.isfinite(got[2]["learners/default_policy/total_loss"])
         for i, (a, b) in enumerate(zip(expected, got, strict=True)):
             assert a == b, f"iteration {i + 1} differs"
         weights = straight.learner_group.get_weights()["default_policy"]
@@ -155,7 +159,7 @@ def test_dqn_with_n_step_double_dueling_prioritized_replay_on_uint8_pixels(tmp_p
     train(run_dir, *PIXELS, "algo=dqn", "algo.n_step=3", "algo.double_q=true", "algo.dueling=true",
           "algo.replay_buffer.type=prioritized", "algo.replay_buffer.capacity=1000", "algo.train_batch_size=16",
           "algo.num_steps_sampled_before_learning_starts=16", "algo.learner_class=pixel_learners:DQNProbe",
-          "checkpoint.replay_buffer=true", "stop.iterations=16", probe=probe)
+          "checkpoint.replay_buffer=true", "stop.iterations=8", probe=probe)
     assert_learner_saw_uint8(probe, {Columns.OBS, Columns.NEXT_OBS})
     assert np.isfinite(read_metrics(run_dir)[-1]["learners/default_policy/total_loss"])
     storage = replay_buffer_state(run_dir / "checkpoints" / "final")["storage"]
@@ -168,7 +172,7 @@ def test_dqn_with_n_step_double_dueling_prioritized_replay_on_uint8_pixels(tmp_p
 
 def pong_dqn() -> DQNConfig:
     return (DQNConfig().environment("ALE/Pong-v5", atari={"screen_size": 36})
-            .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=16)
+            .env_runners(num_envs_per_env_runner=2, rollout_fragment_length=16).learners(num_threads_per_learner=1)
             .rl_module(model_config={"conv_filters": TINY_CNN})
             .training(train_batch_size=16, num_steps_sampled_before_learning_starts=32, n_step=3,
                       replay_buffer={"capacity": 1000})
@@ -183,7 +187,7 @@ def test_dqn_on_pong_resumes_with_its_uint8_frame_buffer(tmp_path: Path) -> None
     algo = pong_dqn().build_algo()
     restored = None
     try:
-        for _ in range(4):
+        for _ in range(3):
             algo.train()
         assert algo.counters["num_learner_updates_lifetime"] > 0
         saved = algo.replay_buffer.get_state()
@@ -259,7 +263,8 @@ def test_mappo_central_critic_sees_the_agents_pixels_as_uint8_scaled_like_their_
     probe = tmp_path / "probe.jsonl"
     monkeypatch.setenv(PROBE_ENV, str(probe))
     config = (PPOConfig().environment("multi_agent_envs:PixelAgentsEnv")
-              .env_runners(num_envs_per_env_runner=2).rl_module(model_config={"cnn": "small", "central_value": True})
+              .env_runners(num_envs_per_env_runner=2).learners(num_threads_per_learner=1)
+              .rl_module(model_config={"cnn": "small", "central_value": True})
               .training(train_batch_size=64, minibatch_size=32, num_epochs=1, learner_class=PPOProbe))
     algo = config.build_algo()
     try:
