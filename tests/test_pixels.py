@@ -28,7 +28,7 @@ from rlrun.algorithms.ppo import PPOConfig
 from rlrun.core.columns import Columns
 from rlrun.run.recorder import read_metrics
 
-# Module fixtures (one PPO run feeds the resume, recording and offline tests): one worker runs the module.
+# A module fixture (one PPO run feeds the uint8 check and the recording for BC and MARWIL): one worker runs the module.
 pytestmark = pytest.mark.xdist_group("pixels")
 
 RLRUN_EVAL = str(Path(RLRUN).with_name("rlrun-eval"))
