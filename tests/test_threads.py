@@ -56,3 +56,23 @@ def test_a_cnn_learner_sets_its_threads_and_the_layout_line_says_so() -> None:
 def test_thread_counts_below_one_are_refused(run_cli, section: str) -> None:
     proc = run_cli(f"{section}.num_threads=0", "stop.iterations=1")
     assert proc.returncode == 2 and f"{section}.num_threads must be >= 1" in proc.stderr, proc.stderr
+
+
+def test_an_env_runner_samples_with_its_own_threads_and_gives_the_learner_s_back() -> None:
+    """Embedded mode: the local runner's forward passes run on env_runners.num_threads (1), the learner's CNN
+    updates on its own count, in one process."""
+    from rlrun.env import EnvRunner
+
+    runner = EnvRunner(minigrid_config().env_runner_spec())
+    seen: list[int] = []
+    forward = runner.module.forward_exploration
+    runner.module.forward_exploration = lambda batch: (seen.append(torch.get_num_threads()), forward(batch))[1]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        runner.sample(num_timesteps=8)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+        runner.stop()

@@ -333,7 +333,7 @@ class AlgorithmConfig:
         return max(1, int(len(os.sched_getaffinity(0)) - self.num_env_runners * self.num_cpus_per_env_runner))
 
     def env_runner_threads(self) -> int:
-        """torch threads of one EnvRunner actor: `env_runners.num_threads`, else its CPUs."""
+        """torch threads of one env runner's forward passes: `env_runners.num_threads`, else its CPUs."""
         return self.num_threads_per_env_runner or max(1, int(self.num_cpus_per_env_runner))
 
     def observes_images(self) -> bool:

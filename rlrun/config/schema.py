@@ -126,8 +126,9 @@ class EnvRunnersSchema:
     clip_normalized_rewards: float = key(10.0, "Bound of the normalized rewards (with normalize_rewards).",
                                          bounds="> 0")
     num_threads: int | None = key(
-        None, "torch threads of each EnvRunner actor's forward passes; null = its num_cpus_per_env_runner (at "
-        "least 1). The local env runner (num=0) shares the process, and the thread count, of the local learner.",
+        None, "torch threads of each env runner's forward passes; null = its num_cpus_per_env_runner (at least "
+        "1). The local env runner (num=0) samples with it and gives the process back to the local learner's "
+        "count to train.",
         bounds=">= 1")
 
 

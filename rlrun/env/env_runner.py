@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -33,10 +33,8 @@ from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.env import env_state
 from rlrun.env.env_creation import make_vector_env
 from rlrun.env.normalization import NORMALIZATION_KEY, RAW_COLUMNS, Normalizer
+from rlrun.env.runner_spec import EnvRunnerSpec, sampling_threads
 from rlrun.env.training_signals import TrainingSignals
-
-if TYPE_CHECKING:
-    from rlrun.env.runner_spec import EnvRunnerSpec
 
 log = logging.getLogger("rlrun")
 # Env runner `worker_index` seeds with `spec.seed + WORKER_SEED_STRIDE * worker_index`, its sub-envs with that + j.
@@ -96,6 +94,7 @@ class EnvRunner:
         self._episode_return[:] = 0.0
         self._episode_len[:] = 0
 
+    @sampling_threads
     def sample(
         self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True,
         keep_raw: bool = False, training_signals: bool = True,

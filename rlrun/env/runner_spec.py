@@ -10,11 +10,18 @@ None for a gymnasium env.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
 
 from rlrun.config.schema import AlgoSchema, EnvRunnersSchema
 from rlrun.core.rl_module.spec import RLModuleSpec
 from rlrun.env.env_spec import EnvSpec
 from rlrun.env.multi_agent.mapping import PolicyMappingSpec
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,8 +44,9 @@ class EnvRunnerSpec:
     """One env runner: its env, its module, and how it samples.
 
     `seed` is the run's; runner `worker_index` seeds with `seed + WORKER_SEED_STRIDE * worker_index`.
-    `num_threads` is the torch thread count of a runner in a process of its own (a Ray actor); a runner in
-    the driver's process leaves the driver's setting alone.
+    `num_threads` is the torch thread count of the runner's forward passes: a Ray actor's for good, a runner
+    in the driver's process (embedded mode) while it samples (`sampling_threads`), the local learner's
+    count being restored after.
     """
 
     env: EnvSpec
@@ -67,3 +75,23 @@ class EnvRunnerGroupSpec:
     num_cpus_per_env_runner: float = EnvRunnersSchema.num_cpus_per_env_runner
     max_restarts: int = EnvRunnersSchema.max_restarts
     sample_timeout_s: float = EnvRunnersSchema.sample_timeout_s
+
+
+def sampling_threads(sample: Callable[..., T]) -> Callable[..., T]:
+    """Run an env runner's `sample` with its own torch thread count (`EnvRunnerSpec.num_threads`), then the
+    caller's again. In embedded mode the runner shares its process with the local learner, whose CNN updates
+    want every core, while a forward pass over a few envs' frames is fastest on one thread: spare threads only
+    synchronise, and spin against the env for the cores."""
+
+    @functools.wraps(sample)
+    def with_threads(self: Any, *args: Any, **kwargs: Any) -> T:
+        before, wanted = torch.get_num_threads(), self.spec.num_threads
+        if before == wanted:
+            return sample(self, *args, **kwargs)
+        torch.set_num_threads(wanted)
+        try:
+            return sample(self, *args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return with_threads

@@ -14,7 +14,7 @@ NEXT_STEP convention as the single-agent EnvRunner. Observations keep their spac
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -27,9 +27,7 @@ from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner, buffer_dtype
 from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.multi_agent.mapping import ModuleSpaces, PolicyMapping, has_state
 from rlrun.env.normalization import Normalizer
-
-if TYPE_CHECKING:
-    from rlrun.env.runner_spec import EnvRunnerSpec
+from rlrun.env.runner_spec import EnvRunnerSpec, sampling_threads
 
 
 class MultiAgentBatch(dict):
@@ -119,6 +117,7 @@ class MultiAgentEnvRunner(EnvRunner):
             self._state[copy] = np.concatenate([self._obs[m][j].reshape(-1) for m, j in
                                                 (self._column_of[(copy, a)] for a in self.envs[copy].possible_agents)])
 
+    @sampling_threads
     def sample(
         self, num_timesteps: int | None = None, explore: bool = True, *, update_normalization: bool = True,
         keep_raw: bool = False, training_signals: bool = True,
