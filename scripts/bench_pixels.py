@@ -105,7 +105,8 @@ def ppo_rlrun(backend: str, steps: int, seed: int, workdir: Path) -> dict[str, A
     update = sum(r["timers/learner_update_timer"] for r in rows)
     return {"steps": last["num_env_steps_sampled_lifetime"], "loop_s": last["time_total_s"], "exit_s": run.exit_s,
             "cpu_s": children_cpu_s() - cpu, "peak_mb": run.peak_mb, "sampling_s": sampling, "update_s": update,
-            "load": (load_before + os.getloadavg()[0]) / 2}
+            "load": (load_before + os.getloadavg()[0]) / 2,
+            "iteration_rates": [r["env_runners/num_env_steps_sampled"] / r["time_this_iter_s"] for r in rows]}
 
 
 def ppo_cleanrl(script: str, env_id: str, steps: int, seed: int, workdir: Path) -> dict[str, Any]:
@@ -117,8 +118,11 @@ def ppo_cleanrl(script: str, env_id: str, steps: int, seed: int, workdir: Path) 
                        "--total-timesteps", str(steps), "--seed", str(seed), "--no-cuda"], cwd=cwd)
     sps = [int(x) for x in SPS_LINE.findall(run.stdout)]
     trained = steps // ROLLOUT * ROLLOUT
+    # Its i-th `SPS:` line is i rollouts' steps over the seconds since its loop started: when each iteration ended.
+    ends = [0.0, *((i + 1) * ROLLOUT / rate for i, rate in enumerate(sps))]
     return {"steps": trained, "loop_s": trained / sps[-1], "exit_s": run.exit_s, "cpu_s": children_cpu_s() - cpu,
-            "peak_mb": run.peak_mb, "load": (load_before + os.getloadavg()[0]) / 2}
+            "peak_mb": run.peak_mb, "load": (load_before + os.getloadavg()[0]) / 2,
+            "iteration_rates": [ROLLOUT / (b - a) for a, b in zip(ends, ends[1:])]}
 
 
 def ppo_sb3(steps: int, seed: int, workdir: Path) -> dict[str, Any]:
@@ -127,7 +131,8 @@ def ppo_sb3(steps: int, seed: int, workdir: Path) -> dict[str, Any]:
     run = run_watched([str(BENCH_PY), str(SB3_SCRIPT), "--timesteps", str(steps), "--seed", str(seed)], cwd=workdir)
     result = run.last_json()
     return {"steps": result["steps"], "loop_s": result["loop_s"], "exit_s": run.exit_s,
-            "cpu_s": children_cpu_s() - cpu, "peak_mb": run.peak_mb, "load": (load_before + os.getloadavg()[0]) / 2}
+            "cpu_s": children_cpu_s() - cpu, "peak_mb": run.peak_mb, "load": (load_before + os.getloadavg()[0]) / 2,
+            "iteration_rates": [ROLLOUT / s for s in result["iteration_s"]]}
 
 
 PPO_PROGRAMS = {
@@ -177,9 +182,12 @@ def ppo_table(results: dict[str, list[dict[str, Any]]]) -> list[str]:
     def cpu_rate(r: dict[str, Any]) -> float:
         return r["steps"] / r["cpu_s"]
 
-    lines = ["| program | agent steps | steps/s (loop) | ratio rlrun / peer (target) | steps/s (spawn to exit) "
-             "| ratio | steps per CPU s | ratio | peak MiB | mean load |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|"]
+    def iteration_rate(r: dict[str, Any]) -> float:
+        return statistics.median(r["iteration_rates"])
+
+    lines = ["| program | agent steps | steps/s (loop) | ratio rlrun / peer (target) | steps/s (median iteration) "
+             "| ratio (target) | steps/s (spawn to exit) | ratio | steps per CPU s | ratio | peak MiB | mean load |",
+             "|---|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for name, runs in results.items():
         if not runs:
             continue
@@ -187,6 +195,12 @@ def ppo_table(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         mine = results.get(PEER_OF.get(name, ""), [])
         if mine:
             ratio = med(mine, loop_rate) / med(runs, loop_rate)
+            cells.append(f"**{ratio:.2f}x** (>= {TARGETS[name]:.1f}x: {verdict(ratio >= TARGETS[name])})")
+        else:
+            cells.append("-")
+        cells.append(f"{med(runs, iteration_rate):,.1f}")
+        if mine:
+            ratio = med(mine, iteration_rate) / med(runs, iteration_rate)
             cells.append(f"**{ratio:.2f}x** (>= {TARGETS[name]:.1f}x: {verdict(ratio >= TARGETS[name])})")
         else:
             cells.append("-")
@@ -412,8 +426,10 @@ def main() -> None:
              f"- {args.repeats} run(s) per program (medians), one after the other in alternating order", ""]
     if "ppo" in out:
         lines += [f"## PPO on Pong, first {args.steps:,} agent steps, CleanRL's hyperparameters", "",
-                  "steps/s (loop): each program's own training-loop clock (sampling and updates); spawn to exit "
-                  "adds imports, env building and rlrun's final evaluation episode; CPU s: the process tree's.", "",
+                  "steps/s (loop): each program's own training-loop clock (sampling and updates); median "
+                  "iteration: 1,024 steps over the median iteration's seconds (one rollout and its update; other "
+                  "processes' bursts of load hit single iterations and leave the median); spawn to exit adds "
+                  "imports, env building and rlrun's final evaluation episode; CPU s: the process tree's.", "",
                   *ppo_table(out["ppo"]), ""]
     if "async" in out:
         lines += [f"## APPO vs PPO on Pong, same resources, {args.async_steps:,} agent steps", "",

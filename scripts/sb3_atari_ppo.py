@@ -10,7 +10,8 @@ with its `frame_stack`; SB3 adds VecTransposeImage itself. Left out: rl-zoo3's e
 model saving and Monitor files, which are not training.
 
 Prints one JSON line last: the agent steps trained, the seconds `learn()` took (sampling and
-updates) and the seconds spent building the envs and the model before it.
+updates), the seconds of each iteration (one rollout and its update, from one rollout's start to
+the next's) and the seconds spent building the envs and the model before `learn()`.
 
 Usage (peer venv): python scripts/sb3_atari_ppo.py [--env-id PongNoFrameskip-v4] [--timesteps 50000] [--seed 0]
 """
@@ -28,6 +29,7 @@ import gymnasium as gym
 import yaml
 from rl_zoo3.utils import get_wrapper_class, linear_schedule
 from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecFrameStack
 
@@ -41,6 +43,20 @@ def zoo_atari_hyperparams(env_id: str) -> dict:
     path = Path(next(iter(spec.submodule_search_locations))) / "hyperparams" / "ppo.yml"
     table = yaml.safe_load(path.read_text())
     return dict(table[env_id] if env_id in table else table["atari"])
+
+
+class IterationClock(BaseCallback):
+    """When each rollout starts: the iterations' durations are the gaps (the last one ends when learn() returns)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.starts: list[float] = []
+
+    def _on_rollout_start(self) -> None:
+        self.starts.append(time.perf_counter())
+
+    def _on_step(self) -> bool:
+        return True
 
 
 def main() -> None:
@@ -68,11 +84,14 @@ def main() -> None:
         env = VecFrameStack(env, frame_stack)
     model = PPO(policy, env, seed=args.seed, device="cpu", verbose=0, **hp)
     setup_s = time.perf_counter() - start
+    clock = IterationClock()
     start = time.perf_counter()
-    model.learn(total_timesteps=args.timesteps)
-    learn_s = time.perf_counter() - start
+    model.learn(total_timesteps=args.timesteps, callback=clock)
+    end = time.perf_counter()
     env.close()
-    print(json.dumps({"steps": int(model.num_timesteps), "loop_s": learn_s, "setup_s": setup_s}))
+    bounds = [*clock.starts, end]
+    print(json.dumps({"steps": int(model.num_timesteps), "loop_s": end - start, "setup_s": setup_s,
+                      "iteration_s": [b - a for a, b in zip(bounds, bounds[1:])]}))
 
 
 if __name__ == "__main__":
