@@ -98,8 +98,10 @@ def children_cpu_s() -> float:
 def ppo_rlrun(backend: str, steps: int, seed: int, workdir: Path) -> dict[str, Any]:
     cpu = children_cpu_s()
     load_before = os.getloadavg()[0]
-    run, rows = run_rlrun(["experiment=pong_ppo", f"env.backend={backend}", f"seed={seed}", f"stop.timesteps={steps}",
-                           *QUIET], workdir / f"rlrun-{backend}-{seed}")
+    # Whole iterations, as the peers run: stop.timesteps would run one more, because rlrun does not count the
+    # autoreset rows (gymnasium's NEXT_STEP reset steps, loss_mask 0) as env steps. The rates use its count.
+    run, rows = run_rlrun(["experiment=pong_ppo", f"env.backend={backend}", f"seed={seed}", "stop.timesteps=null",
+                           f"stop.iterations={steps // ROLLOUT}", *QUIET], workdir / f"rlrun-{backend}-{seed}")
     last = rows[-1]
     sampling = sum(r["timers/env_runner_sampling_timer"] for r in rows)
     update = sum(r["timers/learner_update_timer"] for r in rows)
