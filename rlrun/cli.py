@@ -186,6 +186,7 @@ def main() -> None:
             # OmegaConf's bare errors for an override inside a null section (env.atari.frame_stack=2 without env.atari)
             message = null_section_message(sys.argv[1:]) if _in_hydra_overrides(e) else None
             if message is None:
+                _exit_if_jobs_failed(failed_jobs_file)  # Optuna's ValueError once every trial failed: see below
                 raise
             _exit_with_error(ConfigError(message))
         except ImmediateInterrupt:

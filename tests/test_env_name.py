@@ -27,5 +27,6 @@ def test_saved_config_names_only_the_env_that_ran(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text())
-    assert saved["env"] == {"id": "Acrobot-v1", "env_config": {}, "max_episode_steps": 50}
+    assert saved["env"] == {"id": "Acrobot-v1", "env_config": {}, "max_episode_steps": 50, "backend": "sync",
+                            "wrappers": [], "atari": None}
     assert "cartpole" not in yaml.safe_dump(saved).lower()

@@ -11,7 +11,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
-from rlrun.algorithms.registry import get_algorithm_config_class
+from rlrun.algorithms.registry import algorithm_schemas, get_algorithm_config_class
+from rlrun.config.schema import register_schemas
 from rlrun.config.validation import validate_run
 
 
@@ -64,6 +65,9 @@ def _container(node: Any, default: Any) -> Any:
 def validated_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
     """The run's algorithm builder, after every check a CLI run makes (run keys, then the algorithm's own):
     the CLI, a Tune trial and a study's up-front check of its first trial all accept exactly the same configs."""
+    # A job in a process of its own (a launcher's worker, a Tune trial) has not handed the config package the
+    # algorithms' schemas yet: its key checks read them from there.
+    register_schemas(algorithm_schemas())
     validate_run(cfg)
     config = build_algorithm_config(cfg)
     config.validate()
