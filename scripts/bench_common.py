@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -118,3 +119,17 @@ def median_of(runs: Iterable[dict[str, float]], key: str) -> float:
     """Median of `key` over the runs where it is a number (NaN, e.g. an unsolved run's time, is left out)."""
     finite = [run[key] for run in runs if run[key] == run[key]]
     return statistics.median(finite) if finite else float("nan")
+
+
+def machine() -> str:
+    """CPUs, their model, RAM, OS and the Python/torch versions the numbers were measured with."""
+    import platform
+
+    import torch
+
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+              if line.startswith("model name")]
+    model = models[0] if models else platform.processor() or platform.machine()
+    return (f"{os.cpu_count()} CPUs ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}")

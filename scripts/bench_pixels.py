@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import statistics
@@ -53,8 +52,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-from bench_common import ANCHORS, BENCH_PY, REPO, ensure_bench_venv, run_rlrun, run_watched
+from bench_common import ANCHORS, BENCH_PY, REPO, ensure_bench_venv, machine, run_rlrun, run_watched
 
 ROLLOUT = 8 * 128  # CleanRL's and rl-zoo3's 8 envs x 128 steps: every program trains whole rollouts
 CLEANRL = ANCHORS / "cleanrl"
@@ -67,16 +65,6 @@ REPLAY_RSS_TARGET_MB = 8 * 1024
 SPS_LINE = re.compile(r"^SPS: (\d+)", re.MULTILINE)
 
 
-def machine() -> str:
-    """CPUs, their model, RAM, OS and the Python/torch versions (as scripts/bench_presets.py describes it)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-              if line.startswith("model name")]
-    import torch
-
-    model = models[0] if models else platform.processor() or platform.machine()
-    return (f"{os.cpu_count()} CPUs ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def load() -> str:

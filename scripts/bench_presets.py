@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -43,9 +42,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
 import yaml
-from bench_common import REPO, RLRUN, run_watched
+from bench_common import REPO, RLRUN, machine, run_watched
 
 import rlrun.conf
 from rlrun.report.runs import load_run
@@ -70,6 +68,8 @@ class Anchor:
 
 
 # From the issues' preset tables (issues 8, 9, 10, 13) and rl-zoo3's benchmark for CartPole PPO.
+# The heading from which docs/benchmarks.md holds other scripts' tables (bench_pixels.py, ...): kept on rewrites.
+OTHER_BENCHMARKS = "## Other benchmarks"
 ANCHORS = {
     "cartpole_ppo_fast": Anchor("rl-zoo3 PPO 500 @ 100k"),
     "pendulum_ppo": Anchor("rl-zoo3 PPO -172 @ 100k"),
@@ -209,16 +209,6 @@ def plot_curves(result: PresetResult, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def machine() -> str:
-    """CPUs, their model, RAM, OS and the Python/torch versions the numbers were measured with."""
-    cpuinfo = Path("/proc/cpuinfo")
-    models = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
-              if line.startswith("model name")]
-    model = models[0] if models else platform.processor() or platform.machine()
-    import torch
-
-    return (f"{os.cpu_count()} CPUs ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
-            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}")
 
 
 def git_commit() -> str:
@@ -234,6 +224,12 @@ HEADER = ["preset", "final training return", "final eval return", "goal", "env s
           "measured"]
 
 
+def kept_tail(path: Path) -> list[str]:
+    """The page's sections from OTHER_BENCHMARKS on (other scripts' tables, pasted by hand), kept as they are."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    return lines[lines.index(OTHER_BENCHMARKS):] if OTHER_BENCHMARKS in lines else []
+
+
 def kept_rows(path: Path) -> dict[str, list[str]]:
     """The rows of an existing table, by preset name (cells without the outer pipes)."""
     if not path.exists():
@@ -244,7 +240,7 @@ def kept_rows(path: Path) -> dict[str, list[str]]:
 
 
 def render(results: Sequence[PresetResult], images: dict[str, str], kept: dict[str, list[str]],
-           measured: str, seeds: Sequence[int], command: str, quick: bool) -> str:
+           measured: str, seeds: Sequence[int], command: str, quick: bool, tail: Sequence[str] = ()) -> str:
     """The whole benchmarks.md: how it was measured, the table (new rows, `measured` when and at which commit,
     and `kept` ones), what each column means."""
     rows = dict(kept)
@@ -299,6 +295,7 @@ def render(results: Sequence[PresetResult], images: dict[str, str], kept: dict[s
         "- **anchor**: a published result for the same env and algorithm; `-` where there is none.",
         "",
         *preset_sections(rows),
+        *tail,
     ]
     return "\n".join(lines)
 
@@ -366,7 +363,8 @@ def main() -> None:
     presets = discover_presets()
     kept = {} if args.quick else {name: row for name, row in kept_rows(args.out).items()
                                   if name in presets and name not in args.presets}
-    args.out.write_text(render(results, images, kept, measured, args.seeds, command, args.quick))
+    args.out.write_text(render(results, images, kept, measured, args.seeds, command, args.quick,
+                               [] if args.quick else kept_tail(args.out)))
     print(f"wrote {args.out} and {len(images)} curves under {images_dir}")
 
 
