@@ -71,6 +71,14 @@ def load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def against_target(mine: list[dict], runs: list[dict], rate: Any, target: float) -> str:
+    """rlrun's median `rate` over a peer's, with the issue's target; `-` on rlrun's own rows (no `mine`)."""
+    if not mine:
+        return "-"
+    ratio = med(mine, rate) / med(runs, rate)
+    return f"**{ratio:.2f}x** (>= {target:.1f}x: {verdict(ratio >= target)})"
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "MISSED"
 
@@ -181,19 +189,11 @@ def ppo_table(results: dict[str, list[dict[str, Any]]]) -> list[str]:
     for name, runs in results.items():
         if not runs:
             continue
-        cells = [PPO_PROGRAMS[name][0], f"{med(runs, lambda r: r['steps']):,.0f}", f"{med(runs, loop_rate):,.1f}"]
         mine = results.get(PEER_OF.get(name, ""), [])
-        if mine:
-            ratio = med(mine, loop_rate) / med(runs, loop_rate)
-            cells.append(f"**{ratio:.2f}x** (>= {TARGETS[name]:.1f}x: {verdict(ratio >= TARGETS[name])})")
-        else:
-            cells.append("-")
-        cells.append(f"{med(runs, iteration_rate):,.1f}")
-        if mine:
-            ratio = med(mine, iteration_rate) / med(runs, iteration_rate)
-            cells.append(f"**{ratio:.2f}x** (>= {TARGETS[name]:.1f}x: {verdict(ratio >= TARGETS[name])})")
-        else:
-            cells.append("-")
+        target = TARGETS.get(name, 0.0)
+        cells = [PPO_PROGRAMS[name][0], f"{med(runs, lambda r: r['steps']):,.0f}", f"{med(runs, loop_rate):,.1f}",
+                 against_target(mine, runs, loop_rate, target), f"{med(runs, iteration_rate):,.1f}",
+                 against_target(mine, runs, iteration_rate, target)]
         cells.append(f"{med(runs, exit_rate):,.1f}")
         cells.append(f"{med(mine, exit_rate) / med(runs, exit_rate):.2f}x" if mine else "-")
         cells.append(f"{med(runs, cpu_rate):,.1f}")
