@@ -283,4 +283,6 @@ def test_cli_trains_on_an_atari_game(tmp_path: Path):
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "done (timesteps >= 256)" in proc.stdout, proc.stdout
+    # ALE's banner, printed for every env it builds, stays off the console.
+    assert "Powered by Stella" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert "eval_return=" in proc.stdout

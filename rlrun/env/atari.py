@@ -14,6 +14,7 @@ Lives and reward clipping are not done here: they shape the training signal only
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -42,6 +43,15 @@ def envpool_atari_task(env_id: str) -> str:
         return env_id[len("ALE/"):]
     m = _OLD_ALE_ID.match(env_id)
     return f"{m['game']}-v5" if m else env_id
+
+
+@functools.cache
+def quiet_ale() -> None:
+    """ALE prints its banner (its version, "[Powered by Stella]") for every env it builds: each env copy, each
+    env runner, each evaluation. Only its errors reach the console."""
+    import ale_py
+
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)
 
 
 def ale_kwargs(atari: AtariSpec, env_config: dict[str, Any]) -> dict[str, Any]:

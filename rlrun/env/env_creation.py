@@ -33,7 +33,7 @@ from collections.abc import Callable
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
-from rlrun.env.atari import ale_kwargs, atari_env, is_ale_id
+from rlrun.env.atari import ale_kwargs, atari_env, is_ale_id, quiet_ale
 from rlrun.env.env_spec import EnvError, EnvSpec, as_env_spec
 from rlrun.extras import install_hint
 
@@ -71,6 +71,8 @@ def resolve_env(env_id: str) -> str | Callable[..., gym.Env]:
     if env_id in gym.registry or not sep:
         _import_registering_package(env_id)
         _check_entry_point_package(env_id)
+        if is_ale_id(env_id):
+            quiet_ale()
         return env_id
     try:
         module = importlib.import_module(module_name)
@@ -80,6 +82,8 @@ def resolve_env(env_id: str) -> str | Callable[..., gym.Env]:
         raise EnvError(f"cannot import env module '{module_name}' of env '{env_id}': {e}{install}") from None
     if attr in gym.registry:  # gymnasium's module:EnvId, the module registered it
         _check_entry_point_package(attr)
+        if is_ale_id(attr):
+            quiet_ale()
         return attr
     env_cls = getattr(module, attr, None)
     if env_cls is None:
