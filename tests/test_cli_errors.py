@@ -38,6 +38,8 @@ CASES = [
     ("learners.num<0", ["learners.num=-1"], ["learners.num", ">= 0"]),
     ("learners.num-type", ["learners.num=abc"], ["learners.num", "abc"]),
     ("learners.num_cpus", ["learners.num_cpus_per_learner=0"], ["learners.num_cpus_per_learner", "> 0"]),
+    ("learners.num_threads", ["learners.num_threads=0"], ["learners.num_threads must be >= 1"]),
+    ("env_runners.num_threads", ["env_runners.num_threads=0"], ["env_runners.num_threads must be >= 1"]),
     ("learners.num_gpus<0", ["learners.num_gpus_per_learner=-1"], ["learners.num_gpus_per_learner", "[0, 1]"]),
     pytest.param("learners.num_gpus-no-cuda", ["learners.num_gpus_per_learner=1"],
                  ["learners.num_gpus_per_learner", "CUDA"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 import torch
 
 from rlrun.algorithms.ppo import PPOConfig
@@ -50,12 +49,6 @@ def test_a_cnn_learner_sets_its_threads_and_the_layout_line_says_so() -> None:
     threads = "1 thread" if CORES == 1 else f"{CORES} threads"
     layout = ClusterInfo().describe(config)
     assert layout == f"embedded mode: 1 local env runner, 1 local learner (cpu, {threads}), no Ray"
-
-
-@pytest.mark.parametrize("section", ["learners", "env_runners"])
-def test_thread_counts_below_one_are_refused(run_cli, section: str) -> None:
-    proc = run_cli(f"{section}.num_threads=0", "stop.iterations=1")
-    assert proc.returncode == 2 and f"{section}.num_threads must be >= 1" in proc.stderr, proc.stderr
 
 
 def test_an_env_runner_samples_with_its_own_threads_and_gives_the_learner_s_back() -> None:
