@@ -223,9 +223,7 @@ def make_vector_env(spec: EnvSpec | str, num_envs: int, *, seed: int | None = No
     if spec.backend == "envpool":
         from rlrun.env.envpool_env import EnvpoolVectorEnv
 
-        if not isinstance(target, str):
-            raise EnvError(f"env.backend=envpool runs registered Atari and MuJoCo ids, not a class ('{spec.id}')")
-        env: gym.vector.VectorEnv = EnvpoolVectorEnv(spec, target, num_envs, seed)
+        env: gym.vector.VectorEnv = EnvpoolVectorEnv(spec, _registered_id(spec, target), num_envs, seed)
     elif spec.backend == "async":
         env = gym.vector.AsyncVectorEnv([functools.partial(make_env, spec) for _ in range(num_envs)],
                                         autoreset_mode=AutoresetMode.NEXT_STEP)
@@ -269,11 +267,16 @@ def check_env_spec(spec: EnvSpec) -> None:
     if spec.backend == "envpool":
         from rlrun.env.envpool_env import envpool_task
 
-        if not isinstance(target, str):
-            raise EnvError(f"env.backend=envpool runs registered Atari and MuJoCo ids, not a class ('{spec.id}')")
-        envpool_task(spec, target)
+        envpool_task(spec, _registered_id(spec, target))
     for i, wrapper in enumerate(spec.wrappers):
         wrapper.resolve(f"env.wrappers[{i}]")
+
+
+def _registered_id(spec: EnvSpec, target: str | Callable[..., gym.Env]) -> str:
+    """The resolved id of an env envpool is to run; EnvError for a user's env class, which envpool cannot."""
+    if not isinstance(target, str):
+        raise EnvError(f"env.backend=envpool runs registered Atari and MuJoCo ids, not a class ('{spec.id}')")
+    return target
 
 
 def _ale_id(spec: EnvSpec, target: str | Callable[..., gym.Env]) -> str:

@@ -126,7 +126,6 @@ class EnvRunner:
         if raw:
             raw_obs_buf = np.empty((steps, num_envs, *self._raw_obs.shape[1:]), dtype=self._env_obs_dtype)
             raw_rew_buf = np.empty_like(rew_buf)
-        signals = self.training_signals if training_signals else None
         forward = self.module.forward_exploration if explore else self.module.forward_inference
         dist_cls = (
             self.module.get_exploration_action_dist_cls() if explore else self.module.get_inference_action_dist_cls()
@@ -153,10 +152,10 @@ class EnvRunner:
             done = terminated | truncated
             live = ~self._prev_done
             train_reward, train_terminated = reward, terminated
-            if signals is not None:
-                train_reward, train_terminated = signals.step(reward, terminated, infos, live)
-            elif self.training_signals is not None:
-                self.training_signals.step(reward, terminated, infos, live)  # keep its lives current
+            if self.training_signals is not None:
+                shaped = self.training_signals.step(reward, terminated, infos, live)  # its lives stay current
+                if training_signals:
+                    train_reward, train_terminated = shaped
             rew_buf[t] = self.normalizer.rewards(train_reward, live, done, update_normalization)
             term_buf[t], trunc_buf[t] = train_terminated, truncated
             mask_buf[t] = live

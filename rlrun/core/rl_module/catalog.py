@@ -78,6 +78,15 @@ def image_layout(shape: Sequence[int]) -> tuple[int, int, int, bool]:
     return first, height, last, False
 
 
+def pixels_to_float(x: torch.Tensor) -> torch.Tensor:
+    """`x` as float32: uint8 pixels scaled to [0, 1], anything else as it is.
+
+    The tensor's dtype decides, not the space's: with env_runners.observation_filter=MeanStdFilter a uint8
+    space's frames arrive filtered, as float32, and must not be scaled again.
+    """
+    return x.float() * PIXEL_SCALE if x.dtype == torch.uint8 else x.float()
+
+
 def orthogonal(layer: nn.Linear | nn.Conv2d, gain: float) -> nn.Linear | nn.Conv2d:
     """Orthogonal weights with `gain`, zero bias: CleanRL's and SB3's initialisation for policy networks."""
     nn.init.orthogonal_(layer.weight, gain)
@@ -165,9 +174,7 @@ class CNNEncoder(Encoder):
         self.out_dim = dense or conv_out
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        # The tensor's dtype, not the space's: with env_runners.observation_filter=MeanStdFilter a uint8 space's
-        # frames arrive filtered, as float32, and must not be scaled again.
-        x = obs.float() * PIXEL_SCALE if obs.dtype == torch.uint8 else obs.float()
+        x = pixels_to_float(obs)
         x = x.reshape(-1, self.height, self.width, self.channels) if self.channels_last else x.reshape(
             -1, self.channels, self.height, self.width)
         if self.channels_last:
@@ -186,8 +193,7 @@ class Network(nn.Module):
     def forward(self, obs: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         features = self.encoder(obs)
         if extra is not None:  # uint8 extras (MAPPO's state of pixel agents) are pixels, scaled as the encoder's
-            extra = extra.flatten(1).float() * PIXEL_SCALE if extra.dtype == torch.uint8 else extra.flatten(1).float()
-            features = torch.cat([features, extra], dim=-1)
+            features = torch.cat([features, pixels_to_float(extra.flatten(1))], dim=-1)
         return self.head(features)
 
 
@@ -195,8 +201,7 @@ class Catalog:
     """Builds the encoders and networks of one observation space from the `model` keys.
 
     Keys read: `hiddens` (null = VECTOR_HIDDENS for vectors, none after a CNN), `activation`, `cnn` (null =
-    by image size),
-    `conv_filters`, `cnn_dense` (null = the CNN's own: CNN_DENSE).
+    by image size), `conv_filters`, `cnn_dense` (null = the CNN's own: CNN_DENSE).
     """
 
     def __init__(self, observation_space: gym.Space, model_config: Mapping[str, Any]) -> None:
