@@ -66,7 +66,7 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
     torch.set_num_threads(1)
     spec = config.env_runner_spec()
     if request.record is not None:
-        _check_record_target(request.record, config.env, spec)
+        _check_record_target(request.record, spec)
     runner = make_env_runner(spec, EVALUATION_WORKER_INDEX)
     try:
         runner.set_weights(load_module_weights(checkpoint))
@@ -114,11 +114,11 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
     return report
 
 
-def _check_record_target(target: str, env_id: str, spec: EnvRunnerSpec) -> None:
+def _check_record_target(target: str, spec: EnvRunnerSpec) -> None:
     """Refuse a recording before playing any episode: nothing may be overwritten or recorded half-right."""
     new_dataset_dir(target)
     if spec.multi_agent is not None:
-        raise ConfigError(f"record={target}: env '{env_id}' is multi-agent; Minari datasets (and algo=bc/marwil) "
+        raise ConfigError(f"record={target}: env '{spec.env.id}' is multi-agent; Minari datasets (and algo=bc/marwil) "
                           "are single-agent")
 
 
