@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import importlib
 import math
 import os
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ import gymnasium as gym
 
 from rlrun.config.errors import ConfigError, check
 from rlrun.config.fields import check_fields
+from rlrun.config.imports import import_class
 from rlrun.config.schema import (
     AlgoSchema,
     EnvRunnersSchema,
@@ -310,7 +310,9 @@ class AlgorithmConfig:
         if self.learner_class is None:
             return self.default_learner_class()
         if isinstance(self.learner_class, str):
-            return import_learner_class(self.learner_class)
+            from rlrun.core.learner import Learner
+
+            return import_class(self.learner_class, "algo.learner_class", Learner)
         return self.learner_class
 
     def default_learner_class(self) -> type[Learner]:
@@ -535,22 +537,6 @@ def _atari_keys(atari: bool | Mapping[str, Any]) -> dict[str, Any] | None:
     if unknown:
         raise ConfigError(f"unknown key env.atari.{unknown[0]}; env.atari has {', '.join(sorted(allowed))}")
     return {**dataclasses.asdict(AtariSchema()), **atari}
-
-
-def import_learner_class(path: str) -> type[Learner]:
-    """Resolve `pkg.module:ClassName` to a Learner subclass, with a one-line error otherwise."""
-    from rlrun.core.learner import Learner
-
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"algo.learner_class must look like pkg.module:ClassName (got {path!r})")
-    try:
-        cls = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"algo.learner_class {path!r} cannot be imported: {e}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Learner)):
-        raise ConfigError(f"algo.learner_class {path!r} is not a Learner subclass")
-    return cls
 
 
 def _single_spaces(env: gym.Env | gym.vector.VectorEnv) -> tuple[gym.Space, gym.Space]:
