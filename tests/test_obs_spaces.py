@@ -1,0 +1,78 @@
+"""Structured observation spaces: packing into one uint8 row, the combined encoder, and runs through the CLI."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlrun.core.packed_space import PackedSpace, pack_space
+from rlrun.core.rl_module.catalog import ModelError
+
+NESTED = gym.spaces.Dict({
+    "image": gym.spaces.Box(0, 255, (5, 5, 3), np.uint8),
+    "goal": gym.spaces.Dict({"cell": gym.spaces.Discrete(6, start=-2),
+                             "where": gym.spaces.Box(-1, 1, (2,), np.float64)}),
+    "parts": gym.spaces.Tuple([gym.spaces.MultiDiscrete([3, 4]), gym.spaces.MultiBinary(5)]),
+    "action_mask": gym.spaces.Box(0, 1, (4,), np.int8),
+})
+
+
+def _sampled(space: gym.Space, n: int, seed: int = 0) -> list:
+    space.seed(seed)
+    return [space.sample() for _ in range(n)]
+
+
+def test_pack_unpack_round_trips_nested_structures_with_each_dtype():
+    packed = PackedSpace(NESTED)
+    observations = _sampled(NESTED, 4)
+    rows = torch.from_numpy(np.stack([packed.pack(obs) for obs in observations]))
+    assert rows.dtype == torch.uint8 and rows.shape == (4, packed.shape[0])
+    unpacked = packed.unpack(rows)
+
+    assert unpacked["image"].dtype == torch.uint8 and unpacked["image"].shape == (4, 5, 5, 3)
+    assert unpacked["goal"]["where"].dtype == torch.float64
+    assert unpacked["parts"][1].dtype == torch.int8  # MultiBinary's own dtype
+    for i, obs in enumerate(observations):
+        np.testing.assert_array_equal(unpacked["image"][i].numpy(), obs["image"])
+        assert unpacked["goal"]["cell"][i].item() == obs["goal"]["cell"]  # negative values (start=-2) survive
+        np.testing.assert_array_equal(unpacked["goal"]["where"][i].numpy(), obs["goal"]["where"])
+        np.testing.assert_array_equal(unpacked["parts"][0][i].numpy(), obs["parts"][0])
+        np.testing.assert_array_equal(unpacked["parts"][1][i].numpy(), obs["parts"][1])
+    # a batch of structured observations packs at once, to the same rows; leading dims are kept on unpack
+    batch = {"image": np.stack([o["image"] for o in observations]),
+             "goal": {"cell": np.array([o["goal"]["cell"] for o in observations]),
+                      "where": np.stack([o["goal"]["where"] for o in observations])},
+             "parts": tuple(np.stack([o["parts"][i] for o in observations]) for i in range(2)),
+             "action_mask": np.stack([o["action_mask"] for o in observations])}
+    np.testing.assert_array_equal(packed.pack(batch), rows.numpy())
+    assert packed.unpack(rows.reshape(2, 2, -1))["parts"][0].shape == (2, 2, 2)
+
+
+def test_action_mask_reads_the_top_level_entry_as_bool_and_is_none_without_it():
+    packed = PackedSpace(NESTED)
+    observations = _sampled(NESTED, 3, seed=1)
+    rows = torch.from_numpy(np.stack([packed.pack(obs) for obs in observations]))
+    mask = packed.action_mask(rows)
+    assert mask.dtype == torch.bool and mask.shape == (3, 4)
+    np.testing.assert_array_equal(mask.numpy(), np.stack([o["action_mask"] for o in observations]) != 0)
+    assert [leaf.name for leaf in packed.feature_leaves] == ["goal.cell", "goal.where", "image", "parts.0", "parts.1"]
+
+    without = PackedSpace(gym.spaces.Dict({"pos": gym.spaces.Discrete(3)}))
+    assert without.action_mask(torch.from_numpy(without.pack({"pos": 2})[None])) is None
+
+
+def test_unusable_parts_are_left_out_with_one_line_and_a_box_is_not_packed(caplog):
+    space = gym.spaces.Dict({"image": gym.spaces.Box(0, 255, (3, 3, 3), np.uint8), "mission": gym.spaces.Text(20)})
+    with caplog.at_level("WARNING"):
+        first, second = PackedSpace(space), PackedSpace(space)
+    assert first == second and list(first.original.spaces) == ["image"]
+    assert [r.getMessage() for r in caplog.records if "mission" in r.getMessage()] == [
+        "observation part 'mission' (Text) is left out: the models take Box, Discrete, MultiDiscrete and MultiBinary "
+        "parts"]
+    with pytest.raises(ModelError, match="no part the models can use"):
+        PackedSpace(gym.spaces.Dict({"mission": gym.spaces.Text(20)}))
+    box = gym.spaces.Box(-1, 1, (3,))
+    assert pack_space(box) is box
+    assert isinstance(pack_space(gym.spaces.Discrete(4)), PackedSpace)
