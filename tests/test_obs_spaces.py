@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rlrun.core.packed_space import PackedSpace, pack_space
-from rlrun.core.rl_module.catalog import ModelError
+from rlrun.core.rl_module.catalog import Catalog, ModelError
 
 NESTED = gym.spaces.Dict({
     "image": gym.spaces.Box(0, 255, (5, 5, 3), np.uint8),
@@ -76,3 +76,36 @@ def test_unusable_parts_are_left_out_with_one_line_and_a_box_is_not_packed(caplo
     box = gym.spaces.Box(-1, 1, (3,))
     assert pack_space(box) is box
     assert isinstance(pack_space(gym.spaces.Discrete(4)), PackedSpace)
+
+
+def test_the_catalog_encodes_each_part_one_hot_flat_or_through_a_cnn():
+    space = PackedSpace(gym.spaces.Dict({
+        "cell": gym.spaces.Discrete(3, start=1),
+        "dice": gym.spaces.MultiDiscrete([2, 3]),
+        "flags": gym.spaces.MultiBinary(2),
+        "image": gym.spaces.Box(0, 255, (7, 7, 3), np.uint8),
+        "speed": gym.spaces.Box(-5, 5, (2,), np.float32),
+        "action_mask": gym.spaces.MultiBinary(4),
+    }))
+    catalog = Catalog(space, {"cnn": "small", "hiddens": [8]})
+    catalog.check()
+    encoder = catalog.build_encoder()
+    image = np.full((7, 7, 3), 255, np.uint8)
+    obs = {"cell": 3, "dice": np.array([1, 0]), "flags": np.array([1, 0], np.int8), "image": image,
+           "speed": np.array([0.5, -2.0], np.float32), "action_mask": np.ones(4, np.int8)}
+    features = encoder(torch.from_numpy(space.pack(obs)[None]))
+    cnn = Catalog(space.original["image"], {"cnn": "small"}).build_encoder()
+    assert encoder.out_dim == features.shape[1] == 3 + 5 + 2 + cnn.out_dim + 2  # no action_mask features
+    one_hots = features[0, :10].tolist()
+    assert one_hots == [0, 0, 1] + [0, 1, 1, 0, 0] + [1, 0]  # cell 3 of {1,2,3}; dice (1, 0); flags as floats
+    assert features[0, -2:].tolist() == [0.5, -2.0]
+    image_part = encoder.parts[3]  # the catalog's own CNN for the image alone, fed uint8 pixels scaled by 1/255
+    cnn.load_state_dict(image_part.state_dict())
+    expected = cnn(torch.from_numpy(image[None]))
+    torch.testing.assert_close(features[:, 10:-2], expected)
+    assert torch.equal(image_part(torch.ones(1, 7, 7, 3)), expected)  # floats of 1.0 = uint8 255 scaled
+
+    with pytest.raises(ModelError, match="observation part 'image'.*conv_filters does not fit 7x7"):
+        Catalog(space, {"conv_filters": [[16, 8, 4]]}).check()
+    with pytest.raises(ModelError, match="no part to learn from besides its action_mask"):
+        Catalog(PackedSpace(gym.spaces.Dict({"action_mask": gym.spaces.MultiBinary(3)})), {}).check()

@@ -22,8 +22,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.core.rl_module.catalog import ModelError
-
 logger = logging.getLogger(__name__)
 
 # The parts a network can use; anything else is dropped from `.original`.
@@ -69,6 +67,8 @@ def usable_part(space: gym.Space, path: tuple[str | int, ...] = ()) -> gym.Space
         if isinstance(space, gym.spaces.Dict):
             return gym.spaces.Dict(kept)
         if len(kept) < len(space.spaces):  # a Tuple keeps its positions only when nothing was dropped
+            from rlrun.core.rl_module.catalog import ModelError  # here: the catalog imports this module
+
             raise ModelError(f"observation part '{'.'.join(map(str, path)) or 'Tuple'}' is a Tuple with an "
                              "unusable part; only Dict entries can be left out (use a Dict observation)")
         return gym.spaces.Tuple(list(kept.values()))
@@ -109,6 +109,8 @@ class PackedSpace(gym.spaces.Box):
     def __init__(self, space: gym.Space) -> None:
         original = usable_part(space)
         if original is None:
+            from rlrun.core.rl_module.catalog import ModelError
+
             raise ModelError(f"observation space {space} has no part the models can use (Box, Discrete, "
                              "MultiDiscrete, MultiBinary)")
         self.original = original
@@ -142,17 +144,18 @@ class PackedSpace(gym.spaces.Box):
     def unpack(self, x: torch.Tensor | np.ndarray) -> Any:
         """uint8 rows `[..., nbytes]` -> the structure (dict / tuple) of tensors `[..., *shape]`, each part's dtype."""
         x = torch.as_tensor(x)
-        return self._rebuild(self.original, lambda leaf: self._leaf_tensor(x, leaf))
+        return self._rebuild(self.original, lambda leaf: self.part(x, leaf))
 
     def action_mask(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | None:
         """The legal-action mask of rows `[..., nbytes]` as bool `[..., n]`; None without an `action_mask` entry."""
         leaf = self.mask_leaf
         if leaf is None:
             return None
-        return self._leaf_tensor(torch.as_tensor(x), leaf).flatten(x.ndim - 1) != 0
+        return self.part(torch.as_tensor(x), leaf).flatten(x.ndim - 1) != 0
 
-    def _leaf_tensor(self, x: torch.Tensor, leaf: Leaf) -> torch.Tensor:
-        """One part's bytes reinterpreted as its dtype. `clone` gives the view a fresh, aligned storage."""
+    def part(self, x: torch.Tensor, leaf: Leaf) -> torch.Tensor:
+        """Part `leaf` of rows `[..., nbytes]`, its bytes read as its dtype: `[..., *shape]`. (`clone` gives the
+        dtype view a fresh storage, aligned for the part's item size.)"""
         batch = x.shape[:-1]
         raw = x[..., leaf.offset:leaf.offset + leaf.nbytes].reshape(-1, leaf.nbytes).clone()
         return raw.view(_torch_dtype(leaf.dtype)).reshape(*batch, *leaf.shape)

@@ -10,10 +10,11 @@ off-screen OpenGL backend for MuJoCo (`use_headless_gl`) before any env module i
 imported.
 
 Each copy is the env, then its Atari preprocessing (`env.atari`, rlrun/env/atari.py)
-or TimeLimit, then the user's `env.wrappers` in order. The backend vectorizes the
-copies: `sync` in this process (with gymnasium's own vector implementation where an
-id has one, CartPole's `vector_entry_point`, and nothing is wrapped), `async` one
-process per copy, `envpool` in envpool's C++ threads (rlrun/env/envpool_env.py).
+or TimeLimit, then the user's `env.wrappers` in order, then, for an observation space
+that is no Box (Dict, Discrete, ...), packing into one uint8 row (rlrun/env/packing.py).
+The backend vectorizes the copies: `sync` in this process (with gymnasium's own vector
+implementation where an id has one, CartPole's `vector_entry_point`, and nothing is
+wrapped), `async` one process per copy, `envpool` in envpool's C++ threads (rlrun/env/envpool_env.py).
 All of them autoreset in gymnasium's NEXT_STEP mode, which the EnvRunner relies on
 (see `Columns.LOSS_MASK`).
 """
@@ -35,6 +36,7 @@ from gymnasium.vector import AutoresetMode
 
 from rlrun.env.atari import ale_kwargs, atari_env, is_ale_id, quiet_ale
 from rlrun.env.env_spec import EnvError, EnvSpec, as_env_spec
+from rlrun.env.packing import pack_observations
 from rlrun.extras import install_hint
 
 log = logging.getLogger("rlrun")
@@ -206,7 +208,7 @@ def make_env(spec: EnvSpec | str) -> gym.Env:
             env = gym.wrappers.TimeLimit(env, spec.max_episode_steps)
     for wrapper in spec.wrappers:
         env = wrapper.resolve()(env, **wrapper.kwargs)
-    return env
+    return pack_observations(env)  # last: a Dict, Tuple, Discrete, ... observation leaves as one uint8 row
 
 
 def make_vector_env(spec: EnvSpec | str, num_envs: int, *, seed: int | None = None) -> gym.vector.VectorEnv:

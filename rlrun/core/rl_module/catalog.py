@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from rlrun.core.packed_space import PackedSpace
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
     "relu": nn.ReLU,
@@ -208,12 +210,18 @@ class Catalog:
         self.observation_space = observation_space
         self.config = dict(model_config)
         self.image = is_image(observation_space)
+        # Dict, Tuple, Discrete, ... observations (rlrun/core/packed_space.py): one encoder per part.
+        self.structured = isinstance(observation_space, PackedSpace)
         hiddens = self.config.get("hiddens")
         self.hiddens: list[int] = list(hiddens if hiddens is not None else ([] if self.image else VECTOR_HIDDENS))
         self.activation: str = self.config.get("activation", "tanh")
 
     def build_encoder(self) -> Encoder:
         """The encoder of this observation space: a CNN for images, a flatten for vectors."""
+        if self.structured:
+            from rlrun.core.rl_module.structured_encoder import StructuredEncoder
+
+            return StructuredEncoder(self.observation_space, self.config)
         if not self.image:
             return FlattenEncoder(self.observation_space)
         kind, filters, conv_out = self.conv_layout()
@@ -240,6 +248,10 @@ class Catalog:
 
     def check(self) -> None:
         """ModelError unless the catalog can build networks for this observation space with these keys."""
+        if self.structured:
+            from rlrun.core.rl_module.structured_encoder import check_structured
+
+            return check_structured(self.observation_space, self.config)
         if not isinstance(self.observation_space, gym.spaces.Box):
             raise ModelError(f"the model catalog builds encoders for Box observations; got {self.observation_space}")
         if self.image:
