@@ -30,6 +30,8 @@ from rlrun.config.schema import (
     MultiAgentSchema,
     OfflineSchema,
 )
+from rlrun.core.columns import Columns
+from rlrun.core.rl_module.custom import DIST_INPUTS, PER_ROW, ModuleContract, check_module
 
 if TYPE_CHECKING:
     from rlrun.algorithms.algorithm import Algorithm
@@ -68,6 +70,10 @@ class AlgorithmConfig:
     # Training keys a run can take new values of when it continues from a checkpoint (what Tune's PBT may
     # perturb): read afresh at every update, or (lr) re-applied to the restored optimizer state.
     mutable_keys: ClassVar[frozenset[str]] = frozenset({"lr", "gamma", "grad_clip", "num_epochs", "minibatch_size"})
+    # What the learner reads from a user's `model.module_class` (checked in `validate`): by default the
+    # actor-critic outputs of PPO's loss and the values of its GAE.
+    module_contract: ClassVar[ModuleContract] = ModuleContract(
+        {Columns.ACTION_DIST_INPUTS: DIST_INPUTS, Columns.VF_PREDS: PER_ROW}, methods=("compute_values",))
 
     def __init__(self) -> None:
         env, runners, learners = EnvSchema(), EnvRunnersSchema(), LearnersSchema()
@@ -448,6 +454,7 @@ class AlgorithmConfig:
             raise ConfigError(str(e)) from None
         for obs_space, act_space in self._env_spaces():
             self._validate_spaces(obs_space, act_space)
+            self._validate_module_class(obs_space, act_space)
 
     def _env_spaces(self) -> list[tuple[gym.Space, gym.Space]]:
         """(observation, action) space of the env, or of each module of a multi-agent env."""
@@ -508,6 +515,14 @@ class AlgorithmConfig:
         for name, set_ in single_agent.items():
             check(not set_, f"{name} is single-agent only (a PettingZoo env's copies are stepped by the multi-agent "
                   "env runner)", self._section_value("env", name.partition(".")[2]))
+
+    def _validate_module_class(self, obs_space: gym.Space, act_space: gym.Space) -> None:
+        """A user's `model.module_class`, built on the run's spaces and run forward (`module_contract`)."""
+        if self.model_config.get("module_class") is None:
+            return
+        spec = self.get_rl_module_spec()
+        check_module(spec.resolved_class(), self.module_contract, self.algo_class.__name__.lower(), obs_space,
+                     act_space, spec.model_config)
 
     def _validate_spaces(self, obs_space: gym.Space, act_space: gym.Space) -> None:
         if isinstance(obs_space, gym.spaces.Dict) and self.model_config.get("central_value"):

@@ -176,6 +176,15 @@ class ModelSchema:
     central_value: bool = key(
         False, "Multi-agent PPO (MAPPO): the value network sees the env's global state (PettingZoo's `state()`, "
         "else all agents' observations), the policy only its agent's observation.")
+    encoder: str | None = key(
+        None, "Your own encoder, `pkg.module:Class`, built as `Class(observation_space, model_config)`: an "
+        "`nn.Module` with an integer `out_dim` whose forward maps observations to float features [N, out_dim]; "
+        "every network of every algorithm uses it in place of the catalog's (docs: Extending rlrun). null = the "
+        "catalog's MLP / CNN.")
+    module_class: str | None = key(
+        None, "Your own RLModule, `pkg.module:Class`, built as `Class(observation_space, action_space, "
+        "model_config)`, in place of the algorithm's default module; it must give the outputs the algorithm's "
+        "loss reads (docs: Extending rlrun). null = the algorithm's own.")
 
 
 class ConsoleMode(str, Enum):

@@ -8,6 +8,7 @@ often, so every batch is reused a bounded number of times.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModuleSpec
+from rlrun.core.rl_module.custom import ModuleContract
 from rlrun.data.circular_buffer import CircularBuffer
 
 
@@ -68,6 +70,10 @@ class APPOConfig(IMPALAConfig):
 
     schema: ClassVar[type[AlgoSchema]] = APPOSchema
     algo_class: ClassVar[type[Algorithm]] = APPO
+    # IMPALA's, plus the target policy that anchors the surrogate (`forward_target`, `update_target`).
+    module_contract: ClassVar[ModuleContract] = dataclasses.replace(
+        IMPALAConfig.module_contract,
+        methods=(*IMPALAConfig.module_contract.methods, "forward_target", "update_target"))
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.appo.appo_learner import APPOTorchLearner

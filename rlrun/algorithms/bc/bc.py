@@ -9,7 +9,9 @@ from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.offline import OfflineAlgorithm, OfflineAlgoSchema, OfflineConfig
 from rlrun.config.fields import override
 from rlrun.config.schema import AlgoSchema
+from rlrun.core.columns import Columns
 from rlrun.core.learner import Learner
+from rlrun.core.rl_module.custom import DIST_INPUTS, ModuleContract
 
 
 @dataclass
@@ -28,6 +30,8 @@ class BCConfig(OfflineConfig):
 
     schema: ClassVar[type[AlgoSchema]] = BCSchema
     algo_class: ClassVar[type[Algorithm]] = BC
+    # The loss is the likelihood of the dataset's actions: a policy, no value function.
+    module_contract: ClassVar[ModuleContract] = ModuleContract({Columns.ACTION_DIST_INPUTS: DIST_INPUTS})
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.bc.bc_learner import BCTorchLearner

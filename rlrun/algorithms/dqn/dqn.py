@@ -15,12 +15,15 @@ import numpy as np
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import check_schedule
+from rlrun.algorithms.dqn.dqn_module import QF_PREDS, DQNModule
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema
 from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
+from rlrun.core.columns import Columns
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModuleSpec
+from rlrun.core.rl_module.custom import DIST_INPUTS, PER_ACTION, ModuleContract
 from rlrun.core.schedules import PiecewiseSchedule
 
 
@@ -68,6 +71,9 @@ class DQNConfig(OffPolicyConfig):
     schema: ClassVar[type[AlgoSchema]] = DQNSchema
     algo_class: ClassVar[type[Algorithm]] = DQN
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete,)
+    # A DQNModule keeps the target network and the epsilon the algorithm sends: replace its `q` (and `target_q`).
+    module_contract: ClassVar[ModuleContract] = ModuleContract(
+        {QF_PREDS: PER_ACTION, Columns.ACTION_DIST_INPUTS: DIST_INPUTS}, base=DQNModule)
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.dqn.dqn_learner import DQNTorchLearner

@@ -16,6 +16,7 @@ synchronous: one local fragment, one blocking update, so with
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModuleSpec
+from rlrun.core.rl_module.custom import ModuleContract
 from rlrun.env.env_runner_actors import Fragment
 from rlrun.env.env_runner_group import concat_env_axis, env_slots, env_steps
 
@@ -149,6 +151,9 @@ class IMPALAConfig(AlgorithmConfig):
 
     schema: ClassVar[type[AlgoSchema]] = IMPALASchema
     algo_class: ClassVar[type[Algorithm]] = IMPALA
+    # V-trace reads whole trajectories: forward_train takes [B, T, ...] observations and keeps both dims.
+    module_contract: ClassVar[ModuleContract] = dataclasses.replace(AlgorithmConfig.module_contract,
+                                                                    time_major=True)
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.impala.impala_learner import IMPALATorchLearner

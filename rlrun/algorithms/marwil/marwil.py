@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.bc import BCConfig
 from rlrun.algorithms.offline import OfflineAlgorithm, OfflineAlgoSchema
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
+from rlrun.core.rl_module.custom import ModuleContract
 
 
 @dataclass
@@ -42,6 +44,8 @@ class MARWILConfig(BCConfig):
 
     schema: ClassVar[type[AlgoSchema]] = MARWILSchema
     algo_class: ClassVar[type[Algorithm]] = MARWIL
+    # BC's policy plus the value function its advantages subtract (PPO's outputs and compute_values).
+    module_contract: ClassVar[ModuleContract] = AlgorithmConfig.module_contract
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.marwil.marwil_learner import MARWILTorchLearner

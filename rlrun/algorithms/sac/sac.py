@@ -15,11 +15,14 @@ import gymnasium as gym
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema, ReplayBufferSchema
+from rlrun.algorithms.sac.sac_module import QF_PREDS, QF_TWIN_PREDS, SACModule
 from rlrun.config.errors import check
 from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
+from rlrun.core.columns import Columns
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModuleSpec
+from rlrun.core.rl_module.custom import DIST_INPUTS, PER_ROW, ModuleContract
 
 LEARNING_RATES = ("actor_lr", "critic_lr", "alpha_lr")
 
@@ -63,6 +66,9 @@ class SACConfig(OffPolicyConfig):
     schema: ClassVar[type[AlgoSchema]] = SACSchema
     algo_class: ClassVar[type[Algorithm]] = SAC
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
+    # A SACModule keeps the optimizers' parts (pi, qf, log_alpha) and the target critics: replace its networks.
+    module_contract: ClassVar[ModuleContract] = ModuleContract(
+        {Columns.ACTION_DIST_INPUTS: DIST_INPUTS, QF_PREDS: PER_ROW, QF_TWIN_PREDS: PER_ROW}, base=SACModule)
 
     def default_learner_class(self) -> type[Learner]:
         from rlrun.algorithms.sac.sac_learner import SACTorchLearner

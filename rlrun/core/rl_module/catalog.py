@@ -15,7 +15,7 @@ Observations reach the networks in the env's dtype (uint8 frames stay uint8 thro
 Ray's object store); the encoder makes them float on whatever device it runs on, and scales uint8 pixels
 by 1/255 there. Algorithms ask the catalog for encoders and heads (`Catalog.build_encoder`,
 `Catalog.build_network`), never build layer stacks of their own, so one seam decides every network; a
-user's own encoder (the next issue) plugs in at `build_encoder`.
+user's own encoder (`model.encoder`, rlrun/core/rl_module/custom.py) plugs in at `build_encoder`.
 """
 
 from __future__ import annotations
@@ -217,7 +217,12 @@ class Catalog:
         self.activation: str = self.config.get("activation", "tanh")
 
     def build_encoder(self) -> Encoder:
-        """The encoder of this observation space: a CNN for images, a flatten for vectors."""
+        """The encoder of this observation space: the user's `model.encoder` if set, else a CNN for images, a
+        flatten for vectors."""
+        if self.config.get("encoder"):
+            from rlrun.core.rl_module.custom import build_user_encoder
+
+            return build_user_encoder(self.observation_space, self.config)
         if self.structured:
             from rlrun.core.rl_module.structured_encoder import StructuredEncoder
 
@@ -247,7 +252,12 @@ class Catalog:
         return kind, filters, int(filters[-1][0]) * out_h * out_w
 
     def check(self) -> None:
-        """ModelError unless the catalog can build networks for this observation space with these keys."""
+        """ModelError unless the catalog can build networks for this observation space with these keys (a user's
+        `model.encoder`: ConfigError unless it meets its contract)."""
+        if self.config.get("encoder"):
+            from rlrun.core.rl_module.custom import check_encoder
+
+            return check_encoder(self.observation_space, self.config)
         if self.structured:
             from rlrun.core.rl_module.structured_encoder import check_structured
 

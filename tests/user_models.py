@@ -1,0 +1,106 @@
+"""Users' own networks for `model.encoder=user_models:...` and `model.module_class=user_models:...` (tests/ is on
+the PYTHONPATH of CLI subprocesses and Ray workers), and broken ones whose one-line errors the tests check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlrun.core.columns import Columns
+from rlrun.core.rl_module import Categorical, Distribution, RLModule
+
+
+class TinyEncoder(nn.Module):
+    """A vector encoder: one tanh layer of 16 units (the catalog's hidden layers and heads follow it)."""
+
+    def __init__(self, observation_space: gym.Space, model_config: dict[str, Any]) -> None:
+        super().__init__()
+        self.out_dim = 16
+        self.net = nn.Sequential(nn.Linear(int(np.prod(observation_space.shape)), self.out_dim), nn.Tanh())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs.flatten(1).float())
+
+
+class DictEncoder(nn.Module):
+    """A structured-observation encoder: it receives the Dict space and, in forward, a dict of tensors."""
+
+    def __init__(self, observation_space: gym.spaces.Dict, model_config: dict[str, Any]) -> None:
+        super().__init__()
+        self.position = observation_space["position"]
+        self.out_dim = int(self.position.n) + int(np.prod(observation_space["velocity"].shape))
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        one_hot = nn.functional.one_hot(obs["position"].long(), int(self.position.n)).float()
+        return torch.cat([one_hot, obs["velocity"].float().flatten(1)], dim=-1)
+
+
+class ActorCritic(RLModule):
+    """A whole PPO module of one's own: a shared tanh torso, a categorical policy head and a value head."""
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
+                 model_config: dict[str, Any] | None = None) -> None:
+        super().__init__(observation_space, action_space, model_config)
+        self.torso = nn.Sequential(nn.Linear(int(np.prod(observation_space.shape)), 32), nn.Tanh())
+        self.pi = nn.Linear(32, int(action_space.n))
+        self.vf = nn.Linear(32, 1)
+
+    def forward_exploration(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {Columns.ACTION_DIST_INPUTS: self.pi(self.torso(batch[Columns.OBS].float()))}
+
+    def forward_train(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        features = self.torso(batch[Columns.OBS].float())
+        return {Columns.ACTION_DIST_INPUTS: self.pi(features), Columns.VF_PREDS: self.vf(features).squeeze(-1)}
+
+    def compute_values(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.vf(self.torso(batch[Columns.OBS].float())).squeeze(-1)
+
+    def get_train_action_dist_cls(self) -> type[Distribution]:
+        return Categorical
+
+
+# -- broken classes: each fails the contract in one way -------------------------------------------------
+
+
+class NoOutDim(TinyEncoder):
+    """Forgets to say how many features it returns."""
+
+    def __init__(self, observation_space: gym.Space, model_config: dict[str, Any]) -> None:
+        super().__init__(observation_space, model_config)
+        del self.out_dim
+
+
+class WrongWidth(TinyEncoder):
+    """Returns one feature more than its out_dim."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([super().forward(obs), obs[:, :1].float()], dim=-1)
+
+
+class NotAModule:
+    """Not an nn.Module at all."""
+
+
+class NoValues(ActorCritic):
+    """PPO's GAE calls compute_values; this module does not have it."""
+
+    compute_values = None  # type: ignore[assignment]
+
+
+class NoVfPreds(ActorCritic):
+    """forward_train without the value predictions PPO's loss reads."""
+
+    def forward_train(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {Columns.ACTION_DIST_INPUTS: self.forward_exploration(batch)[Columns.ACTION_DIST_INPUTS]}
+
+
+class WrongValueShape(ActorCritic):
+    """Values as [N, 1] instead of [N]."""
+
+    def forward_train(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = super().forward_train(batch)
+        return {**out, Columns.VF_PREDS: out[Columns.VF_PREDS][:, None]}
