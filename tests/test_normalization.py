@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -33,6 +34,7 @@ RLRUN = str(Path(sys.executable).with_name("rlrun"))
 RLRUN_EVAL = str(Path(sys.executable).with_name("rlrun-eval"))
 ENV = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"} | {"PYTHONUNBUFFERED": "1"}
 NORMALISED = {"observation_filter": "MeanStdFilter", "normalize_rewards": True}
+BOX3 = gym.spaces.Box(-np.inf, np.inf, (3,))
 
 
 def config(env: str = "Pendulum-v1", seed: int = 0, **normalization) -> PPOConfig:
@@ -70,11 +72,11 @@ def test_merged_streams_equal_one_stream() -> None:
     np.testing.assert_allclose(one.mean, rows.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(one.var, rows.var(axis=0), rtol=1e-9)
 
-    runners = [Normalizer(NormalizationSpec(observation_filter="MeanStdFilter"), (3,), 1)
+    runners = [Normalizer(NormalizationSpec(observation_filter="MeanStdFilter"), BOX3, 1)
                for _ in range(2)]
     for i, chunk in enumerate(np.array_split(rows, 9)):  # unequal shares, interleaved
         runners[0 if i % 3 else 1].observations(chunk.astype(np.float32), update=True)
-    driver = Normalizer(NormalizationSpec(observation_filter="MeanStdFilter"), (3,), 0).stats
+    driver = Normalizer(NormalizationSpec(observation_filter="MeanStdFilter"), BOX3, 0).stats
     for runner in runners:
         driver.merge(runner.pop_delta())
     merged = driver.get_state()["obs"]
@@ -90,7 +92,7 @@ def test_filtered_observations_and_scaled_rewards_follow_sb3_vecnormalize() -> N
     """obs -> clip((obs - mean) / sqrt(var + eps)); reward -> clip(r / sqrt(var(R) + eps)) with R = gamma R + r."""
     spec = NormalizationSpec(observation_filter="MeanStdFilter", normalize_rewards=True, clip_observations=2.0,
                              clip_normalized_rewards=3.0, gamma=config().gamma)
-    norm = Normalizer(spec, (2,), 2)
+    norm = Normalizer(spec, gym.spaces.Box(-np.inf, np.inf, (2,)), 2)
     rng = np.random.default_rng(1)
     obs, seen_obs, returns, seen_returns = None, [], np.zeros(2), []
     for step in range(20):

@@ -7,8 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from rlrun.algorithms.ppo import PPOConfig
+from rlrun.core import Columns
 from rlrun.core.packed_space import PackedSpace, pack_space
 from rlrun.core.rl_module.catalog import Catalog, ModelError
+from rlrun.env import EnvRunner
 
 NESTED = gym.spaces.Dict({
     "image": gym.spaces.Box(0, 255, (5, 5, 3), np.uint8),
@@ -109,3 +112,22 @@ def test_the_catalog_encodes_each_part_one_hot_flat_or_through_a_cnn():
         Catalog(space, {"conv_filters": [[16, 8, 4]]}).check()
     with pytest.raises(ModelError, match="no part to learn from besides its action_mask"):
         Catalog(PackedSpace(gym.spaces.Dict({"action_mask": gym.spaces.MultiBinary(3)})), {}).check()
+
+
+def test_mean_std_filter_normalises_only_the_float_parts():
+    """MeanStdFilter on a Dict: the float part ends near mean 0, std 1; pixels and categories are the env's own."""
+    runner = EnvRunner(PPOConfig().environment("structured_envs:CueEnv")
+                       .env_runners(num_envs_per_env_runner=4, observation_filter="MeanStdFilter")
+                       .debugging(seed=0).env_runner_spec())
+    space = runner.observation_space
+    assert isinstance(space, PackedSpace) and "note" not in space.original.spaces
+    runner.sample(num_timesteps=200)  # statistics first, then a batch filtered with them
+    batch = runner.sample(num_timesteps=200, keep_raw=True)
+    assert batch[Columns.OBS].dtype == np.uint8
+    seen, raw = space.unpack(torch.from_numpy(batch[Columns.OBS])), space.unpack(torch.from_numpy(batch["raw_obs"]))
+    assert torch.equal(seen["pixels"], raw["pixels"]) and seen["pixels"].dtype == torch.uint8
+    assert torch.equal(seen["cue"], raw["cue"]) and set(seen["cue"].unique().tolist()) <= {1, 2, 3}
+    assert torch.equal(seen["flags"], raw["flags"])
+    assert raw["speed"].mean() > 30  # the env's own values, around 50
+    assert abs(seen["speed"].mean().item()) < 0.3 and 0.7 < seen["speed"].std().item() < 1.3
+    assert runner.get_normalization()["obs"]["mean"].shape == (2,)  # statistics of the float part alone

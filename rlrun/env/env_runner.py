@@ -68,10 +68,10 @@ class EnvRunner:
         self.module = spec.module.build(self.observation_space, self.action_space)
         self.module.eval()
         self._generator = torch.Generator().manual_seed(self._seed)
-        self.normalizer = Normalizer(spec.normalization, self.observation_space.shape, self.num_envs)
+        self.normalizer = Normalizer(spec.normalization, self.observation_space, self.num_envs)
         # The env's observation dtype, and the batch's (the filter's float32 when it normalizes observations).
         self._env_obs_dtype = buffer_dtype(self.observation_space)
-        self._obs_dtype = np.dtype(np.float32) if self.normalizer.filter_observations else self._env_obs_dtype
+        self._obs_dtype = self.normalizer.filtered_dtype if self.normalizer.filter_observations else self._env_obs_dtype
         self.training_signals = TrainingSignals.from_spec(self.env_spec, self.num_envs)
         self._obs: np.ndarray | None = None
         self._prev_done = np.zeros(self.num_envs, dtype=bool)

@@ -29,6 +29,8 @@ from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
 from rlrun.env.normalization import NORMALIZATION_KEY, Normalizer
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from rlrun.env.runner_spec import EnvRunnerGroupSpec, EnvRunnerSpec
 
 log = logging.getLogger("rlrun")
@@ -84,7 +86,7 @@ class EnvRunnerActors:
     result goes back to every runner before its next fragment, as RLlib's filter sync does.
     """
 
-    def __init__(self, spec: EnvRunnerGroupSpec, obs_shape: tuple[int, ...]) -> None:
+    def __init__(self, spec: EnvRunnerGroupSpec, obs_space: gym.Space) -> None:
         import ray
 
         from rlrun.cluster import RunResources, ensure_ray
@@ -106,7 +108,7 @@ class EnvRunnerActors:
         self._requests: dict[int, _Request] = {}
         self._starting: dict[int, Any] = {}
         # The merged normalisation statistics and their latest broadcast.
-        normalizer = Normalizer(spec.runner.normalization, obs_shape, num_envs=0)
+        normalizer = Normalizer(spec.runner.normalization, obs_space, num_envs=0)
         self._normalization_enabled = normalizer.enabled
         self._normalization = normalizer.stats
         self._normalization_ref: Any = None

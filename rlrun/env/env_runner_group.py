@@ -46,7 +46,7 @@ class EnvRunnerGroup:
 
             # The samplers are elsewhere; this env only tells the learners (and the normalisation) its spaces.
             self._spaces_env = _spaces_only(spec.runner)
-            self._remote = EnvRunnerActors(spec, _normalized_shape(self._spaces_env))
+            self._remote = EnvRunnerActors(spec, _normalized_space(self._spaces_env))
         else:
             self._local = make_env_runner(spec.runner)
             self._spaces_env = self._local.env
@@ -173,10 +173,10 @@ def _spaces_only(spec: EnvRunnerSpec) -> gym.Env | ModuleSpaces:
     return ModuleSpaces(mapping.observation_spaces(), mapping.action_spaces())
 
 
-def _normalized_shape(spaces: gym.Env | ModuleSpaces) -> tuple[int, ...]:
-    """The observation shape normalisation keeps statistics of (multi-agent runs do not normalise)."""
+def _normalized_space(spaces: gym.Env | ModuleSpaces) -> gym.Space:
+    """The observation space normalisation keeps statistics of (multi-agent runs do not normalise)."""
     space = spaces.observation_space
-    return next(iter(space.values())).shape if isinstance(space, gym.spaces.Dict) else space.shape
+    return next(iter(space.values())) if isinstance(space, gym.spaces.Dict) else space
 
 
 def env_steps(batch: Mapping[str, Any]) -> int:

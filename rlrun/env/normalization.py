@@ -13,15 +13,22 @@ statistics of what it saw since the driver last took them (`pop_delta`), and
 `sync` replaces its statistics by the driver's merged ones plus that delta.
 Everything here is plain numpy data (`get_state`), so it is checkpointed with
 the env runner's other state.
+
+A structured observation (a PackedSpace, rlrun/core/packed_space.py) is filtered part
+by part: only its float Box parts are normalised, in place in the packed row, so
+uint8 image parts stay pixels and discrete parts stay exact categories (a one-hot of
+a normalised index would be meaningless).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
 from rlrun.core.columns import Columns
+from rlrun.core.packed_space import Leaf, PackedSpace
 
 if TYPE_CHECKING:
     from rlrun.env.runner_spec import NormalizationSpec
@@ -105,16 +112,32 @@ class Statistics:
             rms.set_state(state[name])
 
 
+def float_leaves(space: PackedSpace) -> tuple[Leaf, ...]:
+    """The parts of a structured observation that MeanStdFilter normalises: its float Box parts."""
+    return tuple(leaf for leaf in space.feature_leaves
+                 if isinstance(leaf.space, gym.spaces.Box) and leaf.dtype.kind == "f")
+
+
+def statistics_shape(space: gym.Space) -> tuple[int, ...]:
+    """The shape normalisation keeps statistics of: a Box's own, or a PackedSpace's float parts side by side."""
+    if isinstance(space, PackedSpace):
+        return (sum(int(np.prod(leaf.shape, dtype=np.int64)) for leaf in float_leaves(space)),)
+    return tuple(space.shape)
+
+
 class Normalizer:
     """One env runner's normalisation: its statistics, their delta since the last sync, and the envs' returns."""
 
-    def __init__(self, spec: NormalizationSpec, obs_shape: tuple[int, ...], num_envs: int) -> None:
+    def __init__(self, spec: NormalizationSpec, obs_space: gym.Space, num_envs: int) -> None:
         self.filter_observations = spec.observation_filter == "MeanStdFilter"
         self.scale_rewards = bool(spec.normalize_rewards)
         self.clip_observations = spec.clip_observations
         self.clip_rewards = spec.clip_normalized_rewards
         self.gamma = spec.gamma
-        self._obs_shape = obs_shape
+        self._obs_shape = statistics_shape(obs_space)
+        self._float_leaves = float_leaves(obs_space) if isinstance(obs_space, PackedSpace) else None
+        # What a filtered observation is stored as: float32, or a structured one's packed uint8 row.
+        self.filtered_dtype = np.dtype(np.uint8 if self._float_leaves is not None else np.float32)
         self.stats = self._empty_statistics()
         self.delta = self._empty_statistics()
         # Each sub-env's discounted return so far (reward scaling's input); 0 at an episode's start.
@@ -132,12 +155,34 @@ class Normalizer:
         With the filter off, `obs` as it is (uint8 frames stay uint8)."""
         if not self.filter_observations:
             return obs
+        if self._float_leaves is not None:
+            return self._packed_observations(obs, update)
         rms = self.stats.parts["obs"]
         if update:
             self._add("obs", obs.astype(np.float64))
         scaled = (obs - rms.mean) / np.sqrt(rms.var + EPSILON)
         # minimum/maximum: np.clip costs twice as much on arrays this small, and this runs every env step.
         return np.minimum(np.maximum(scaled, -self.clip_observations), self.clip_observations).astype(np.float32)
+
+    def _packed_observations(self, rows: np.ndarray, update: bool) -> np.ndarray:
+        """Packed rows `[B, nbytes]` with their float parts filtered (in each part's own dtype), the rest as is."""
+        if not self._float_leaves:
+            return rows
+        parts = [np.ascontiguousarray(rows[:, leaf.offset:leaf.offset + leaf.nbytes]).view(leaf.dtype)
+                 for leaf in self._float_leaves]
+        values = np.concatenate(parts, axis=1).astype(np.float64)
+        if update:
+            self._add("obs", values)
+        rms = self.stats.parts["obs"]
+        scaled = np.clip((values - rms.mean) / np.sqrt(rms.var + EPSILON), -self.clip_observations,
+                         self.clip_observations)
+        out, start = rows.copy(), 0
+        for leaf, part in zip(self._float_leaves, parts):
+            width = part.shape[1]
+            out[:, leaf.offset:leaf.offset + leaf.nbytes] = scaled[:, start:start + width].astype(leaf.dtype).view(
+                np.uint8)
+            start += width
+        return out
 
     def rewards(self, rewards: np.ndarray, live: np.ndarray, done: np.ndarray, update: bool) -> np.ndarray:
         """Scaled rewards of one step; `live` marks real transitions (not autoreset rows), `done` episode ends."""

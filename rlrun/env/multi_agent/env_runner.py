@@ -71,7 +71,7 @@ class MultiAgentEnvRunner(EnvRunner):
         self._seed = self._seed_for(worker_index)
         self._generator = torch.Generator().manual_seed(self._seed)
         # Multi-agent runs do not normalise (validated); the disabled normaliser answers the group's queries.
-        self.normalizer = Normalizer(spec.normalization, self._obs_space(self.mapping.modules[0]).shape, self.num_envs)
+        self.normalizer = Normalizer(spec.normalization, self._obs_space(self.mapping.modules[0]), self.num_envs)
         self._obs: dict[str, np.ndarray] | None = None
         self._finished: dict[str, Any] = _no_episodes()
 
