@@ -7,3 +7,16 @@ and config errors answer fast.
 """
 
 __version__ = "0.1.0"
+
+# The Python API (rlrun/api.py, rlrun/policy.py), imported on first use: `import rlrun` stays light.
+_API = {"train": "rlrun.api", "RunResult": "rlrun.api", "load": "rlrun.policy", "Policy": "rlrun.policy"}
+__all__ = ["Policy", "RunResult", "__version__", "load", "train"]
+
+
+def __getattr__(name: str) -> object:
+    """`rlrun.train`, `rlrun.load`, ...: their modules are imported when first asked for (PEP 562)."""
+    if name not in _API:
+        raise AttributeError(f"module 'rlrun' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_API[name]), name)

@@ -59,7 +59,7 @@ def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:
     Returns the report that is also written to `<run dir>/eval_<time>.json`.
     """
     run_dir, checkpoint = locate(Path(request.checkpoint))
-    checkpoint = checkpoint or _default_checkpoint(run_dir)
+    checkpoint = checkpoint or default_checkpoint(run_dir)
     state = read_checkpoint_state(checkpoint)
     config = embedded_config(run_dir, request.seed)
     # One thread: a small policy's forward passes are too short to split, and spare threads only spin.
@@ -133,7 +133,8 @@ def embedded_config(run_dir: Path, seed: int | None) -> AlgorithmConfig:
     return build_algorithm_config(cfg)
 
 
-def _default_checkpoint(run_dir: Path) -> Path:
+def default_checkpoint(run_dir: Path) -> Path:
+    """What a run directory names when no checkpoint is given (rlrun-eval, rlrun.load): its best, else latest."""
     best = run_dir / CHECKPOINTS_DIR / BEST
     return best if best.is_dir() else latest_checkpoint(run_dir)
 

@@ -1,0 +1,123 @@
+"""`rlrun.load(path)`: a trained policy that acts on observations, for deployment (SB3's `PPO.load(...).predict`,
+RLlib's `RLModule.from_checkpoint`).
+
+A `Policy` is built as `rlrun-eval` builds its runner's module, without the runner: the run's saved config in
+embedded mode (no Ray, no GPU) gives the module spec, the checkpoint its weights (`load_module_weights`) and,
+if the run normalised observations, the frozen MeanStdFilter statistics. Observations go through what the
+env runner does to them before a forward pass: structured ones (Dict, Tuple, Discrete, ...) are packed into
+their PackedSpace row, floats become float32, the filter applies; Box actions are clipped to the bounds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlrun.algorithms.algorithm import load_env_runner_state, load_module_weights
+from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.core.packed_space import PackedSpace
+from rlrun.core.rl_module.rl_module import RLModule
+from rlrun.env.env_creation import env_spaces
+from rlrun.env.env_runner import buffer_dtype
+from rlrun.env.env_runner_group import normalization_in_state
+from rlrun.env.multi_agent.creation import make_parallel_env
+from rlrun.env.normalization import Normalizer
+from rlrun.env.runner_spec import EnvRunnerSpec
+from rlrun.run.checkpoints import locate
+from rlrun.run.evaluation import default_checkpoint, embedded_config
+
+
+class Policy:
+    """The modules of one checkpoint, acting greedily (`explore=False`) or as in training (`explore=True`).
+
+    Single-agent checkpoints hold one module; a multi-agent one holds one per policy id (`module_ids`), and each
+    call names the module it asks (`module_id=`).
+    """
+
+    def __init__(self, modules: dict[str, RLModule], normalizer: Normalizer | None, checkpoint: Path,
+                 seed: int = 0) -> None:
+        self.modules = modules
+        self.normalizer = normalizer
+        self.checkpoint = checkpoint
+        self._generator = torch.Generator().manual_seed(seed)
+
+    @property
+    def module_ids(self) -> list[str]:
+        return list(self.modules)
+
+    def compute_action(self, obs: Any, explore: bool = False, module_id: str | None = None) -> Any:
+        """The action for one observation (a scalar for Discrete actions, an array for the others)."""
+        module = self._module(module_id)
+        space = module.observation_space
+        row = space.pack(obs)[None] if isinstance(space, PackedSpace) else np.asarray(obs)[None]
+        return self._act(module, row, explore)[0]
+
+    def compute_actions(self, obs_batch: Any, explore: bool = False, module_id: str | None = None) -> np.ndarray:
+        """Actions `[N, ...]` for a batch of observations: an array `[N, *shape]`, or for a structured space its
+        structure with a leading `N` on every part (as gymnasium's vector envs return it)."""
+        module = self._module(module_id)
+        space = module.observation_space
+        rows = space.pack(obs_batch) if isinstance(space, PackedSpace) else np.asarray(obs_batch)
+        return self._act(module, rows, explore)
+
+    def _module(self, module_id: str | None) -> RLModule:
+        if module_id is None:
+            if len(self.modules) > 1:
+                raise ValueError(f"this checkpoint has several modules, {self.module_ids}: pass module_id=")
+            module_id = self.module_ids[0]
+        if module_id not in self.modules:
+            raise ValueError(f"unknown module_id {module_id!r}; this checkpoint has {self.module_ids}")
+        return self.modules[module_id]
+
+    def _act(self, module: RLModule, obs: np.ndarray, explore: bool) -> np.ndarray:
+        obs = obs.astype(buffer_dtype(module.observation_space), copy=False)
+        if self.normalizer is not None:
+            obs = self.normalizer.observations(obs, update=False)
+        forward = module.forward_exploration if explore else module.forward_inference
+        dist_cls = module.get_exploration_action_dist_cls() if explore else module.get_inference_action_dist_cls()
+        with torch.inference_mode():
+            dist = dist_cls.from_logits(forward({Columns.OBS: torch.from_numpy(np.ascontiguousarray(obs))})[
+                Columns.ACTION_DIST_INPUTS])
+            actions = (dist.sample(self._generator) if explore else dist.deterministic_sample()).numpy()
+        space = module.action_space
+        if isinstance(space, gym.spaces.Box):
+            return np.clip(actions, space.low, space.high)
+        return actions.astype(space.dtype, copy=False)
+
+
+def load(path: str | Path, seed: int = 0) -> Policy:
+    """The policy of a run directory (its best checkpoint, else its latest) or of any checkpoint directory.
+
+    `seed` seeds the sampling of `explore=True` actions. The env is built once to read its spaces (the
+    checkpoint holds weights, not spaces), never stepped.
+    """
+    run_dir, checkpoint = locate(Path(path))
+    checkpoint = checkpoint or default_checkpoint(run_dir)
+    spec = embedded_config(run_dir, None).env_runner_spec()
+    weights = load_module_weights(checkpoint)
+    modules = {}
+    for module_id, (obs_space, act_space) in module_spaces(spec).items():
+        module = spec.module.build(obs_space, act_space)
+        module.set_state(weights[module_id])
+        modules[module_id] = module.eval()
+    normalizer = None
+    stats = normalization_in_state(load_env_runner_state(checkpoint))
+    if stats is not None and spec.multi_agent is None:
+        normalizer = Normalizer(spec.normalization, modules[DEFAULT_MODULE_ID].observation_space, 1)
+        normalizer.sync(stats)
+    return Policy(modules, normalizer, checkpoint, seed)
+
+
+def module_spaces(spec: EnvRunnerSpec) -> dict[str, tuple[gym.Space, gym.Space]]:
+    """(observation, action) space of each module id of a runner spec's env, as its runners see them."""
+    if spec.multi_agent is None:
+        return {DEFAULT_MODULE_ID: env_spaces(spec.env)}
+    env = make_parallel_env(spec.env.id, spec.env.env_config)
+    try:
+        return dict(spec.multi_agent.build(env).spaces)
+    finally:
+        env.close()
