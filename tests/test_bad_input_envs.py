@@ -19,7 +19,7 @@ from rlrun.cli import EXIT_USAGE
 @pytest.mark.parametrize(
     ("env_class", "expected"),
     [
-        ("TupleActionEnv", ["does not support", "action space Tuple(Discrete(2), Discrete(3))", "Discrete, Box"]),
+        ("TupleActionEnv", ["does not support", "action space Tuple(Discrete(2), Discrete(3))", "Discrete, MultiDiscrete, MultiBinary, Box; no algorithm takes Tuple"]),
         ("DictObsEnv", ["observation space Dict(", "needs a Box"]),
         ("BrokenEnv", ["could not be created", "RuntimeError: BrokenEnv refuses to start"]),
     ],

@@ -90,8 +90,9 @@ CASES = [
     ("env=unknown", ["env=nosuchenv"], ["nosuchenv"]),
     ("env.id-unregistered", ["env.id=NoSuchEnv-v0"], ["env.id", "NoSuchEnv-v0"]),
     ("env.id-no-module", ["env.id=no_such_module:Env"], ["env.id", "no_such_module"]),
-    ("env.id-unsupported-action-space", ["env.id=user_envs:MultiBinaryActionEnv"],
-     ["user_envs:MultiBinaryActionEnv", "does not support", "MultiBinary"]),
+    ("env.id-unsupported-action-space", ["algo=dqn", "env.id=user_envs:MultiBinaryActionEnv"],
+     ["user_envs:MultiBinaryActionEnv", "does not support", "algorithms that take MultiBinary: ppo, impala, appo, "
+      "bc, marwil"]),
     ("env.max_episode_steps=0", ["env.max_episode_steps=0", *SHORT_RUN], ["env.max_episode_steps"]),
     ("env.max_episode_steps<0-user-env", ["env.id=user_envs:TinyEnv", "env.max_episode_steps=-1", *SHORT_RUN],
      ["env.max_episode_steps"]),

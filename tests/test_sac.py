@@ -86,7 +86,8 @@ def test_cli_refuses_sac_on_discrete_actions_in_one_line(run_cli, tmp_path: Path
     proc = run_cli("algo=sac", "env=cartpole", "stop.iterations=1")
     assert proc.returncode == EXIT_USAGE, proc.stderr
     assert proc.stderr.splitlines() == [
-        "rlrun: error: algo=sac does not support env 'CartPole-v1' with action space Discrete(2); supported: Box"]
+        "rlrun: error: algo=sac does not support env 'CartPole-v1' with action space Discrete(2); supported: Box; "
+        "algorithms that take Discrete: ppo, dqn, impala, appo, bc, marwil"]
     assert not (tmp_path / "run").exists()
 
 

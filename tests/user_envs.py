@@ -32,7 +32,7 @@ class TinyEnv(gym.Env):
 
 
 class MultiBinaryActionEnv(TinyEnv):
-    """Same as TinyEnv but with a MultiBinary action space, which no rlrun algorithm supports."""
+    """Same as TinyEnv but with a MultiBinary action space, which DQN and SAC refuse."""
 
     def __init__(self, length: int = 10) -> None:
         super().__init__(length)

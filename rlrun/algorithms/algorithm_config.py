@@ -63,7 +63,8 @@ class AlgorithmConfig:
     algo_class: ClassVar[type[Algorithm]]
     schema: ClassVar[type[AlgoSchema]] = AlgoSchema
     # Action spaces the algorithm's loss handles (checked before anything is built).
-    supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Discrete, gym.spaces.Box)
+    supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (
+        gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary, gym.spaces.Box)
     # Whether it trains on PettingZoo envs (a batch per module); algorithms with per-env state that is not
     # per module yet (replay buffers, recorded datasets) say False.
     supports_multi_agent: ClassVar[bool] = True
@@ -528,9 +529,14 @@ class AlgorithmConfig:
         if isinstance(obs_space, gym.spaces.Dict) and self.model_config.get("central_value"):
             obs_space = obs_space["obs"]  # the policy's own observation; the state is flat by construction
         if not isinstance(act_space, self.supported_action_spaces):
+            from rlrun.algorithms.registry import algorithms_taking
+
             allowed = ", ".join(s.__name__ for s in self.supported_action_spaces)
+            kind, takers = type(act_space).__name__, algorithms_taking(act_space)
+            elsewhere = f"algorithms that take {kind}: {', '.join(takers)}" if takers else f"no algorithm takes {kind}"
             raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support env '{self.env}' with "
-                              f"action space {act_space}; supported: {allowed}")
+                              f"action space {act_space}; supported: {allowed}; {elsewhere}")
+        self._validate_action_mask(obs_space, act_space)
         if not isinstance(obs_space, gym.spaces.Box):
             raise ConfigError(f"env '{self.env}' has observation space {obs_space}; rlrun's default model needs a Box")
         from rlrun.core.rl_module.catalog import Catalog, ModelError
@@ -539,6 +545,21 @@ class AlgorithmConfig:
             Catalog(obs_space, self.model_config).check()  # e.g. a CNN too big for the images
         except ModelError as e:
             raise ConfigError(f"env '{self.env}' ({obs_space.shape} observations): {e}") from None
+
+    def _validate_action_mask(self, obs_space: gym.Space, act_space: gym.Space) -> None:
+        """An `action_mask` observation entry needs a Discrete or MultiDiscrete action space and one entry per
+        logit; a mask that did not fit would be ignored or misread, silently."""
+        from rlrun.core.rl_module.action_masking import MASKABLE_ACTION_SPACES, has_action_mask, mask_size, num_logits
+
+        if not has_action_mask(obs_space):
+            return
+        if not isinstance(act_space, MASKABLE_ACTION_SPACES):
+            raise ConfigError(f"env '{self.env}' has an action_mask in its observations, but action masks apply "
+                              f"to Discrete and MultiDiscrete actions; its action space is {act_space}")
+        size, needed = mask_size(obs_space), num_logits(act_space)
+        if size != needed:
+            raise ConfigError(f"env '{self.env}' has an action_mask of {size} entries; its action space {act_space} "
+                              f"needs {needed} (one per action; MultiDiscrete: the sub-actions' masks concatenated)")
 
 
 def _atari_keys(atari: bool | Mapping[str, Any]) -> dict[str, Any] | None:

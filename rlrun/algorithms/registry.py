@@ -6,6 +6,8 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import gymnasium as gym
+
     from rlrun.algorithms.algorithm_config import AlgorithmConfig
     from rlrun.config.schema import AlgoSchema
 
@@ -31,3 +33,9 @@ def get_algorithm_config_class(name: str) -> type[AlgorithmConfig]:
 
 def algorithm_schemas() -> dict[str, type[AlgoSchema]]:
     return {name: get_algorithm_config_class(name).schema for name in ALGORITHMS}
+
+
+def algorithms_taking(action_space: gym.Space) -> list[str]:
+    """The algorithms that train on `action_space`, for a refusal that says where to go instead."""
+    return [name for name in ALGORITHMS
+            if isinstance(action_space, get_algorithm_config_class(name).supported_action_spaces)]

@@ -20,6 +20,7 @@ the episodes it reports are the env's own, whole games with their real scores.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -29,12 +30,15 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlrun.callbacks import CALLBACK_METRICS, Episode, EpisodeHooks, build_callbacks
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.core.rl_module.action_masking import action_mask, check_legal
 from rlrun.env import env_state
 from rlrun.env.env_creation import make_vector_env
 from rlrun.env.normalization import NORMALIZATION_KEY, RAW_COLUMNS, Normalizer
 from rlrun.env.runner_spec import EnvRunnerSpec, sampling_threads
 from rlrun.env.training_signals import TrainingSignals
+from rlrun.env.vector_infos import copy_infos
 
 log = logging.getLogger("rlrun")
 # Env runner `worker_index` seeds with `spec.seed + WORKER_SEED_STRIDE * worker_index`, its sub-envs with that + j.
@@ -80,6 +84,7 @@ class EnvRunner:
         self._finished_returns: list[float] = []
         self._finished_lens: list[int] = []
         self._finished_envs: list[int] = []
+        self.episode_hooks = EpisodeHooks(build_callbacks(spec.callbacks), self)
         if isinstance(self.action_space, gym.spaces.Box):
             self._action_low, self._action_high = self.action_space.low, self.action_space.high
 
@@ -93,6 +98,9 @@ class EnvRunner:
         self._prev_done[:] = False
         self._episode_return[:] = 0.0
         self._episode_len[:] = 0
+        if self.episode_hooks.start:
+            for i in range(self.num_envs):
+                self.episode_hooks(self.episode_hooks.start, self._episode(i, infos))
 
     @sampling_threads
     def sample(
@@ -135,7 +143,10 @@ class EnvRunner:
             if raw:
                 raw_obs_buf[t] = self._raw_obs
             with torch.inference_mode():
-                dist_inputs = forward({Columns.OBS: torch.from_numpy(self._obs)})[Columns.ACTION_DIST_INPUTS]
+                obs = torch.from_numpy(self._obs)
+                check_legal(action_mask(self.observation_space, obs), ~self._prev_done, self.action_space,
+                            self.env_spec.id)
+                dist_inputs = forward({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
                 dist = dist_cls.from_logits(dist_inputs)
                 actions = dist.sample(self._generator) if explore else dist.deterministic_sample()
                 logp = dist.logp(actions)
@@ -160,6 +171,8 @@ class EnvRunner:
             term_buf[t], trunc_buf[t] = train_terminated, truncated
             mask_buf[t] = live
             self._track_episodes(reward, done)
+            if self.episode_hooks.any:
+                self._call_episode_hooks(live, done, act_buf[t], reward, infos)
         batch = {
             Columns.OBS: obs_buf,
             Columns.ACTIONS: act_buf,
@@ -195,6 +208,31 @@ class EnvRunner:
             self._finished_envs.extend(np.flatnonzero(done).tolist())
         self._prev_done = done
 
+    def _call_episode_hooks(self, live: np.ndarray, done: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
+                            infos: dict[str, Any]) -> None:
+        """After `_track_episodes`: a start for each copy this (autoreset) step began, a step for each live one,
+        an end for each that finished."""
+        hooks = self.episode_hooks
+        if hooks.start and not live.all():
+            for i in np.flatnonzero(~live):
+                hooks(hooks.start, self._episode(i, infos))
+        if hooks.step:
+            for i in np.flatnonzero(live):
+                hooks(hooks.step, self._episode(i, infos, actions, rewards))
+        if hooks.end and done.any():
+            for i in np.flatnonzero(done):
+                hooks(hooks.end, self._episode(i, infos, actions, rewards))
+
+    def _episode(self, i: int, infos: dict[str, Any], actions: np.ndarray | None = None,
+                 rewards: np.ndarray | None = None) -> Episode:
+        """Copy `i`'s episode now, in the env's own units (raw observation and reward); its infos on demand."""
+        return Episode(
+            env_index=int(i), length=int(self._episode_len[i]), episode_return=float(self._episode_return[i]),
+            last_obs=self._raw_obs[i], last_action=None if actions is None else actions[i],
+            last_reward=None if rewards is None else float(rewards[i]), worker_index=self.worker_index,
+            _infos=functools.partial(copy_infos, infos, int(i)),
+        )
+
     def sample_episodes(self, num_episodes: int, explore: bool = False, record: bool = False) -> dict[str, list]:
         """`num_episodes` fresh episodes, returns and lengths; normalisation statistics are used, never updated.
 
@@ -229,11 +267,13 @@ class EnvRunner:
         return {"episode_returns": returns, "episode_lens": lens, **({"episodes": recorded} if record else {})}
 
     def get_metrics(self) -> dict[str, list[float]]:
-        """Episodes finished since the last call (return, length, sub-env index), then forgets them."""
+        """Episodes finished since the last call (return, length, sub-env index) and what the callbacks logged
+        (`CALLBACK_METRICS`), then forgets them."""
         metrics = {
             "episode_returns": self._finished_returns,
             "episode_lens": self._finished_lens,
             "episode_envs": self._finished_envs,
+            CALLBACK_METRICS: self.episode_hooks.metrics_logger.pop(),
         }
         self._finished_returns, self._finished_lens, self._finished_envs = [], [], []
         return metrics

@@ -28,8 +28,9 @@ class DQNTorchLearner(OffPolicyTorchLearner):
             next_batch = {Columns.OBS: batch[Columns.NEXT_OBS]}
             q_target_next = module.forward_target(next_batch)
             # Double Q: the online network picks the next action, the target network values it.
+            # Both choose among the next observation's legal actions (their Q-values masked).
             chooser = module.forward_inference(next_batch)[Columns.ACTION_DIST_INPUTS] if config.double_q \
-                else q_target_next
+                else module.masked(q_target_next, batch[Columns.NEXT_OBS])
             q_next = q_target_next.gather(-1, chooser.argmax(-1, keepdim=True)).squeeze(-1)
             discount = config.gamma ** batch[Columns.N_STEP] * (1.0 - batch[Columns.TERMINATEDS].float())
             td_target = batch[Columns.REWARDS] + discount * q_next

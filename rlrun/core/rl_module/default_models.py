@@ -11,13 +11,15 @@ import torch
 from torch import nn
 
 from rlrun.core.columns import Columns
+from rlrun.core.rl_module.action_masking import action_mask, mask_logits
 from rlrun.core.rl_module.catalog import Catalog, orthogonal
-from rlrun.core.rl_module.distributions import Categorical, DiagGaussian, Distribution
+from rlrun.core.rl_module.distributions import DiagGaussian, Distribution, policy_distribution
 from rlrun.core.rl_module.rl_module import RLModule, TensorDict
 
 
 class DefaultActorCriticModule(RLModule):
-    """Policy head for Discrete (categorical) or Box (diagonal Gaussian) actions, plus a value head.
+    """Policy head for Discrete (categorical), MultiDiscrete (one categorical per sub-action), MultiBinary
+    (Bernoullis) or Box (diagonal Gaussian) actions, plus a value head.
 
     Both networks come from the model catalog (an MLP for vectors, a CNN for images).
     With `vf_share_layers` the value head sits on the policy's encoder and hidden layers;
@@ -27,6 +29,7 @@ class DefaultActorCriticModule(RLModule):
     policy sees `obs`, the value MLP `obs` and the global `state` (batch column `Columns.STATE`)
     side by side: MAPPO's agent-specific global state (Yu et al. 2022), which tells a shared
     critic whose return it predicts.
+    An `action_mask` entry in the observation masks the policy's logits (rlrun/core/rl_module/action_masking.py).
     """
 
     def __init__(
@@ -40,9 +43,10 @@ class DefaultActorCriticModule(RLModule):
         self.central_value = bool(cfg["central_value"])
         if self.central_value:
             observation_space, state_space = observation_space["obs"], observation_space["state"]
+        self.policy_space = observation_space  # what the policy sees, and where its action mask is
         catalog = Catalog(observation_space, self.model_config)
-        self.discrete = isinstance(action_space, gym.spaces.Discrete)
-        act_dim = int(action_space.n) if self.discrete else int(np.prod(action_space.shape))
+        self._dist_cls, act_dim = policy_distribution(action_space)
+        self.gaussian = self._dist_cls is DiagGaussian
         self.vf_share_layers = bool(cfg["vf_share_layers"])
         if self.vf_share_layers:
             self.encoder, features = catalog.build_torso()
@@ -53,15 +57,15 @@ class DefaultActorCriticModule(RLModule):
             self.pi = catalog.build_network(act_dim, 0.01)
             state_dim = int(np.prod(state_space.shape)) if self.central_value else 0
             self.vf = catalog.build_network(1, 1.0, extra_inputs=state_dim)
-        if not self.discrete:
+        if self.gaussian:
             # State-independent log std: the standard choice for PPO on continuous control.
             self.log_std = nn.Parameter(torch.zeros(act_dim))
 
-    def _dist_inputs(self, features: torch.Tensor) -> torch.Tensor:
+    def _dist_inputs(self, batch: TensorDict, features: torch.Tensor) -> torch.Tensor:
         out = self.pi(features)
-        if self.discrete:
-            return out
-        return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+        if self.gaussian:
+            return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+        return mask_logits(out, action_mask(self.policy_space, batch[Columns.OBS]))
 
     def _features(self, batch: TensorDict) -> torch.Tensor:
         """The shared torso's output, or the observations themselves when each network encodes its own."""
@@ -69,12 +73,12 @@ class DefaultActorCriticModule(RLModule):
         return self.encoder(obs) if self.vf_share_layers else obs
 
     def forward_exploration(self, batch: TensorDict) -> TensorDict:
-        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(self._features(batch))}
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(batch, self._features(batch))}
 
     def forward_train(self, batch: TensorDict) -> TensorDict:
         features = self._features(batch)
         return {
-            Columns.ACTION_DIST_INPUTS: self._dist_inputs(features),
+            Columns.ACTION_DIST_INPUTS: self._dist_inputs(batch, features),
             Columns.VF_PREDS: self._values(batch, features),
         }
 
@@ -87,4 +91,4 @@ class DefaultActorCriticModule(RLModule):
         return self.vf(features).squeeze(-1)
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
-        return Categorical if self.discrete else DiagGaussian
+        return self._dist_cls

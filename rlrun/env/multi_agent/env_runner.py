@@ -22,6 +22,7 @@ import torch
 
 from rlrun.core.columns import Columns
 from rlrun.core.rl_module import MultiRLModule
+from rlrun.core.rl_module.action_masking import action_mask, check_legal
 from rlrun.env import env_state
 from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner, buffer_dtype
 from rlrun.env.multi_agent.creation import make_parallel_env
@@ -182,7 +183,10 @@ class MultiAgentEnvRunner(EnvRunner):
                     else rl_module.get_inference_action_dist_cls())
         obs = self._obs[module]
         with torch.inference_mode():
-            dist_inputs = forward({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
+            obs_t = torch.from_numpy(obs)
+            check_legal(action_mask(self._obs_space(module), obs_t), self._live[module], self.mapping.spaces[module][1],
+                        self.env_spec.id)
+            dist_inputs = forward({Columns.OBS: obs_t})[Columns.ACTION_DIST_INPUTS]
             dist = dist_cls.from_logits(dist_inputs)
             sampled = dist.sample(self._generator) if explore else dist.deterministic_sample()
             logp = dist.logp(sampled)
