@@ -6,6 +6,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from pettingzoo import ParallelEnv
 
 
 class CueEnv(gym.Env):
@@ -44,3 +45,53 @@ class CueEnv(gym.Env):
         reward = float(int(action) + 1 == self._cue)
         self._t += 1
         return self._obs(), reward, self._t >= self.length, False, {}
+
+
+class TextOnlyEnv(CueEnv):
+    """Nothing but text to see: no part a network can use."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = gym.spaces.Dict({"note": gym.spaces.Text(8)})
+
+
+class CueAgentsEnv(ParallelEnv):
+    """Two PettingZoo agents, each with a Dict observation (a Discrete cue and a float vector): reward 1 for the
+    action that matches the agent's cue. Episodes last `length` steps."""
+
+    metadata = {"name": "cue_agents_v0"}
+
+    def __init__(self, length: int = 6) -> None:
+        self.possible_agents = ["a_0", "a_1"]
+        self.agents: list[str] = []
+        self.length = length
+        self._space = gym.spaces.Dict({"cue": gym.spaces.Discrete(2), "where": gym.spaces.Box(-1, 1, (2,), np.float32)})
+        self._rng = np.random.default_rng(0)
+        self._cues: dict[str, int] = {}
+        self._t = 0
+
+    def observation_space(self, agent: str) -> gym.Space:
+        return self._space
+
+    def action_space(self, agent: str) -> gym.Space:
+        return gym.spaces.Discrete(2)
+
+    def _obs(self) -> dict[str, dict[str, Any]]:
+        self._cues = {a: int(self._rng.integers(2)) for a in self.agents}
+        return {a: {"cue": c, "where": self._rng.uniform(-1, 1, 2).astype(np.float32)} for a, c in self._cues.items()}
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._t = 0
+        self.agents = list(self.possible_agents)
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        rewards = {a: float(int(actions[a]) == self._cues[a]) for a in self.agents}
+        self._t += 1
+        done = self._t >= self.length
+        obs = self._obs()
+        if done:
+            self.agents = []
+        return obs, rewards, dict.fromkeys(rewards, done), dict.fromkeys(rewards, False), {a: {} for a in rewards}

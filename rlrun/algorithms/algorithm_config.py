@@ -537,14 +537,14 @@ class AlgorithmConfig:
             raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support env '{self.env}' with "
                               f"action space {act_space}; supported: {allowed}; {elsewhere}")
         self._validate_action_mask(obs_space, act_space)
-        if not isinstance(obs_space, gym.spaces.Box):
-            raise ConfigError(f"env '{self.env}' has observation space {obs_space}; rlrun's default model needs a Box")
+        from rlrun.core.packed_space import PackedSpace
         from rlrun.core.rl_module.catalog import Catalog, ModelError
 
-        try:
-            Catalog(obs_space, self.model_config).check()  # e.g. a CNN too big for the images
+        try:  # e.g. a CNN too big for the images; a Dict, Discrete, ... observation arrives packed (PackedSpace)
+            Catalog(obs_space, self.model_config).check()
         except ModelError as e:
-            raise ConfigError(f"env '{self.env}' ({obs_space.shape} observations): {e}") from None
+            shape = obs_space.original if isinstance(obs_space, PackedSpace) else obs_space.shape
+            raise ConfigError(f"env '{self.env}' ({shape} observations): {e}") from None
 
     def _validate_action_mask(self, obs_space: gym.Space, act_space: gym.Space) -> None:
         """An `action_mask` observation entry needs a Discrete or MultiDiscrete action space and one entry per

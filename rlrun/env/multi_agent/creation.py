@@ -62,9 +62,11 @@ def _as_parallel(env: Any) -> Any | None:
     from pettingzoo import AECEnv, ParallelEnv
     from pettingzoo.utils.conversions import aec_to_parallel
 
+    from rlrun.env.multi_agent.packing import pack_parallel_observations
+
     if isinstance(env, AECEnv):
-        return aec_to_parallel(env)
+        return pack_parallel_observations(aec_to_parallel(env))
     if isinstance(env, ParallelEnv):
-        return env
+        return pack_parallel_observations(env)
     env.close()  # a gymnasium env behind a function: env_creation builds those
     return None
