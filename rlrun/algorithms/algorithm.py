@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.callbacks import runner_metrics
 from rlrun.cluster import ensure_ray
 from rlrun.core import COMPONENT_RL_MODULE
 from rlrun.core import checkpointing as ckpt
@@ -114,6 +115,8 @@ class Algorithm:
         self._time_total += elapsed
         steps = self.counters["num_env_steps_sampled_lifetime"] - steps_before
         results.setdefault("env_runners", {}).update(self._episode_stats(len(episodes["episode_returns"])))
+        # What the env runners' callbacks logged this iteration, each key reduced over every runner's values.
+        results["env_runners"].update(runner_metrics(episodes))
         results["env_runners"]["num_healthy_env_runners"] = self.env_runner_group.num_healthy_env_runners
         results["fault_tolerance"] = {"num_remote_worker_restarts": self.env_runner_group.num_restarts}
         return {

@@ -13,11 +13,12 @@ import dataclasses
 import functools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 
+from rlrun.callbacks import Callback, check_callbacks
 from rlrun.config.errors import ConfigError, check
 from rlrun.config.fields import check_fields
 from rlrun.config.imports import import_class
@@ -111,6 +112,8 @@ class AlgorithmConfig:
         self.init_from: str | None = multi_agent.init_from
         self.seed: int = 0
         self.learner_class: type[Learner] | str | None = None
+        # `callbacks=[...]`: class names, from which the driver and every env runner build their own instances.
+        self.callback_classes: list[str] = []
         for f in dataclasses.fields(self.schema):
             if f.name not in ("name", "learner_class"):
                 setattr(self, f.name, getattr(self.schema(), f.name))
@@ -214,6 +217,12 @@ class AlgorithmConfig:
             self.model_config.update(model_config)
         return self
 
+    def callbacks(self, callbacks: Sequence[str | type[Callback]]) -> AlgorithmConfig:
+        """The `callbacks` key: Callback subclasses, or their `pkg.module:Class` names (what the spec carries)."""
+        self.callback_classes = callbacks if isinstance(callbacks, str) else [  # type: ignore[assignment]
+            c if isinstance(c, str) else f"{c.__module__}:{c.__qualname__}" for c in callbacks]  # a str: refused
+        return self
+
     def debugging(self, seed: int | None = None) -> AlgorithmConfig:
         return self._set(locals())
 
@@ -240,6 +249,7 @@ class AlgorithmConfig:
                 clip_observations=self.clip_observations, clip_normalized_rewards=self.clip_normalized_rewards,
                 gamma=self.gamma),
             num_threads=self.env_runner_threads(),
+            callbacks=tuple(self.callback_classes),
         )
 
     def env_runner_group_spec(self) -> EnvRunnerGroupSpec:
@@ -381,6 +391,7 @@ class AlgorithmConfig:
         `check_fields`, the same ranges the docs show; what relates keys to each other is checked here.
         """
         self._validate_seed()
+        check_callbacks(self.callback_classes)
         for section, schema in _SECTION_SCHEMAS.items():
             check_fields(schema, functools.partial(self._section_value, section), section)
         rfl = self.rollout_fragment_length

@@ -54,6 +54,7 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
     config.training(**algo)
     config.rl_module(model_config=OmegaConf.to_container(cfg.model, resolve=True))
     config.debugging(seed=cfg.seed)
+    config.callbacks(_container(cfg.get("callbacks"), []))
     return config
 
 

@@ -203,6 +203,9 @@ class LoggerSchema:
     tensorboard: bool = key(True, "Also write TensorBoard event files into the run directory.")
     smoothing_episodes: int = key(
         100, "Episodes in the moving window behind env_runners/episode_return_mean (RLlib: 100).", bounds=">= 1")
+    console_metrics: list[str] = key(
+        doc="Metrics the console shows beside the return, by their metrics.jsonl key (e.g. a callback's "
+        "`env_runners/win_rate`); `rlrun-report` tabulates them too.", default_factory=list)
 
 
 @dataclass
@@ -359,6 +362,10 @@ class RunSchema:
     evaluation: EvaluationSchema = key(doc="Greedy evaluation episodes.", default_factory=EvaluationSchema)
     resume: str | None = key(None, "A run directory or checkpoint directory to continue (`rlrun resume=<dir>`); "
                              "null = a new run.")
+    callbacks: list[Any] = key(
+        doc="Your Callback subclasses, `[pkg.module:Class, ...]`: hooks on the env runners (episode start, step, "
+        "end) and the driver (algorithm built, iteration result, checkpoint, evaluation); docs: Callbacks.",
+        default_factory=list)
     ray: RaySchema = key(doc="The Ray cluster the run starts or joins.", default_factory=RaySchema)
     offline: OfflineSchema = key(doc="The recorded dataset of offline algorithms.", default_factory=OfflineSchema)
     multi_agent: MultiAgentSchema = key(doc="Policies of a PettingZoo env's agents.", default_factory=MultiAgentSchema)

@@ -58,6 +58,8 @@ class EnvRunnerSpec:
     # The agent -> module mapping of a PettingZoo env; None: a gymnasium env.
     multi_agent: PolicyMappingSpec | None = None
     num_threads: int = 1
+    # `callbacks=[pkg.module:Class, ...]`: names, so each runner (a Ray actor too) builds its own instances.
+    callbacks: tuple[str, ...] = ()
 
     def replace(self, **changes: object) -> EnvRunnerSpec:
         """A copy with `changes` (a restarted runner's seed, an evaluation runner's env)."""

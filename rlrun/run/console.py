@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,17 @@ from rlrun.run.plots import EVAL_RETURN_KEY, RETURN_KEY, module_returns
 class ProgressDisplay:
     """Base display: `start`, `update` once per iteration, `finish` with the run's summary.
 
-    The targets are the stop criteria the eta can project (None: not a criterion of this run).
+    The targets are the stop criteria the eta can project (None: not a criterion of this run);
+    `metrics` are the keys of `logger.console_metrics`, shown after the return under their last part.
     """
 
     def __init__(self, target_steps: int | None, target_iterations: int | None = None,
-                 time_limit_s: float | None = None) -> None:
+                 time_limit_s: float | None = None, metrics: Sequence[str] = ()) -> None:
         self.target_steps = target_steps
         self.target_iterations = target_iterations
         self.time_limit_s = time_limit_s
+        # Each watched metric's latest value: a callback's metric is missing from iterations that logged none.
+        self._watched: dict[str, float | None] = dict.fromkeys(metrics)
         # Set once the env steps trained differ from those sampled; then both rates show for the rest of the run.
         self._split_throughput = False
         # Training episodes end now and then, evaluations come every few iterations: the last of each shows until
@@ -52,9 +55,16 @@ class ProgressDisplay:
             "env steps": f"{steps:,}{target}",
             "return": "-" if ret is None else f"{ret:.1f}{_per_module(metrics)}",
             **({} if eval_ret is None else {"eval_return": f"{eval_ret:.1f}"}),
+            **self._watched_status(metrics),
             **self._throughput(steps / elapsed, trained / elapsed, trained != steps),
             "eta": "?" if eta is None else f"{eta:.0f}s",
         }
+
+    def _watched_status(self, metrics: Mapping[str, Any]) -> dict[str, str]:
+        for key, last in self._watched.items():
+            self._watched[key] = _latest(metrics.get(key), last)
+        return {key.rpartition("/")[2]: "-" if value is None else f"{value:.4g}"
+                for key, value in self._watched.items()}
 
     def eta_s(self, steps: int, iteration: int, elapsed: float) -> float | None:
         """Seconds until the first stop criterion ends the run, at the pace so far; None if none can be projected.
@@ -99,8 +109,8 @@ class PlainDisplay(ProgressDisplay):
     """One line at most every `interval_s` seconds, for logs and CI; the last iteration's line always, once."""
 
     def __init__(self, target_steps: int | None, target_iterations: int | None = None,
-                 time_limit_s: float | None = None, interval_s: float = 2.0) -> None:
-        super().__init__(target_steps, target_iterations, time_limit_s)
+                 time_limit_s: float | None = None, metrics: Sequence[str] = (), interval_s: float = 2.0) -> None:
+        super().__init__(target_steps, target_iterations, time_limit_s, metrics)
         self.interval_s = interval_s
         self._last = -float("inf")
         self._printed: str | None = None
@@ -127,17 +137,18 @@ class PlainDisplay(ProgressDisplay):
         print(f"done ({reason}); run directory: {run_dir}", flush=True)
 
 
-def make_display(mode: str, stop: Any) -> ProgressDisplay:
-    """A display for `logger.console` whose eta projects the run's `stop` criteria.
+def make_display(mode: str, stop: Any, metrics: Sequence[str] = ()) -> ProgressDisplay:
+    """A display for `logger.console` whose eta projects the run's `stop` criteria, showing `metrics` too.
 
     `rich` falls back to `plain` when stdout is not a terminal (pipes, CI logs).
     """
     targets = (stop.timesteps, stop.iterations, stop.time_s)
+    metrics = list(metrics)
     if mode == "none":
-        return ProgressDisplay(*targets)
+        return ProgressDisplay(*targets, metrics)
     if mode == "plain" or not sys.stdout.isatty():
-        return PlainDisplay(*targets)
+        return PlainDisplay(*targets, metrics)
     # Imported here: rich costs start-up time that plain and silent runs need not pay.
     from rlrun.run.console_rich import RichDisplay
 
-    return RichDisplay(*targets)
+    return RichDisplay(*targets, metrics)

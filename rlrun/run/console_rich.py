@@ -28,8 +28,8 @@ SUMMARY_KEYS = (
 class RichDisplay(ProgressDisplay):
     """A live table refreshed in place, then a summary table with the run directory."""
 
-    def __init__(self, *targets: float | None) -> None:
-        super().__init__(*targets)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.console = Console()
         self._live: Live | None = None
 

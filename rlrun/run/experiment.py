@@ -15,6 +15,7 @@ from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.from_config import validated_algorithm_config
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm
+from rlrun.callbacks import build_callbacks
 from rlrun.cluster import ClusterError, ClusterInfo, cluster_session
 from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
@@ -24,6 +25,7 @@ from rlrun.run.interrupts import ImmediateInterrupt, stop_between_iterations
 from rlrun.run.plots import EVAL_RETURN_KEY, plot_learning_curve, run_return
 from rlrun.run.recorder import RunRecorder, flatten, read_metrics
 from rlrun.run.resume import check_config_unchanged, metrics_row, resume_checkpoint, rewind_run_dir
+from rlrun.run.tensorboard import TensorBoardWriter
 from rlrun.run.trackers import open_trackers
 from rlrun.run.trackers.base import Tracker, TrackerError
 
@@ -102,6 +104,9 @@ class ExperimentRun:
     `checkpoints/best` and the periodic checkpoints, and returns the stop criterion
     it reached (None to go on). The CLI loops over it; a Tune trial
     (rlrun/tune/trainable.py) calls it once per Tune iteration.
+
+    The driver's callbacks (`callbacks=[...]`, then TensorBoard and the trackers) are the
+    recorder's; the run calls their hooks where it builds, evaluates and checkpoints.
     """
 
     def __init__(
@@ -115,14 +120,22 @@ class ExperimentRun:
         try:
             purge_step = resume(self.algo, cfg, run_dir) if cfg.resume is not None else None
             hparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-            self.recorder = RunRecorder(run_dir, cfg.logger.tensorboard, hparams, purge_step=purge_step,
-                                        trackers=trackers)
+            records = [TensorBoardWriter(hparams, purge_step)] if cfg.logger.tensorboard else []
+            callbacks = [*build_callbacks(config.callback_classes), *records, *trackers]
+            self.recorder = RunRecorder(run_dir, hparams, callbacks)
+            self.callbacks = self.recorder.callbacks
         except BaseException:
             self.algo.stop()
             raise
+        try:
+            self.callbacks.call("on_algorithm_init", algorithm=self.algo)
+        except BaseException as e:
+            self.algo.stop()
+            self.recorder.close(e)
+            raise
         for line in self.recorder.tracking:
             log.info("tracking: %s", line)
-        self.display = make_display(cfg.logger.console.value, cfg.stop)
+        self.display = make_display(cfg.logger.console.value, cfg.stop, cfg.logger.get("console_metrics", ()))
         header = f"rlrun: {cfg.algo.name} on {cfg.env.id}, seed {cfg.seed} -> {run_dir}\n{layout}"
         self.display.start("\n".join([header, *self.recorder.tracking]))
         log.info("config:\n%s", OmegaConf.to_yaml(cfg))
@@ -138,26 +151,42 @@ class ExperimentRun:
         every_eval = cfg.evaluation.every_iterations
         evaluate = stop is not None or bool(every_eval and algo.iteration % every_eval == 0)
         if evaluate:
-            results.update(flatten(algo.evaluate(cfg.evaluation.episodes)))
-        self.metrics = self.recorder.record(results)
+            results.update(self._evaluate())
+
+        def final_evaluation() -> dict[str, Any]:  # a callback ends the run: it ends with an evaluation too
+            nonlocal evaluate
+            evaluated, evaluate = evaluate, True
+            return {} if evaluated else self._evaluate()
+
+        self.metrics, asked = self.recorder.record(algo, results, final_evaluation)
+        stop = stop or asked
         self.display.update(self.metrics)
         if evaluate and (self._best is None or self.metrics[EVAL_RETURN_KEY] > self._best):
             self._best = self.metrics[EVAL_RETURN_KEY]
-            save_best(algo, self.run_dir)
+            self._saved(save_best(algo, self.run_dir))
         every = cfg.checkpoint.every_iterations
         if every and algo.iteration % every == 0:
-            save_checkpoint(algo, self.run_dir)
+            self._saved(save_checkpoint(algo, self.run_dir))
             prune_checkpoints(self.run_dir, cfg.checkpoint.keep_last)
         if stop is not None:
             self.reason = stop
         return stop
+
+    def _evaluate(self) -> dict[str, Any]:
+        """Greedy evaluation episodes, through the callbacks' `on_evaluate_end`; flat `evaluation/*` metrics."""
+        result = self.algo.evaluate(self.cfg.evaluation.episodes)
+        self.callbacks.call("on_evaluate_end", algorithm=self.algo, result=result)
+        return flatten(result)
+
+    def _saved(self, path: Path) -> None:
+        self.callbacks.call("on_checkpoint_saved", algorithm=self.algo, path=path)
 
     def finish(self, error: BaseException | None = None) -> None:
         """Final checkpoint, stop the workers, learning curve, close the records (trackers: failed if `error`)."""
         cfg, algo = self.cfg, self.algo
         try:
             if not isinstance(error, ImmediateInterrupt):  # an abandoned iteration is no state to resume from
-                save_checkpoint(algo, self.run_dir, final=True)
+                self._saved(save_checkpoint(algo, self.run_dir, final=True))
         finally:
             algo.stop()
             plot_learning_curve(read_metrics(self.run_dir), self.run_dir / "learning_curve.png",

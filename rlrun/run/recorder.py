@@ -1,30 +1,22 @@
-"""RunRecorder: one line per iteration in metrics.jsonl, the same scalars in TensorBoard and the trackers.
+"""RunRecorder: one line per iteration in metrics.jsonl, the same row through the run's callbacks.
 
-TensorBoard also gets the run's config twice: as text, and as hparams (flattened to
-`algo.lr`-style keys) so that `tensorboard --logdir outputs` compares runs in its
-HPARAMS tab against their training and evaluation returns. Experiment trackers
-(`logger=mlflow|wandb`, rlrun/run/trackers) get the same flattened config as
-parameters, every row's scalars, and at the end the artifacts and the outcome.
+The records beside metrics.jsonl are callbacks too: TensorBoard (rlrun/run/tensorboard.py) and the
+experiment trackers (`logger=mlflow|wandb`, rlrun/run/trackers) get the flattened config at the start
+(`on_run_start`), every row's scalars (`on_train_result`) and the outcome at the end (`on_run_end`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from rlrun.run.trackers.base import Tracker
+from rlrun.callbacks import Callback, CallbackList, MetricsLogger
 
 METRICS_FILE = "metrics.jsonl"
-# The scalars the HPARAMS tab shows beside each run's hparams.
-HPARAM_METRICS = ("env_runners/episode_return_mean", "evaluation/episode_return_mean")
-
-log = logging.getLogger("rlrun")
 
 
 def flatten(tree: Mapping[str, Any], sep: str = "/", prefix: str = "") -> dict[str, Any]:
@@ -64,76 +56,50 @@ def scalars(flat: Mapping[str, Any]) -> dict[str, float]:
 class RunRecorder:
     """Appends metrics as they come: a crash loses at most the iteration in flight.
 
-    A resumed run passes `purge_step`, the first TensorBoard step after its checkpoint:
-    TensorBoard then hides what the interrupted process logged from that step on.
-
-    `trackers` start their tracked runs here, before anything is written, so one that
-    cannot start leaves the run directory as it was. Once training is under way, a
-    tracker that fails (a server gone away) is dropped with a warning and training goes
-    on: metrics.jsonl and TensorBoard still hold everything.
+    It drives the run's callbacks: the user's first, then the run's other records (TensorBoard, the trackers;
+    `logger.*`), so each sees what the ones before it added to a row. They start here (`on_run_start`), before
+    anything is written, so one that cannot start (a tracker's server) leaves the run directory as it was.
+    Once training is under way, a tracker that fails is dropped with a warning and training goes on:
+    metrics.jsonl still holds everything.
     """
 
-    def __init__(
-        self,
-        run_dir: Path,
-        tensorboard: bool,
-        hparams: Mapping[str, Any] | None = None,
-        purge_step: int | None = None,
-        trackers: Sequence[Tracker] = (),
-    ) -> None:
+    def __init__(self, run_dir: Path, hparams: Mapping[str, Any] | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
         self.run_dir = run_dir
+        self.callbacks = CallbackList(callbacks)
         params = flatten_hparams(hparams) if hparams else {}
         # One line per tracker for the console: which tracked run this is, and where.
-        self.tracking = [tracker.start(params) for tracker in trackers]
-        self._trackers = list(trackers)
+        self.tracking = [line for line in self.callbacks.call("on_run_start", run_dir=run_dir, params=params) if line]
         # Open for the whole run, line-buffered: every iteration reaches the file at once.
         self._file = open(run_dir / METRICS_FILE, "a", buffering=1)  # noqa: SIM115 - closed in close()
-        self._writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=purge_step)
-            if hparams:
-                self._writer.add_text("config", "```\n" + json.dumps(dict(hparams), indent=2) + "\n```")
-                self._add_hparams(hparams)
+    def record(self, algorithm: Any, results: Mapping[str, Any],
+               final_evaluation: Callable[[], Mapping[str, Any]]) -> tuple[dict[str, Any], str | None]:
+        """One iteration through every callback's `on_train_result`, then into metrics.jsonl; returns the flat row
+        that was written and the first reason a callback gave to stop (None: go on).
 
-    def _add_hparams(self, config: Mapping[str, Any]) -> None:
-        """Into this run's own event file: `SummaryWriter.add_hparams` would start a separate sub-run."""
-        from torch.utils.tensorboard.summary import hparams
-
-        for summary in hparams(flatten_hparams(config), dict.fromkeys(HPARAM_METRICS, 0.0)):
-            self._writer.file_writer.add_summary(summary)
-
-    def record(self, results: Mapping[str, Any]) -> dict[str, Any]:
-        """Write one iteration; returns the flat dict that was written."""
-        flat = {**flatten(results), "timestamp": time.time()}
-        self._file.write(json.dumps(flat) + "\n")
-        numbers = scalars(flat)
-        if self._writer is not None:
-            step = int(flat.get("num_env_steps_sampled_lifetime", flat.get("training_iteration", 0)))
-            for key, value in numbers.items():
-                self._writer.add_scalar(key, value, global_step=step)
-        iteration = int(flat.get("training_iteration", 0))
-        for tracker in list(self._trackers):
-            self._call(tracker, tracker.log_row, numbers, iteration)
-        return flat
+        What a callback logs through `metrics_logger` joins the row at once. When a callback asks to stop,
+        `final_evaluation()` (flat `evaluation/*` metrics, {} if this iteration evaluated already) joins it
+        too, so the callbacks after it and metrics.jsonl have the run's final evaluation.
+        """
+        row = {**flatten(results), "timestamp": time.time()}
+        logger = MetricsLogger()
+        stop = None
+        for callback in self.callbacks:
+            asked = self.callbacks.call_one(callback, "on_train_result", algorithm=algorithm, result=row,
+                                            metrics_logger=logger)
+            row.update(logger.reduce())
+            if asked and stop is None:
+                stop = f"{type(callback).__name__}: {asked if isinstance(asked, str) else 'asked to stop'}"
+                row.update(final_evaluation())
+        self._file.write(json.dumps(row) + "\n")
+        return row, stop
 
     def close(self, error: BaseException | None = None) -> None:
-        """Close the files; the trackers upload their artifacts and end their runs (failed if `error`)."""
+        """Close metrics.jsonl; the callbacks close theirs (the trackers upload their artifacts and end their runs,
+        failed if `error`)."""
         self._file.close()
-        if self._writer is not None:
-            self._writer.close()
-        for tracker in list(self._trackers):
-            self._call(tracker, tracker.finish, error)
-        self._trackers.clear()
-
-    def _call(self, tracker: Tracker, method: Callable[..., None], *args: Any) -> None:
-        """A tracker's failure mid-run costs its own records, not the training run."""
-        try:
-            method(*args)
-        except Exception as e:
-            log.warning("logger=%s failed (%s: %s); the run goes on without it", tracker.kind, type(e).__name__, e)
-            self._trackers.remove(tracker)
+        self.callbacks.call("on_run_end", error=error)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

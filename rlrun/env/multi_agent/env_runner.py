@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlrun.callbacks import CALLBACK_METRICS, Episode, EpisodeHooks, build_callbacks
 from rlrun.core.columns import Columns
 from rlrun.core.rl_module import MultiRLModule
 from rlrun.core.rl_module.action_masking import action_mask, check_legal
@@ -75,6 +76,7 @@ class MultiAgentEnvRunner(EnvRunner):
         self.normalizer = Normalizer(spec.normalization, self._obs_space(self.mapping.modules[0]), self.num_envs)
         self._obs: dict[str, np.ndarray] | None = None
         self._finished: dict[str, Any] = _no_episodes()
+        self.episode_hooks = EpisodeHooks(build_callbacks(spec.callbacks), self)
 
     def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
         seed = self._seed if seed is None else seed
@@ -88,8 +90,8 @@ class MultiAgentEnvRunner(EnvRunner):
             state_space = self.mapping.state_space
             self._state = np.zeros((self.num_envs, *state_space.shape), dtype=state_space.dtype)
         for c, env in enumerate(self.envs):
-            obs, _ = env.reset(seed=seed + c)
-            self._start_episode(c, obs)
+            obs, infos = env.reset(seed=seed + c)
+            self._start_episode(c, obs, infos)
 
     def _seed_for(self, worker_index: int) -> int:
         return self.spec.seed + WORKER_SEED_STRIDE * worker_index
@@ -99,7 +101,7 @@ class MultiAgentEnvRunner(EnvRunner):
         space = self.mapping.spaces[module][0]
         return space["obs"] if self._central else space
 
-    def _start_episode(self, copy: int, obs: dict[str, Any]) -> None:
+    def _start_episode(self, copy: int, obs: dict[str, Any], infos: dict[str, Any]) -> None:
         for agent, o in obs.items():
             m, j = self._column_of[(copy, agent)]
             self._obs[m][j] = o
@@ -107,6 +109,8 @@ class MultiAgentEnvRunner(EnvRunner):
         self._agent_return[copy].clear()
         self._episode_len[copy] = 0
         self._update_state(copy)
+        if self.episode_hooks.start:
+            self.episode_hooks(self.episode_hooks.start, self._episode(copy, obs, infos))
 
     def _update_state(self, copy: int) -> None:
         """The copy's global state now: the env's `state()`, or its agents' observations side by side."""
@@ -142,8 +146,8 @@ class MultiAgentEnvRunner(EnvRunner):
             for c, env in enumerate(self.envs):
                 if self._resetting[c]:
                     self._resetting[c] = False
-                    obs, _ = env.reset()
-                    self._start_episode(c, obs)
+                    obs, infos = env.reset()
+                    self._start_episode(c, obs, infos)
                     continue
                 env_steps += 1
                 self._step_copy(c, env, actions[c], bufs, t)
@@ -210,7 +214,7 @@ class MultiAgentEnvRunner(EnvRunner):
 
     def _step_copy(self, c: int, env: Any, actions: dict[str, Any], bufs: dict[str, dict[str, np.ndarray]],
                    t: int) -> None:
-        obs, rewards, terminated, truncated, _ = env.step(actions)
+        obs, rewards, terminated, truncated, infos = env.step(actions)
         self._episode_len[c] += 1
         column_of, returns = self._column_of, self._agent_return[c]
         for agent, reward in rewards.items():
@@ -230,9 +234,21 @@ class MultiAgentEnvRunner(EnvRunner):
         for agent in env.possible_agents:
             m, j = column_of[(c, agent)]
             self._live[m][j] = agent in live_now
+        hooks = self.episode_hooks
+        if hooks.step:
+            hooks(hooks.step, self._episode(c, obs, infos, actions, rewards))
         if not live_now:
             self._resetting[c] = True
             self._record_episode(c)
+            if hooks.end:
+                hooks(hooks.end, self._episode(c, obs, infos, actions, rewards))
+
+    def _episode(self, c: int, obs: dict[str, Any], infos: dict[str, Any], actions: dict[str, Any] | None = None,
+                 rewards: dict[str, Any] | None = None) -> Episode:
+        """Copy `c`'s episode now, for the callbacks: per-agent dicts, the return summed over agents."""
+        return Episode(env_index=c, length=int(self._episode_len[c]),
+                       episode_return=sum(self._agent_return[c].values()), last_obs=obs, last_action=actions,
+                       last_reward=rewards, worker_index=self.worker_index, _infos=lambda: infos)
 
     def _record_episode(self, c: int) -> None:
         returns = self._agent_return[c]
@@ -246,9 +262,9 @@ class MultiAgentEnvRunner(EnvRunner):
 
     def get_metrics(self) -> dict[str, Any]:
         """Episodes finished since the last call: the sum over agents (RLlib's episode return), per agent and
-        per module, then forgets them."""
+        per module, and what the callbacks logged (`CALLBACK_METRICS`), then forgets them."""
         metrics, self._finished = self._finished, _no_episodes()
-        return metrics
+        return {**metrics, CALLBACK_METRICS: self.episode_hooks.metrics_logger.pop()}
 
     def set_weights(self, weights: dict[str, Any]) -> None:
         for module_id in self.mapping.modules:

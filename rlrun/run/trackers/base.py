@@ -2,8 +2,9 @@
 
 A tracker mirrors one run directory into a tracked run (an MLflow run, a W&B run): the
 config as parameters once, one call per metrics row, artifacts and the outcome at the
-end. `RunRecorder` drives it, so only the process that writes metrics.jsonl -- the
-driver, in Ray mode too -- ever talks to a tracker.
+end. It is a callback (`on_run_start`, `on_train_result`, `on_run_end`) that `RunRecorder`
+drives after the user's, so only the process that writes metrics.jsonl -- the driver, in
+Ray mode too -- ever talks to a tracker, and it records what the user's callbacks added.
 
 The tracked run's id is kept in the run directory (`trackers.json`), so `resume=`
 continues the same tracked run instead of starting a second one.
@@ -22,8 +23,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from rlrun.callbacks import Callback
 from rlrun.config.errors import ConfigError
 from rlrun.extras import install_hint
+from rlrun.run.recorder import scalars
 
 TRACKERS_FILE = "trackers.json"
 LEARNING_CURVE = "learning_curve.png"
@@ -48,11 +51,13 @@ class RunInfo:
     resuming: bool
 
 
-class Tracker(ABC):
-    """One tracked run. `start` and `finish` are called once each, `log_row` once per iteration."""
+class Tracker(Callback, ABC):
+    """One tracked run. `start` and `finish` are called once each, `log_row` once per iteration (through the
+    callback hooks); a failure once training is under way drops the tracker, not the run (`best_effort`)."""
 
     # The `logger=` option and the key of this tracker in trackers.json.
     kind: str
+    best_effort = True
 
     def __init__(self, info: RunInfo, artifacts: bool) -> None:
         self.info = info
@@ -72,6 +77,15 @@ class Tracker(ABC):
     @abstractmethod
     def finish(self, error: BaseException | None) -> None:
         """Upload the artifacts (unless turned off) and mark the run finished, failed (`error`) or killed."""
+
+    def on_run_start(self, *, run_dir: Path, params: dict[str, Any], **kwargs: Any) -> str:
+        return self.start(params)
+
+    def on_train_result(self, *, result: dict[str, Any], **kwargs: Any) -> None:
+        self.log_row(scalars(result), int(result.get("training_iteration", 0)))
+
+    def on_run_end(self, *, error: BaseException | None, **kwargs: Any) -> None:
+        self.finish(error)
 
     def artifact_paths(self) -> list[Path]:
         """The files and directories to upload: the learning curve and the final checkpoint, where they exist."""
