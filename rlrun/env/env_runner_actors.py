@@ -25,7 +25,9 @@ import numpy as np
 import torch
 
 from rlrun.env.env_runner import EnvRunner
+from rlrun.env.multi_agent.creation import is_turn_based_env
 from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
+from rlrun.env.multi_agent.turn_based import TurnBasedEnvRunner
 from rlrun.env.normalization import NORMALIZATION_KEY, Normalizer
 
 if TYPE_CHECKING:
@@ -78,6 +80,10 @@ class SamplingMultiAgentEnvRunner(_SamplesWithMetrics, MultiAgentEnvRunner):
     """The actor-side EnvRunner of a PettingZoo env."""
 
 
+class SamplingTurnBasedEnvRunner(_SamplesWithMetrics, TurnBasedEnvRunner):
+    """The actor-side EnvRunner of a turn-based PettingZoo game."""
+
+
 class EnvRunnerActors:
     """`num_env_runners` actors (worker indices 1..N), restarted and re-synced when they fail.
 
@@ -94,7 +100,10 @@ class EnvRunnerActors:
         ensure_ray(RunResources(num_env_runners=spec.num_env_runners,
                                 num_cpus_per_env_runner=spec.num_cpus_per_env_runner))
         self.spec = spec
-        runner_cls = SamplingMultiAgentEnvRunner if spec.runner.multi_agent is not None else SamplingEnvRunner
+        runner_cls = SamplingEnvRunner
+        if spec.runner.multi_agent is not None:
+            turn_based = is_turn_based_env(spec.runner.env.id, spec.runner.env.env_config)
+            runner_cls = SamplingTurnBasedEnvRunner if turn_based else SamplingMultiAgentEnvRunner
         self._actor_cls = ray.remote(runner_cls).options(num_cpus=spec.num_cpus_per_env_runner)
         self.num_restarts = 0
         self._actors = {i: self._start(i) for i in range(1, spec.num_env_runners + 1)}

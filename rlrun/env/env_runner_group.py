@@ -145,11 +145,15 @@ class EnvRunnerGroup:
 
 
 def make_env_runner(spec: EnvRunnerSpec, worker_index: int = 0) -> EnvRunner:
-    """The env runner of `spec`: a gymnasium vector env, or copies of a PettingZoo env (`spec.multi_agent`)."""
+    """The env runner of `spec`: a gymnasium vector env, or copies of a PettingZoo env (`spec.multi_agent`),
+    played one mover at a time if it is a turn-based game."""
     if spec.multi_agent is not None:
+        from rlrun.env.multi_agent.creation import is_turn_based_env
         from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
+        from rlrun.env.multi_agent.turn_based import TurnBasedEnvRunner
 
-        return MultiAgentEnvRunner(spec, worker_index=worker_index)
+        turn_based = is_turn_based_env(spec.env.id, spec.env.env_config)
+        return (TurnBasedEnvRunner if turn_based else MultiAgentEnvRunner)(spec, worker_index=worker_index)
     return EnvRunner(spec, worker_index=worker_index)
 
 

@@ -15,7 +15,7 @@ caller starts fresh episodes instead. No pickle is involved in either direction.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from enum import Enum
 from typing import Any
 
@@ -31,30 +31,39 @@ _GENERATOR_KEY = "__bit_generator_state__"
 _BIT_GENERATORS = {cls.__name__: cls for cls in (np.random.PCG64, np.random.PCG64DXSM, np.random.MT19937,
                                                  np.random.Philox, np.random.SFC64)}
 _ARRAY_KINDS = "biufc"  # bool, int, uint, float, complex
+# (path, object) of every part of an env whose attributes hold its state.
+ObjectWalk = Callable[[Any], Iterator[tuple[str, Any]]]
 
 
 class _NotPlainData(Exception):
     """An attribute whose value has no plain-data form."""
 
 
-def capture(env: gym.vector.VectorEnv) -> dict[str, Any] | None:
-    """`{object path: {"class": name, "attrs": {...}}}`, or None if some state is not plain data."""
+def capture(env: Any, objects: ObjectWalk | None = None) -> dict[str, Any] | None:
+    """`{object path: {"class": name, "attrs": {...}}}`, or None if some state is not plain data.
+
+    `objects` walks the env's parts (default: a gymnasium env's wrappers and sub-envs); an attribute holding
+    a walked part is that part's own entry, not an attribute of its holder.
+    """
     snapshot: dict[str, Any] = {}
+    parts = dict((objects or _objects)(env))
+    walked = {id(obj) for obj in parts.values()}
     try:
-        for path, obj in _objects(env):
-            attrs = {name: _encode(value) for name, value in vars(obj).items() if not _is_config(name, value)}
+        for path, obj in parts.items():
+            attrs = {name: _encode(value) for name, value in vars(obj).items()
+                     if not _is_config(name, value) and id(value) not in walked}
             snapshot[path] = {"class": type(obj).__name__, "attrs": attrs}
     except _NotPlainData:
         return None
     return snapshot
 
 
-def restore(env: gym.vector.VectorEnv, snapshot: dict[str, Any]) -> None:
-    """Put a `capture` snapshot back into an env built from the same config."""
-    objects = dict(_objects(env))
-    if set(objects) != set(snapshot):
-        raise ValueError(f"env state holds objects {sorted(snapshot)}, this env has {sorted(objects)}")
-    for path, obj in objects.items():
+def restore(env: Any, snapshot: dict[str, Any], objects: ObjectWalk | None = None) -> None:
+    """Put a `capture` snapshot (taken with the same `objects` walk) back into an env built from the same config."""
+    parts = dict((objects or _objects)(env))
+    if set(parts) != set(snapshot):
+        raise ValueError(f"env state holds objects {sorted(snapshot)}, this env has {sorted(parts)}")
+    for path, obj in parts.items():
         entry = snapshot[path]
         if entry["class"] != type(obj).__name__:
             where = path or "the vector env"
@@ -79,6 +88,8 @@ def _is_config(name: str, value: Any) -> bool:
         name in _CONFIG_ATTRS
         or name in _INNER_ENV_ATTRS
         or isinstance(value, (gym.Space, Enum))
+        # Spaces by agent (a PettingZoo env's observation_spaces / action_spaces).
+        or (isinstance(value, dict) and bool(value) and all(isinstance(v, gym.Space) for v in value.values()))
         or (callable(value) and not isinstance(value, np.random.Generator))
     )
 

@@ -1,7 +1,9 @@
-"""Multi-agent envs by `env.id`: PettingZoo ParallelEnvs (AEC envs through PettingZoo's own conversion).
+"""Multi-agent envs by `env.id`: PettingZoo ParallelEnvs, AEC envs through PettingZoo's own conversion, and
+turn-based AEC games (which that conversion refuses) as `turn_based.TurnBasedEnv`s.
 
 Accepted: `pkg.module:attr`, a ParallelEnv/AEC class or a function that returns one, or a
-module with `parallel_env()` (PettingZoo's own layout: `env.id=mpe2.simple_spread_v3`).
+module with `parallel_env()` (PettingZoo's own layout: `env.id=mpe2.simple_spread_v3`) or, failing
+that, an AEC env's `env()` beside its `raw_env` class (`env.id=pettingzoo.classic.tictactoe_v3`).
 Anything else is left to `rlrun.env.env_creation` (gymnasium ids and classes).
 """
 
@@ -18,7 +20,7 @@ from rlrun.env.env_creation import use_headless_gl
 
 def parallel_env_factory(env_id: str) -> Callable[..., Any] | None:
     """What builds `env_id` as a PettingZoo env, or None if `env_id` is a gymnasium env (found without building:
-    a ParallelEnv/AEC class, or a module with `parallel_env()`). A `pkg.module:function` is the one case that
+    a ParallelEnv/AEC class, or a PettingZoo env module). A `pkg.module:function` is the one case that
     needs a build to tell (`make_parallel_env`)."""
     if env_id in gym.registry:
         return None
@@ -28,10 +30,18 @@ def parallel_env_factory(env_id: str) -> Callable[..., Any] | None:
         module = importlib.import_module(module_name)
     except ImportError:
         return None  # env_creation names the problem in its own error
-    factory = getattr(module, attr if sep else "parallel_env", None)
+    factory = getattr(module, attr, None) if sep else _module_factory(module)
     if factory is None or (isinstance(factory, type) and not _is_pettingzoo_class(factory)):
         return None
     return factory
+
+
+def _module_factory(module: Any) -> Callable[..., Any] | None:
+    """A PettingZoo env module's builder: `parallel_env()`, else `env()` when the module's `raw_env` is an AEC env."""
+    if hasattr(module, "parallel_env"):
+        return module.parallel_env
+    raw = getattr(module, "raw_env", None)
+    return module.env if isinstance(raw, type) and _is_pettingzoo_class(raw) and hasattr(module, "env") else None
 
 
 def is_multi_agent_env(env_id: str, env_config: Mapping[str, Any] | None = None) -> bool:
@@ -47,7 +57,8 @@ def is_multi_agent_env(env_id: str, env_config: Mapping[str, Any] | None = None)
 
 
 def make_parallel_env(env_id: str, env_config: Mapping[str, Any] | None = None) -> Any | None:
-    """`env_id` built as a ParallelEnv with `env_config` as keyword arguments; None if it is not a multi-agent env."""
+    """`env_id` built as a ParallelEnv (or a TurnBasedEnv, for a turn-based game) with `env_config` as keyword
+    arguments; None if it is not a multi-agent env."""
     factory = parallel_env_factory(env_id)
     return None if factory is None else _as_parallel(factory(**dict(env_config or {})))
 
@@ -65,8 +76,19 @@ def _as_parallel(env: Any) -> Any | None:
     from rlrun.env.multi_agent.packing import pack_parallel_observations
 
     if isinstance(env, AECEnv):
-        return pack_parallel_observations(aec_to_parallel(env))
+        from rlrun.env.multi_agent.turn_based import TurnBasedEnv, is_turn_based
+
+        return TurnBasedEnv(env) if is_turn_based(env) else pack_parallel_observations(aec_to_parallel(env))
     if isinstance(env, ParallelEnv):
         return pack_parallel_observations(env)
     env.close()  # a gymnasium env behind a function: env_creation builds those
     return None
+
+
+def is_turn_based_env(env_id: str, env_config: Mapping[str, Any] | None = None) -> bool:
+    """Whether the multi-agent env `env_id` is a turn-based game (sampled by `turn_based.TurnBasedEnvRunner`)."""
+    from rlrun.env.multi_agent.turn_based import TurnBasedEnv
+
+    env = make_parallel_env(env_id, env_config)
+    env.close()
+    return isinstance(env, TurnBasedEnv)

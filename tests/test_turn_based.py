@@ -1,0 +1,155 @@
+"""Turn-based PettingZoo games (rlrun.env.multi_agent.turn_based): each agent's column holds its own turns, the
+rewards between its turns go to its last move, each game is one episode, and a checkpoint resumes mid-game."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import pythonpath_with_tests
+from turn_based_envs import CountingGame
+
+from rlrun.algorithms.ppo import PPOConfig
+from rlrun.core import Columns
+from rlrun.env.env_runner_group import make_env_runner
+from rlrun.env.multi_agent.creation import is_multi_agent_env, make_parallel_env
+from rlrun.env.multi_agent.turn_based import TurnBasedEnv, TurnBasedEnvRunner
+
+COUNTING = "turn_based_envs:CountingGame"
+TARGET = 7
+
+
+@pytest.fixture(autouse=True)
+def _tests_importable(monkeypatch):
+    """`turn_based_envs` (this folder) for this process and the rlrun subprocesses."""
+    monkeypatch.setenv("PYTHONPATH", pythonpath_with_tests())
+
+
+def counting(max_moves: int = 100, policies: str = "shared", num_envs: int = 3, batch: int = 48) -> PPOConfig:
+    return (
+        PPOConfig()
+        .environment(COUNTING, env_config={"target": TARGET, "max_moves": max_moves})
+        .env_runners(num_envs_per_env_runner=num_envs)
+        .training(train_batch_size=batch, minibatch_size=16, num_epochs=2)
+        .multi_agent(policies=policies)
+        .debugging(seed=1)
+    )
+
+
+def count(obs: np.ndarray) -> np.ndarray:
+    """The shared count an observation shows."""
+    return np.rint(obs[..., 0] * TARGET).astype(int)
+
+
+def test_turn_based_games_are_found_by_module_or_class():
+    assert is_multi_agent_env("pettingzoo.classic.tictactoe_v3")  # PettingZoo's layout: env() beside raw_env
+    assert isinstance(make_parallel_env("pettingzoo.classic.tictactoe_v3"), TurnBasedEnv)
+    assert isinstance(make_parallel_env(COUNTING), TurnBasedEnv)
+    runner = make_env_runner(counting().env_runner_spec())
+    assert isinstance(runner, TurnBasedEnvRunner)
+
+
+def test_rows_are_each_agents_own_turns_with_the_rewards_credited_to_its_last_move():
+    runner = make_env_runner(counting(num_envs=4).env_runner_spec())
+    batch = runner.sample()
+    rows = batch["default_policy"]
+    metrics = runner.get_metrics()
+    mask, obs, actions = rows[Columns.LOSS_MASK], rows[Columns.OBS], rows[Columns.ACTIONS]
+    rewards, terminated = rows[Columns.REWARDS], rows[Columns.TERMINATEDS]
+    steps, columns = mask.shape
+    assert (steps, columns) == (48 // 4 // 2, 4 * 2)  # T = fragment length / agents; a column per (copy, agent)
+    assert not rows[Columns.TRUNCATEDS].any()
+    for j, (_, agent) in enumerate(runner.columns["default_policy"]):
+        real = np.flatnonzero(mask[:, j])
+        # Padding sits above a column's turns; the turns themselves are consecutive rows.
+        assert list(real) == list(range(steps - len(real), steps))
+        assert np.all(obs[real, j, 1] == float(agent == "first"))
+        after_move = count(obs[real, j]) + actions[real, j] + 1
+        won = after_move >= TARGET
+        # The winner's move ends the game (+1); the loser's last move did not, yet its row holds the -1 that
+        # arrived on the opponent's move; every other move earns 0.
+        np.testing.assert_array_equal(rewards[real, j], np.where(won, 1.0, np.where(terminated[real, j], -1.0, 0.0)))
+        assert np.all(terminated[real, j][won])
+        # Within a game, an agent's next turn sees its own move and one reply (1 or 2) added to the count.
+        within = ~terminated[real[:-1], j]
+        gap = count(obs[real[1:], j]) - after_move[:-1]
+        assert np.all(np.isin(gap[within], [1, 2]))
+        # After a game, the next row starts a new one: the first player from 0, the second from 1 or 2.
+        assert np.all(np.isin(count(obs[real[1:], j])[~within], [0] if agent == "first" else [1, 2]))
+    # Each game is one episode: one winner row and one loser row per finished game, agent returns +1 / -1.
+    assert len(metrics["episode_returns"]) == int((terminated & (rewards == 1)).sum())
+    assert len(metrics["episode_returns"]) == int((terminated & (rewards == -1)).sum()) > 0
+    assert metrics["episode_returns"] == [0.0] * len(metrics["episode_returns"])
+    assert sorted(zip(metrics["agent_episode_returns"]["first"], metrics["agent_episode_returns"]["second"],
+                      strict=True)) == sorted((r, -r) for r in metrics["agent_episode_returns"]["first"])
+    assert sum(metrics["episode_lens"]) <= batch.env_steps
+
+
+def test_a_column_bootstraps_from_its_own_next_turn():
+    runner = make_env_runner(counting(num_envs=2).env_runner_spec())
+    rows = runner.sample()["default_policy"]
+    for j, (_, agent) in enumerate(runner.columns["default_policy"]):
+        if rows[Columns.TERMINATEDS][-1, j]:
+            continue
+        # The obs after the column's last turn is that agent's view now (its next turn), never the opponent's.
+        np.testing.assert_array_equal(rows[Columns.BOOTSTRAP_OBS][j], runner._obs["default_policy"][j])
+        assert rows[Columns.BOOTSTRAP_OBS][j, 1] == float(agent == "first")
+        assert count(rows[Columns.BOOTSTRAP_OBS][j]) > count(rows[Columns.OBS][-1, j]) + rows[Columns.ACTIONS][-1, j]
+
+
+def test_a_truncated_game_keeps_its_final_observation_for_the_bootstrap():
+    """max_moves 3: every game is cut after three moves; the truncated move's next row (masked) or the column's
+    bootstrap obs holds the count it led to, so its value is V(final obs)."""
+    runner = make_env_runner(counting(max_moves=3, num_envs=2).env_runner_spec())
+    rows = runner.sample()["default_policy"]
+    mask, truncated, obs = rows[Columns.LOSS_MASK], rows[Columns.TRUNCATEDS], rows[Columns.OBS]
+    assert truncated.any() and not rows[Columns.TERMINATEDS].any()
+    for t, j in zip(*np.nonzero(truncated), strict=True):
+        final = obs[t + 1, j] if t + 1 < len(mask) else rows[Columns.BOOTSTRAP_OBS][j]
+        assert t + 1 == len(mask) or not mask[t + 1, j]
+        assert count(final) > count(obs[t, j]) + rows[Columns.ACTIONS][t, j]  # the opponent replied after it
+        assert rows[Columns.REWARDS][t, j] == 0.0
+    assert set(runner.get_metrics()["episode_lens"]) == {3}
+
+
+def test_resume_mid_game_continues_exactly():
+    config = counting(num_envs=2, batch=12)
+    config.env_config = {"target": 40, "max_moves": 100}  # games span several fragments
+    first = make_env_runner(config.env_runner_spec())
+    first.sample()
+    state = first.get_state()
+    assert state["episodes_in_flight"]["waiting"]  # a move awaiting the opponent's reply is saved with the game
+    second = make_env_runner(config.env_runner_spec())
+    second.set_weights({"default_policy": first.module["default_policy"].get_state()})
+    second.set_state(state)
+    a, b = first.sample(), second.sample()
+    assert a.env_steps == b.env_steps
+    for key, value in a["default_policy"].items():
+        np.testing.assert_array_equal(value, b["default_policy"][key], err_msg=key)
+    assert first.get_metrics()["episode_lens"] == second.get_metrics()["episode_lens"]
+
+
+def test_tictactoe_state_resumes_mid_game():
+    """PettingZoo's own game objects (board, agent selector, wrappers) are captured as plain data."""
+    config = (PPOConfig().environment("pettingzoo.classic.tictactoe_v3").env_runners(num_envs_per_env_runner=1)
+              .training(train_batch_size=4).multi_agent(policies="shared")
+              .rl_module(model_config={"conv_filters": [[16, 3, 1]]}))
+    first = make_env_runner(config.env_runner_spec())
+    first.sample()
+    second = make_env_runner(config.env_runner_spec())
+    second.set_weights({"default_policy": first.module["default_policy"].get_state()})
+    second.set_state(first.get_state())
+    assert second.envs[0].aec.unwrapped.board.squares == first.envs[0].aec.unwrapped.board.squares
+    a, b = first.sample(), second.sample()
+    np.testing.assert_array_equal(a["default_policy"][Columns.ACTIONS], b["default_policy"][Columns.ACTIONS])
+
+
+def test_game_counts_reward_once_per_game():
+    """The env itself: PettingZoo's last() hands each reward to its agent once (the runner's returns rely on it)."""
+    env = TurnBasedEnv(CountingGame(target=TARGET))
+    env.reset()
+    seen = {"first": 0.0, "second": 0.0}
+    while env.agents:
+        turn = env.turn()
+        seen[turn.agent] += turn.reward
+        env.step(None if turn.terminated or turn.truncated else 1)
+    assert seen == {"first": -1.0, "second": 1.0}  # 2, 4, 6, 8: the second player's move reaches 7
