@@ -47,14 +47,6 @@ class CueEnv(gym.Env):
         return self._obs(), reward, self._t >= self.length, False, {}
 
 
-class TextOnlyEnv(CueEnv):
-    """Nothing but text to see: no part a network can use."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.observation_space = gym.spaces.Dict({"note": gym.spaces.Text(8)})
-
-
 class CueAgentsEnv(ParallelEnv):
     """Two PettingZoo agents, each with a Dict observation (a Discrete cue and a float vector): reward 1 for the
     action that matches the agent's cue. Episodes last `length` steps."""

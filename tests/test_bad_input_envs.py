@@ -20,7 +20,7 @@ from rlrun.cli import EXIT_USAGE
     ("env_class", "expected"),
     [
         ("TupleActionEnv", ["does not support", "action space Tuple(Discrete(2), Discrete(3))", "Discrete, MultiDiscrete, MultiBinary, Box; no algorithm takes Tuple"]),
-        ("DictObsEnv", ["observation space Dict(", "needs a Box"]),
+        ("DictObsEnv", ["observation space Dict('note': Text(", "has no part the models can use"]),
         ("BrokenEnv", ["could not be created", "RuntimeError: BrokenEnv refuses to start"]),
     ],
 )

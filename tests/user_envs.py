@@ -48,11 +48,11 @@ class TupleActionEnv(TinyEnv):
 
 
 class DictObsEnv(TinyEnv):
-    """A Dict observation space: the default model needs a Box."""
+    """A Dict observation space with nothing a network can use: only text."""
 
     def __init__(self, length: int = 10) -> None:
         super().__init__(length)
-        self.observation_space = gym.spaces.Dict({"x": gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)})
+        self.observation_space = gym.spaces.Dict({"note": gym.spaces.Text(8)})
 
 
 class BrokenEnv(TinyEnv):

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("rlrun")
 
 # The parts a network can use; anything else is dropped from `.original`.
 LEAF_SPACES: tuple[type[gym.Space], ...] = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete,
@@ -55,13 +55,13 @@ class Leaf:
         return ".".join(str(p) for p in self.path)
 
 
-def usable_part(space: gym.Space, path: tuple[str | int, ...] = ()) -> gym.Space | None:
-    """`space` without the parts a network cannot take (logged once each), or None when nothing is left."""
+def usable_part(space: gym.Space, dropped: list[str], path: tuple[str | int, ...] = ()) -> gym.Space | None:
+    """`space` without the parts a network cannot take (each named in `dropped`), or None when nothing is left."""
     if isinstance(space, LEAF_SPACES):
         return space
     if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
         items = space.spaces.items() if isinstance(space, gym.spaces.Dict) else enumerate(space.spaces)
-        kept = {key: part for key, sub in items if (part := usable_part(sub, (*path, key))) is not None}
+        kept = {key: part for key, sub in items if (part := usable_part(sub, dropped, (*path, key))) is not None}
         if not kept:
             return None
         if isinstance(space, gym.spaces.Dict):
@@ -72,11 +72,7 @@ def usable_part(space: gym.Space, path: tuple[str | int, ...] = ()) -> gym.Space
             raise ModelError(f"observation part '{'.'.join(map(str, path)) or 'Tuple'}' is a Tuple with an "
                              "unusable part; only Dict entries can be left out (use a Dict observation)")
         return gym.spaces.Tuple(list(kept.values()))
-    message = (f"observation part '{'.'.join(map(str, path)) or 'observation'}' ({type(space).__name__}) is left "
-               f"out: the models take Box, Discrete, MultiDiscrete and MultiBinary parts")
-    if message not in _logged:
-        _logged.add(message)
-        logger.warning(message)
+    dropped.append(f"'{'.'.join(map(str, path)) or 'observation'}' ({type(space).__name__})")
     return None
 
 
@@ -107,12 +103,19 @@ class PackedSpace(gym.spaces.Box):
     """
 
     def __init__(self, space: gym.Space) -> None:
-        original = usable_part(space)
+        dropped: list[str] = []
+        original = usable_part(space, dropped)
         if original is None:
             from rlrun.core.rl_module.catalog import ModelError
 
             raise ModelError(f"observation space {space} has no part the models can use (Box, Discrete, "
                              "MultiDiscrete, MultiBinary)")
+        for part in dropped:
+            message = (f"observation part {part} is left out: the models take Box, Discrete, MultiDiscrete and "
+                       "MultiBinary parts")
+            if message not in _logged:
+                _logged.add(message)
+                logger.warning(message)
         self.original = original
         leaves, offset = [], 0
         for path, leaf in _leaf_paths(original):
