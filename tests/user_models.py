@@ -39,6 +39,29 @@ class DictEncoder(nn.Module):
         return torch.cat([one_hot, obs["velocity"].float().flatten(1)], dim=-1)
 
 
+class PositionEnv(gym.Env):
+    """A Dict observation (a Discrete position and a Box velocity) for DictEncoder; reward 1 for action 1."""
+
+    def __init__(self, length: int = 5) -> None:
+        self.observation_space = gym.spaces.Dict(position=gym.spaces.Discrete(length),
+                                                 velocity=gym.spaces.Box(-1.0, 1.0, (2,), np.float32))
+        self.action_space = gym.spaces.Discrete(2)
+        self.length = length
+        self.t = 0
+
+    def _obs(self) -> dict[str, Any]:
+        return {"position": min(self.t, self.length - 1), "velocity": np.full(2, self.t / self.length, np.float32)}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action: int) -> tuple[Any, float, bool, bool, dict]:
+        self.t += 1
+        return self._obs(), float(action), self.t >= self.length, False, {}
+
+
 class ActorCritic(RLModule):
     """A whole PPO module of one's own: a shared tanh torso, a categorical policy head and a value head."""
 
