@@ -92,3 +92,18 @@ class PositionalEpisodeEnd(Callback):
 
     def on_episode_end(self, episode) -> None:  # type: ignore[override]
         pass
+
+
+class EpisodeCounter(Callback):
+    """Counts every episode hook call (sums), to check each hook fires once per start, env step and end."""
+
+    def on_episode_start(self, *, episode, metrics_logger, **kwargs) -> None:
+        metrics_logger.log_value("starts", 1, reduce="sum")
+        metrics_logger.log_value("start_len_max", episode.length, reduce="max")
+
+    def on_episode_step(self, *, metrics_logger, **kwargs) -> None:
+        metrics_logger.log_value("steps", 1, reduce="sum")
+
+    def on_episode_end(self, *, episode, metrics_logger, **kwargs) -> None:
+        metrics_logger.log_value("ends", 1, reduce="sum")
+        metrics_logger.log_value("end_return", episode.episode_return)

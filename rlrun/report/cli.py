@@ -17,9 +17,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from rlrun.report.markdown import comparison_table, render_report
+from rlrun.report.markdown import comparison_table, metrics_table, render_report
 from rlrun.report.runs import ConfigGroup, ReportError, common_overrides, discover_runs, group_runs, load_run
-from rlrun.report.summary import STEPS_KEY, TIME_KEY, summarize_config
+from rlrun.report.summary import STEPS_KEY, TIME_KEY, summarize_config, watched_metrics
 
 EXIT_USAGE = 2
 REPORT_FILE = "report.md"
@@ -33,7 +33,8 @@ EXAMPLES = """\
 examples:
   rlrun-report multirun/lr                                  one sweep, report in ./rlrun-report/
   rlrun-report multirun/lr outputs/2024-05-01 --out report/ several sweeps and runs side by side
-  rlrun-report outputs/baseline --threshold 450             steps and time to a return of 450"""
+  rlrun-report outputs/baseline --threshold 450             steps and time to a return of 450
+  rlrun-report outputs/run --metric env_runners/win_rate    a callback's metric beside the returns"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=None,
                         help="return to measure env steps / wall time to (default: each config's stop.return_mean, "
                              "else the env's reward_threshold)")
+    parser.add_argument("--metric", action="append", default=None, metavar="KEY",
+                        help="a metrics.jsonl key whose last value to tabulate, e.g. a callback's "
+                             "env_runners/win_rate; repeatable (default: the runs' logger.console_metrics)")
     return parser
 
 
@@ -82,11 +86,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         runs = [load_run(path) for path in discover_runs(args.dirs)]
         groups = group_runs(runs)
-        summaries = [summarize_config(group, args.threshold) for group in groups]
+        metrics = args.metric or watched_metrics(runs)
+        summaries = [summarize_config(group, args.threshold, metrics) for group in groups]
         report = render_report(summaries, common_overrides(runs), [name for name, _, _ in PLOTS])
         _write(args.out, report, groups)
     except ReportError as e:
         print(f"rlrun-report: error: {e}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
     print(comparison_table(summaries))
+    if (table := metrics_table(summaries)) is not None:
+        print(f"\n{table}")
     print(f"\n{len(runs)} runs in {len(groups)} configs; report written to {args.out / REPORT_FILE}")

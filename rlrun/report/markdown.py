@@ -72,6 +72,15 @@ def module_table(summaries: Sequence[ConfigSummary]) -> str | None:
     return _table(["config", "module", f"final return: mean [{CONFIDENCE:.0%} CI]", "IQM"], rows)
 
 
+def metrics_table(summaries: Sequence[ConfigSummary]) -> str | None:
+    """The last value of each metric asked for (`--metric`, `logger.console_metrics`), per config; None if none."""
+    rows = [[s.label, key, _estimate(estimate), _iqm(estimate)]
+            for s in summaries for key, estimate in s.metrics.items()]
+    if not rows:
+        return None
+    return _table(["config", "metric", f"final value: mean [{CONFIDENCE:.0%} CI]", "IQM"], rows)
+
+
 def runs_table(summaries: Sequence[ConfigSummary]) -> str:
     """Every run behind the comparison, so each aggregate can be traced to its directories."""
     header = ["config", "seed", "run directory", "iterations", "env steps", "wall time", "final return"]
@@ -116,6 +125,11 @@ def render_report(summaries: Sequence[ConfigSummary], common: Sequence[str], ima
                   "Multi-agent runs: the final return is the sum over agents; here each module's part, the last "
                   f"`{MODULE_RETURN_PREFIX}<module>` (the returns of the agents it acts for, summed per episode).",
                   "", modules, ""]
+    metrics = metrics_table(summaries)
+    if metrics is not None:
+        parts += ["## Metrics", "",
+                  "Further metrics (`--metric`, else the runs' `logger.console_metrics`, e.g. a callback's): the "
+                  "last value each run logged, aggregated over seeds as the final return is.", "", metrics, ""]
     for name in images:
         parts += [f"![{name}]({name})", ""]
     parts += ["## Runs", "", runs_table(summaries), ""]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ class RunSummary:
     steps_per_s: float | None
     # Multi-agent runs: each module's last `env_runners/module_episode_return_mean/<module>`.
     final_module_returns: dict[str, float]
+    # The last value of each metric the report was asked for (a callback's `env_runners/win_rate`), where logged.
+    final_metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class ConfigSummary:
     time_to_threshold_s: float | None
     steps_per_s: float | None
     module_returns: dict[str, Estimate]
+    metrics: dict[str, Estimate]
 
 
 def _last(rows: list[dict[str, Any]], value: Callable[[dict[str, Any]], Any]) -> Any:
@@ -84,7 +87,15 @@ def default_threshold(config: dict[str, Any] | None) -> float | None:
     return None if threshold is None else float(threshold)
 
 
-def summarize_run(run: Run, threshold: float | None) -> RunSummary:
+def watched_metrics(runs: Sequence[Run]) -> list[str]:
+    """The metrics the runs' configs ask the console to show (`logger.console_metrics`), in order, once each."""
+    keys: dict[str, None] = {}
+    for run in runs:
+        keys.update(dict.fromkeys(((run.config or {}).get("logger") or {}).get("console_metrics") or []))
+    return list(keys)
+
+
+def summarize_run(run: Run, threshold: float | None, metrics: Sequence[str] = ()) -> RunSummary:
     """A run's final numbers, and the first iteration whose mean return reaches the threshold.
 
     "Reaches" is `>=` on the run's return (`run_return`), exactly as `stop.return_mean` stops a run.
@@ -106,6 +117,8 @@ def summarize_run(run: Run, threshold: float | None) -> RunSummary:
         time_to_threshold_s=None if reached is None else reached.get(TIME_KEY),
         steps_per_s=steps / wall if steps is not None and wall else None,
         final_module_returns=module_returns(rows[-1]),
+        final_metrics={key: value for key in metrics
+                       if (value := _last(rows, lambda row, k=key: row.get(k))) is not None},
     )
 
 
@@ -122,11 +135,12 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def summarize_config(group: ConfigGroup, threshold: float | None = None) -> ConfigSummary:
-    """Aggregate a config's seeds; `threshold` overrides each config's default (see default_threshold)."""
+def summarize_config(group: ConfigGroup, threshold: float | None = None, metrics: Sequence[str] = ()) -> ConfigSummary:
+    """Aggregate a config's seeds; `threshold` overrides each config's default (see default_threshold); `metrics`
+    are further keys whose last values are aggregated the same way."""
     if threshold is None:
         threshold = default_threshold(group.runs[0].config)
-    runs = [summarize_run(run, threshold) for run in group.runs]
+    runs = [summarize_run(run, threshold, metrics) for run in group.runs]
     steps_per_s = [r.steps_per_s for r in runs if r.steps_per_s is not None]
     return ConfigSummary(
         label=group.label,
@@ -140,4 +154,5 @@ def summarize_config(group: ConfigGroup, threshold: float | None = None) -> Conf
         steps_per_s=statistics.fmean(steps_per_s) if steps_per_s else None,
         module_returns={module: estimate for module in sorted({m for r in runs for m in r.final_module_returns})
                         if (estimate := _estimate([r.final_module_returns.get(module) for r in runs]))},
+        metrics={key: estimate for key in metrics if (estimate := _estimate([r.final_metrics.get(key) for r in runs]))},
     )
