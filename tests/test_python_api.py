@@ -1,0 +1,103 @@
+"""`rlrun.train` and `rlrun.load` (issue 26): a run from Python writes the CLI's run directory, and the loaded
+policy acts on single and batched observations, greedy or stochastic, with the run's observation filter and on
+structured observations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import user_models  # noqa: F401  (tests/ on sys.path: the Dict env below is `user_models:PositionEnv`)
+
+import rlrun
+from rlrun.algorithms.algorithm import load_env_runner_state
+from rlrun.config.errors import ConfigError
+from rlrun.core.columns import Columns
+from rlrun.env.env_runner_group import normalization_in_state
+
+pytestmark = pytest.mark.xdist_group("python_api")
+
+TINY = {"stop": {"timesteps": None, "iterations": 2}, "env_runners": {"num_envs_per_runner": 2},
+        "algo": {"train_batch_size": 64, "minibatch_size": 32, "num_epochs": 1}, "evaluation": {"episodes": 2},
+        "logger": {"console": "none"}}
+
+
+@pytest.fixture(scope="module")
+def cartpole(tmp_path_factory) -> rlrun.RunResult:
+    run_dir = tmp_path_factory.mktemp("api") / "run"
+    return rlrun.train(["algo=ppo", "env=cartpole"], f"hydra.run.dir={run_dir}", **TINY)
+
+
+def test_train_writes_the_clis_run_directory_and_returns_its_result(cartpole: rlrun.RunResult) -> None:
+    run_dir = cartpole.run_dir
+    for written in (".hydra/config.yaml", "metrics.jsonl", "learning_curve.png", "rlrun.log", "checkpoints/final"):
+        assert (run_dir / written).exists(), written
+    assert list(run_dir.rglob("events.out.tfevents.*"))  # TensorBoard
+    assert cartpole.metrics["training_iteration"] == 2
+    assert cartpole.eval_return == cartpole.metrics["evaluation/episode_return_mean"]
+    assert cartpole.final_checkpoint == run_dir / "checkpoints" / "final"
+    assert cartpole.best_checkpoint == run_dir / "checkpoints" / "best"
+
+
+def test_a_bad_override_raises_the_clis_one_line_error_and_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^algo.lr must be > 0 \(got -1.0\)$"):
+        rlrun.train("algo=ppo", f"hydra.run.dir={tmp_path / 'run'}", algo={"lr": -1})
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="takes overrides as 'key=value' strings"):
+        rlrun.train("ppo")
+
+
+def test_loaded_policy_acts_greedily_on_single_and_batched_observations(cartpole: rlrun.RunResult) -> None:
+    policy = rlrun.load(cartpole.run_dir)  # the run directory: its best checkpoint
+    assert policy.checkpoint == cartpole.best_checkpoint and policy.module_ids == ["default_policy"]
+    batch = np.stack([gym.make("CartPole-v1").observation_space.sample() for _ in range(16)]).astype(np.float32)
+    actions = policy.compute_actions(batch)
+    module = policy.modules["default_policy"]
+    with torch.no_grad():
+        logits = module.forward_inference({Columns.OBS: torch.as_tensor(batch)})[Columns.ACTION_DIST_INPUTS]
+    assert actions.shape == (16,) and (actions == logits.argmax(-1).numpy()).all()  # greedy = argmax
+    assert [policy.compute_action(obs) for obs in batch] == list(actions)
+    final = rlrun.load(cartpole.final_checkpoint)  # any checkpoint directory
+    assert final.checkpoint == cartpole.final_checkpoint
+
+
+def test_stochastic_actions_follow_the_policy_distribution(cartpole: rlrun.RunResult) -> None:
+    policy = rlrun.load(cartpole.final_checkpoint, seed=1)
+    obs = np.zeros(4, np.float32)
+    with torch.no_grad():
+        logits = policy.modules["default_policy"].forward_inference({Columns.OBS: torch.as_tensor(obs[None])})[
+            Columns.ACTION_DIST_INPUTS]
+    p_right = torch.softmax(logits, -1)[0, 1].item()
+    sampled = policy.compute_actions(np.repeat(obs[None], 2000, axis=0), explore=True)
+    assert abs(sampled.mean() - p_right) < 0.05  # 2000 draws: std of the mean <= 0.011
+    assert rlrun.load(cartpole.final_checkpoint, seed=1).compute_actions(np.repeat(obs[None], 50, 0),
+                                                                         explore=True).tolist() == sampled[:50].tolist()
+
+
+def test_box_actions_and_the_runs_observation_filter(tmp_path: Path) -> None:
+    result = rlrun.train("algo=ppo", "env.id=Pendulum-v1", "env_runners.observation_filter=MeanStdFilter",
+                         f"hydra.run.dir={tmp_path / 'run'}", **TINY)
+    policy = rlrun.load(result.run_dir)
+    saved = normalization_in_state(load_env_runner_state(policy.checkpoint))["obs"]
+    assert policy.normalizer is not None and saved["count"] > 0
+    assert policy.normalizer.stats.get_state()["obs"]["count"] == saved["count"]  # the checkpoint's statistics
+    obs = np.array([[1.0, 0.0, 8.0], [-1.0, 0.0, -8.0]], np.float32)
+    actions = policy.compute_actions(obs)
+    filtered = policy.normalizer.observations(obs, update=False)
+    with torch.no_grad():
+        inputs = policy.modules["default_policy"].forward_inference({Columns.OBS: torch.as_tensor(filtered)})
+    mean = inputs[Columns.ACTION_DIST_INPUTS][:, :1].numpy()
+    assert actions.shape == (2, 1) and np.allclose(actions, np.clip(mean, -2.0, 2.0))
+    assert not np.allclose(filtered, obs)  # the filter did change what the network saw
+
+
+def test_structured_observations_are_packed_before_the_forward(tmp_path: Path) -> None:
+    result = rlrun.train("algo=ppo", "env.id=user_models:PositionEnv", f"hydra.run.dir={tmp_path / 'run'}", **TINY)
+    policy = rlrun.load(result.run_dir)
+    observations = [{"position": p, "velocity": np.full(2, p / 5, np.float32)} for p in range(5)]
+    batched = {"position": np.arange(5), "velocity": np.stack([o["velocity"] for o in observations])}
+    actions = policy.compute_actions(batched)
+    assert actions.shape == (5,) and [policy.compute_action(o) for o in observations] == list(actions)
