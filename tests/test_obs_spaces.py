@@ -131,3 +131,27 @@ def test_mean_std_filter_normalises_only_the_float_parts():
     assert raw["speed"].mean() > 30  # the env's own values, around 50
     assert abs(seen["speed"].mean().item()) < 0.3 and 0.7 < seen["speed"].std().item() < 1.3
     assert runner.get_normalization()["obs"]["mean"].shape == (2,)  # statistics of the float part alone
+
+
+def test_a_recorded_dataset_stores_the_structure_and_reads_back_packed(tmp_path):
+    """rlrun-eval record=: a Dict env's dataset is an ordinary Minari dataset of its Dict space (left-out parts
+    excluded), and the offline reader serves the very packed rows the env runner saw."""
+    from rlrun.data.offline.dataset import dataset_info, open_dataset
+    from rlrun.data.offline.reader import ShardReader
+    from rlrun.data.offline.writer import write_dataset
+
+    runner = EnvRunner(PPOConfig().environment("structured_envs:CueEnv").env_runners(num_envs_per_env_runner=2)
+                       .debugging(seed=0).env_runner_spec())
+    episodes = runner.sample_episodes(3, record=True)["episodes"]
+    write_dataset(str(tmp_path / "cue"), episodes, env_id="structured_envs:CueEnv",
+                  observation_space=runner.observation_space, action_space=runner.action_space,
+                  algorithm_name="PPO", rlrun_metadata={})
+    stored = open_dataset(str(tmp_path / "cue")).observation_space
+    assert stored == runner.observation_space.original and isinstance(stored["cue"], gym.spaces.Discrete)
+    assert stored["pixels"].dtype == np.uint8
+    info = dataset_info(str(tmp_path / "cue"))
+    assert info.observation_space == runner.observation_space  # the BC/MARWIL module is built for what the env sees
+    rows = ShardReader(info, rank=0, world_size=1, memory_rows=1000, seed=0, gamma=0.99).next_rows(info.total_steps)
+    recorded = np.concatenate([e.observations[:-1] for e in episodes])
+    assert rows[Columns.OBS].dtype == np.uint8
+    assert sorted(map(bytes, rows[Columns.OBS])) == sorted(map(bytes, recorded))

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
+from rlrun.core.packed_space import pack_space
+
 if TYPE_CHECKING:
     from minari import MinariDataset
 
@@ -95,7 +97,8 @@ def dataset_info(spec: str) -> DatasetInfo:
     return DatasetInfo(
         spec=spec,
         data_path=Path(data_path),
-        observation_space=dataset.observation_space,
+        # As the env runners see it: a Dict, Discrete, ... space packed (the reader packs the episodes to match).
+        observation_space=pack_space(dataset.observation_space),
         action_space=dataset.action_space,
         env_id=env_spec.id if env_spec is not None else None,
         episode_lengths=lengths,

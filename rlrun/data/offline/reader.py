@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 from rlrun.core.columns import Columns
+from rlrun.core.packed_space import PackedSpace
 from rlrun.data.offline.dataset import DatasetInfo, OfflineDataError
 
 
@@ -123,6 +124,9 @@ class ShardReader:
 
             self._dataset = open_dataset(self.info.spec)
         by_id = {int(e["id"]): e for e in self._dataset.storage.get_episodes(episodes.tolist())}
+        space = self.info.observation_space
+        if isinstance(space, PackedSpace):  # a structured dataset's observations, packed as the env's are
+            return [{**by_id[int(i)], "observations": space.pack(by_id[int(i)]["observations"])} for i in episodes]
         return [by_id[int(i)] for i in episodes]
 
 

@@ -6,7 +6,9 @@ into place when complete, so an interrupted recording leaves nothing that
 
 Observations keep the env's dtype (uint8 pixels stay uint8, a quarter of float32)
 and exact values: Minari would JPEG-encode image observations, lossily, so that is
-turned off.
+turned off. A structured observation (a PackedSpace) is stored unpacked, in its own
+Dict / Tuple / Discrete space, so the dataset is an ordinary Minari dataset of that
+env; the reader packs it again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
+from rlrun.core.packed_space import PackedSpace
 from rlrun.data.offline.dataset import DATA_DIR, RLRUN_METADATA_KEY, OfflineDataError, dataset_dir
 
 
@@ -79,7 +83,8 @@ def write_dataset(
         # Minari JPEG-encodes uint8 image spaces (lossy) unless given jpeg_encoding=False, which 0.5.4 takes.
         lossless = {"jpeg_encoding": False} if "jpeg_encoding" in inspect.signature(MinariStorage.new).parameters \
             else {}
-        storage = MinariStorage.new(tmp / DATA_DIR, observation_space=observation_space, action_space=action_space,
+        stored_space = observation_space.original if isinstance(observation_space, PackedSpace) else observation_space
+        storage = MinariStorage.new(tmp / DATA_DIR, observation_space=stored_space, action_space=action_space,
                                     env_spec=env_spec, data_format="hdf5", **lossless)
         storage.update_metadata({
             "dataset_id": target.name,
@@ -108,7 +113,18 @@ def write_dataset(
 
 def _in_space_dtype(observations: np.ndarray, space: gym.Space) -> np.ndarray:
     """Observations of an integer Box (pixels) in its dtype: an env runner may hand them over as float32, which
-    holds every uint8 value exactly. Float observations are written as they come."""
+    holds every uint8 value exactly. Float observations are written as they come, packed ones unpacked."""
+    if isinstance(space, PackedSpace):
+        return _to_numpy(space.unpack(torch.from_numpy(np.asarray(observations, dtype=np.uint8))))
     if isinstance(space, gym.spaces.Box) and np.issubdtype(space.dtype, np.integer):
         return np.asarray(observations, dtype=space.dtype)
     return observations
+
+
+def _to_numpy(structure: Any) -> Any:
+    """An unpacked structure (dicts / tuples of tensors) as Minari stores it: the same of numpy arrays."""
+    if isinstance(structure, dict):
+        return {key: _to_numpy(value) for key, value in structure.items()}
+    if isinstance(structure, tuple):
+        return tuple(_to_numpy(value) for value in structure)
+    return structure.numpy()
