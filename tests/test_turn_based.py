@@ -9,6 +9,9 @@ from conftest import pythonpath_with_tests
 from turn_based_envs import CountingGame
 
 from rlrun.algorithms.ppo import PPOConfig
+from rlrun.callbacks import runner_metrics
+from rlrun.callbacks.win_rate import WinRate, play_against_random
+from rlrun.config.errors import ConfigError
 from rlrun.core import Columns
 from rlrun.env.env_runner_group import make_env_runner
 from rlrun.env.multi_agent.creation import is_multi_agent_env, make_parallel_env
@@ -153,3 +156,40 @@ def test_game_counts_reward_once_per_game():
         seen[turn.agent] += turn.reward
         env.step(None if turn.terminated or turn.truncated else 1)
     assert seen == {"first": -1.0, "second": 1.0}  # 2, 4, 6, 8: the second player's move reaches 7
+
+
+def test_episode_hooks_see_each_game_once_and_every_move():
+    config = counting(num_envs=2).callbacks(["turn_based_envs:GameHooks"])
+    runner = make_env_runner(config.env_runner_spec())
+    batch = runner.sample()
+    metrics = runner.get_metrics()
+    logged = runner_metrics(metrics)
+    games = len(metrics["episode_returns"])
+    assert logged["moves"] == batch.env_steps
+    assert logged["ends"] == games > 0
+    assert logged["starts"] == games + 2  # the games that finished and the two under way, one per copy
+    assert logged["first_won"] == metrics["agent_episode_returns"]["first"].count(1.0)
+
+
+def test_win_rate_counts_each_seat_half_of_the_games():
+    """Target 1: whoever moves first wins, so a policy playing the first seat in half the games wins exactly half."""
+    runner = make_env_runner(counting().env_runner_spec())
+    env = TurnBasedEnv(CountingGame(target=1))
+    modules = dict.fromkeys(env.possible_agents, runner.module["default_policy"])
+    assert play_against_random(env, modules, games=10, seed=0) == {
+        "win_rate": 0.5, "draw_rate": 0.0, "loss_rate": 0.5, "illegal_moves": 0.0}
+
+
+def test_a_central_value_function_is_refused_for_a_turn_based_game():
+    with pytest.raises(ConfigError, match="model.central_value is for simultaneous-move envs; .* turn-based game"):
+        counting().rl_module(model_config={"central_value": True}).validate()
+
+
+def test_win_rate_refuses_an_env_that_is_not_a_two_player_game():
+    config = PPOConfig().environment("CartPole-v1").callbacks(["rlrun.callbacks.win_rate:WinRate"])
+    algo = config.build_algo()
+    try:
+        with pytest.raises(ConfigError, match="WinRate plays two-player turn-based games"):
+            WinRate().on_algorithm_init(algorithm=algo)
+    finally:
+        algo.stop()

@@ -16,6 +16,8 @@ import gymnasium as gym
 import numpy as np
 from pettingzoo import AECEnv
 
+from rlrun.callbacks import Callback
+
 
 class CountingGame(AECEnv):
     """PettingZoo AEC API: `agent_selection` moves, `last()` gives each agent the rewards since it moved."""
@@ -68,3 +70,18 @@ class CountingGame(AECEnv):
             self.truncations = dict.fromkeys(self.agents, True)
         self._accumulate_rewards()
         self.agent_selection = other
+
+
+class GameHooks(Callback):
+    """Counts the episode hooks of a turn-based run (sums) and the winner of each game, from the last move's
+    rewards that `on_episode_end` sees."""
+
+    def on_episode_start(self, *, metrics_logger, **kwargs) -> None:
+        metrics_logger.log_value("starts", 1, reduce="sum")
+
+    def on_episode_step(self, *, metrics_logger, **kwargs) -> None:
+        metrics_logger.log_value("moves", 1, reduce="sum")
+
+    def on_episode_end(self, *, episode, metrics_logger, **kwargs) -> None:
+        metrics_logger.log_value("ends", 1, reduce="sum")
+        metrics_logger.log_value("first_won", float(episode.last_reward["first"] > 0), reduce="sum")

@@ -485,7 +485,12 @@ class AlgorithmConfig:
                 except EnvError as e:
                     raise ConfigError(str(e)) from None
                 return [env_spaces(spec)]
+            from rlrun.env.multi_agent.turn_based import TurnBasedEnv
+
             try:
+                check(not (self.model_config.get("central_value") and isinstance(env, TurnBasedEnv)),
+                      f"model.central_value is for simultaneous-move envs; '{self.env}' is a turn-based game, which "
+                      "has no global state per step", True)
                 mapping = self.build_policy_mapping(env)
             finally:
                 env.close()

@@ -33,6 +33,7 @@ import torch
 
 from rlrun.core.columns import Columns
 from rlrun.core.packed_space import PackedSpace, pack_space
+from rlrun.core.rl_module.action_masking import action_mask, check_legal
 from rlrun.env import env_state
 from rlrun.env.env_runner import buffer_dtype
 from rlrun.env.multi_agent.env_runner import MultiAgentBatch, MultiAgentEnvRunner
@@ -88,9 +89,15 @@ class TurnBasedEnv:
     def turn(self) -> Turn:
         agent = self.aec.agent_selection
         obs, reward, terminated, truncated, _ = self.aec.last()
+        return Turn(agent, self._pack(agent, obs), float(reward), bool(terminated), bool(truncated))
+
+    def observations(self) -> dict[str, np.ndarray]:
+        """Every agent's (packed) observation now, as the episode hooks get them."""
+        return {agent: self._pack(agent, self.aec.observe(agent)) for agent in self.aec.agents}
+
+    def _pack(self, agent: str, obs: Any) -> np.ndarray:
         space = self._spaces[agent]
-        packed = space.pack(obs) if isinstance(space, PackedSpace) else np.asarray(obs)
-        return Turn(agent, packed, float(reward), bool(terminated), bool(truncated))
+        return space.pack(obs) if isinstance(space, PackedSpace) else np.asarray(obs)
 
     def step(self, action: Any) -> None:
         """The selected agent's move; None takes an agent that is out off the board (PettingZoo's dead step)."""
@@ -120,10 +127,7 @@ class TurnBasedEnvRunner(MultiAgentEnvRunner):
     copies whose mover it serves; `sample()` returns each module's columns of its agents' own turns."""
 
     def __init__(self, spec: EnvRunnerSpec, *, worker_index: int = 0) -> None:
-        super().__init__(spec, worker_index=worker_index)
-        if self._central:
-            raise ValueError("model.central_value is for simultaneous-move envs; a turn-based game has no "
-                             "global state per step")
+        super().__init__(spec, worker_index=worker_index)  # model.central_value is refused in the config
         self._num_agents = len(self.envs[0].possible_agents)
 
     def _reset(self, seed: int | None = None, update_normalization: bool = True) -> None:
@@ -135,9 +139,17 @@ class TurnBasedEnvRunner(MultiAgentEnvRunner):
         self._mover: list[str] = [""] * self.num_envs
         self._agent_return = [defaultdict(float) for _ in range(self.num_envs)]
         self._episode_len = np.zeros(self.num_envs, dtype=np.int64)
+        # Copy -> what the episode hooks see of its last move (observations, infos, action, rewards).
+        self._last_move: dict[int, tuple[dict, dict, dict, dict]] = {}
         for c, env in enumerate(self.envs):
             env.reset(seed=seed + c)
+            self._start_game(c)
             self._next_mover(c, rows=None)
+
+    def _start_game(self, c: int) -> None:
+        if self.episode_hooks.start:
+            env = self.envs[c]
+            self.episode_hooks(self.episode_hooks.start, self._episode(c, env.observations(), dict(env.aec.infos)))
 
     @sampling_threads
     def sample(
@@ -163,12 +175,26 @@ class TurnBasedEnvRunner(MultiAgentEnvRunner):
             for m, copies in by_module.items():
                 for c, move in zip(copies, self._moves(m, copies, explore), strict=True):
                     self._waiting[(c, self._mover[c])] = move
-                    self.envs[c].step(self._env_action(m, move[Columns.ACTIONS]))
+                    action = self._env_action(m, move[Columns.ACTIONS])
+                    self.envs[c].step(action)
                     self._episode_len[c] += 1
                     env_steps += 1
+                    self._after_move(c, action)
                     self._next_mover(c, rows)
         batches = {m: self._layout(m, rows[m], turns) for m in self.columns}
         return MultiAgentBatch(batches, env_steps, env_steps)
+
+    def _after_move(self, c: int, action: Any) -> None:
+        """The step hooks; `episode_return` counts the rewards handed out so far (an agent gets its share when it
+        is next selected, as PettingZoo's `last()` gives it)."""
+        hooks = self.episode_hooks
+        if not hooks.any:
+            return
+        env = self.envs[c]
+        self._last_move[c] = (env.observations(), dict(env.aec.infos), {self._mover[c]: action},
+                              dict(env.aec.rewards))
+        if hooks.step:
+            hooks(hooks.step, self._episode(c, *self._last_move[c]))
 
     def _rows_of(self, rows: dict[str, list[list[dict[str, Any]]]], c: int, agent: str) -> list[dict[str, Any]]:
         m, j = self._column_of[(c, agent)]
@@ -182,7 +208,10 @@ class TurnBasedEnvRunner(MultiAgentEnvRunner):
                     else rl_module.get_inference_action_dist_cls())
         obs = np.stack([self._obs[module][self._column_of[(c, self._mover[c])][1]] for c in copies])
         with torch.inference_mode():
-            dist_inputs = forward({Columns.OBS: torch.from_numpy(obs)})[Columns.ACTION_DIST_INPUTS]
+            obs_t = torch.from_numpy(obs)
+            check_legal(action_mask(self._obs_space(module), obs_t), np.ones(len(copies), dtype=bool),
+                        self.mapping.spaces[module][1], self.env_spec.id)
+            dist_inputs = forward({Columns.OBS: obs_t})[Columns.ACTION_DIST_INPUTS]
             dist = dist_cls.from_logits(dist_inputs)
             sampled = dist.sample(self._generator) if explore else dist.deterministic_sample()
             logp = dist.logp(sampled)
@@ -203,9 +232,12 @@ class TurnBasedEnvRunner(MultiAgentEnvRunner):
         while True:
             if not env.agents:
                 self._record_episode(c)
+                if self.episode_hooks.end:
+                    self.episode_hooks(self.episode_hooks.end, self._episode(c, *self._last_move.get(c, ({}, {}))))
                 self._agent_return[c].clear()
                 self._episode_len[c] = 0
                 env.reset()
+                self._start_game(c)
                 continue
             turn = env.turn()
             m, j = self._column_of[(c, turn.agent)]
