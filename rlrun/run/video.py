@@ -104,6 +104,8 @@ def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[
             action = dist_cls.from_logits(inputs[Columns.ACTION_DIST_INPUTS]).deterministic_sample()[0].numpy()
         if isinstance(env.action_space, gym.spaces.Box):
             action = np.clip(action, env.action_space.low, env.action_space.high)
+        elif isinstance(env.action_space, gym.spaces.Discrete):
+            action = int(action)  # toy-text envs (FrozenLake) look actions up in tables: a 0-d array is unhashable
         obs, _, terminated, truncated, _ = env.step(action)
         frames.append(env.render())
         done = terminated or truncated
