@@ -114,9 +114,10 @@ class Algorithm:
         elapsed = time.perf_counter() - start
         self._time_total += elapsed
         steps = self.counters["num_env_steps_sampled_lifetime"] - steps_before
-        results.setdefault("env_runners", {}).update(self._episode_stats(len(episodes["episode_returns"])))
-        # What the env runners' callbacks logged this iteration, each key reduced over every runner's values.
-        results["env_runners"].update(runner_metrics(episodes))
+        # What the env runners' callbacks logged this iteration, each key reduced over every runner's values;
+        # first, so that a custom key never replaces one of rlrun's own.
+        results["env_runners"] = {**runner_metrics(episodes), **results.get("env_runners", {}),
+                                  **self._episode_stats(len(episodes["episode_returns"]))}
         results["env_runners"]["num_healthy_env_runners"] = self.env_runner_group.num_healthy_env_runners
         results["fault_tolerance"] = {"num_remote_worker_restarts": self.env_runner_group.num_restarts}
         return {
