@@ -11,6 +11,7 @@ one-line `ConfigError` (and leaves no directory behind) instead of exiting the i
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 from rlrun.config.errors import ConfigError
 from rlrun.core.checkpointing import CheckpointError
 
+# Strings Hydra's override grammar reads as they are (no quotes): what paths and `pkg.module:Class` are made of.
+_PLAIN = re.compile(r"[\w./:@+~-]+")
 # Mistakes whose message says all, raised as they are (the CLI prints them as its one `rlrun: error:` line).
 USER_ERRORS = (ConfigError, CheckpointError)
 
@@ -102,14 +105,18 @@ def _flatten_positional(overrides: tuple[str | Iterable[str], ...]) -> list[str]
 
 def keyword_overrides(values: Mapping[str, Any], prefix: str = "") -> list[str]:
     """`stop={"timesteps": 2000}, seed=1` -> `["stop.timesteps=2000", "seed=1"]` (nested mappings dotted, values
-    in Hydra's grammar: JSON for lists, booleans and null, strings quoted so that `:` or `,` stay text)."""
+    in Hydra's grammar: JSON for numbers, lists, booleans and null; a string as it is where the command line
+    would take it so (a path, `pkg.module:Class`), else quoted, so that `,` or a space stay text)."""
     out: list[str] = []
     for key, value in values.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping) and value:
             out += keyword_overrides(value, f"{name}.")
+        elif isinstance(value, (str, Path)):
+            text = str(value)
+            out.append(f"{name}={text if _PLAIN.fullmatch(text) else json.dumps(text)}")
         else:
-            out.append(f"{name}={json.dumps(str(value) if isinstance(value, Path) else value)}")
+            out.append(f"{name}={json.dumps(value)}")
     return out
 
 
