@@ -42,6 +42,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_cartpole.py
 	$(PY) scripts/bench_sampling.py
+	$(PY) scripts/bench_callbacks.py
 	$(PY) scripts/bench_learners.py
 	$(PY) scripts/bench_async.py
 	$(PY) scripts/bench_multiagent.py
