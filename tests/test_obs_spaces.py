@@ -155,3 +155,38 @@ def test_a_recorded_dataset_stores_the_structure_and_reads_back_packed(tmp_path)
     recorded = np.concatenate([e.observations[:-1] for e in episodes])
     assert rows[Columns.OBS].dtype == np.uint8
     assert sorted(map(bytes, rows[Columns.OBS])) == sorted(map(bytes, recorded))
+
+
+@pytest.mark.ray
+def test_a_dict_env_on_a_ray_env_runner_fills_a_replay_buffer_and_resumes(ray_cluster, tmp_path):
+    """DQN on a Dict observation with a Ray env runner: the space pickles to the actor, packed uint8 rows reach
+    the replay buffer, the float part is filtered remotely, and a checkpoint restores weights and statistics."""
+    from rlrun.algorithms.dqn import DQNConfig
+
+    config = (DQNConfig().environment("structured_envs:CueEnv")
+              .env_runners(num_env_runners=1, num_envs_per_env_runner=2, rollout_fragment_length=16,
+                           observation_filter="MeanStdFilter")
+              .training(train_batch_size=16, num_steps_sampled_before_learning_starts=32,
+                        replay_buffer={"capacity": 500})
+              .debugging(seed=0))
+    algo = config.build_algo()
+    try:
+        assert algo.env_runner_group.is_remote
+        for _ in range(3):
+            result = algo.train()
+        assert np.isfinite(result["learners"]["default_policy"]["total_loss"])
+        space = algo.env_runner_group.env.observation_space
+        storage = algo.replay_buffer.get_state()["storage"]
+        assert storage[Columns.OBS].dtype == np.uint8 and storage[Columns.OBS].shape[1:] == (2, space.shape[0])
+        stored = space.unpack(torch.from_numpy(storage[Columns.OBS][:32].reshape(-1, space.shape[0])))
+        assert set(stored["cue"].unique().tolist()) <= {1, 2, 3}
+        assert abs(stored["speed"].float().mean().item()) < 5  # filtered on the actor, not the env's ~50
+        checkpoint = algo.save_to_path(tmp_path / "checkpoint")
+        saved = algo.learner_group.get_weights()["default_policy"]
+        algo.train()
+        algo.restore_from_path(checkpoint)  # back to the saved weights, statistics and buffer
+        for name, value in algo.learner_group.get_weights()["default_policy"].items():
+            np.testing.assert_array_equal(value, saved[name], err_msg=name)
+        assert np.isfinite(algo.train()["learners"]["default_policy"]["total_loss"])
+    finally:
+        algo.stop()
