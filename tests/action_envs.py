@@ -144,3 +144,20 @@ class NoLegalActionEnv(MaskedEnv):
             self.mask[:] = 0
             state["action_mask"] = self.mask.copy()
         return state
+
+
+class WrongMaskSizeEnv(MaskedEnv):
+    """A mask of 5 entries for 6 actions, which rlrun refuses before the run starts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.observation_space = gym.spaces.Dict({**self.observation_space.spaces,
+                                                  "action_mask": gym.spaces.MultiBinary(self.n - 1)})
+
+
+class MaskedMultiBinaryEnv(MaskedEnv):
+    """A mask beside MultiBinary actions, which have no logits per action to mask: refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = gym.spaces.MultiBinary(self.n)

@@ -21,6 +21,7 @@ import torch
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
 from rlrun.env.env_creation import EnvError, has_display, headless_gl_problem, make_env
+from rlrun.env.env_runner import buffer_dtype
 from rlrun.env.env_spec import EnvSpec, as_env_spec
 from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.normalization import Normalizer
@@ -99,7 +100,9 @@ def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[
     done = False
     while not done:
         with torch.inference_mode():
-            seen = normalizer.observations(np.asarray(obs, dtype=np.float32)[None], update=False)
+            # In the batches' dtype, as the env runners hand them over: packed rows and pixels stay uint8.
+            seen = normalizer.observations(np.asarray(obs, dtype=buffer_dtype(env.observation_space))[None],
+                                           update=False)
             inputs = module.forward_inference({Columns.OBS: torch.as_tensor(seen)})
             action = dist_cls.from_logits(inputs[Columns.ACTION_DIST_INPUTS]).deterministic_sample()[0].numpy()
         if isinstance(env.action_space, gym.spaces.Box):
@@ -121,8 +124,8 @@ def _play_agents(module: Any, agent_to_module: dict[str, str], env: Any, seed: i
         for agent in env.agents:
             policy = module[agent_to_module[agent]]
             with torch.inference_mode():
-                inputs = policy.forward_inference({Columns.OBS: torch.as_tensor(np.asarray(obs[agent],
-                                                                                            dtype=np.float32))[None]})
+                seen = np.asarray(obs[agent], dtype=buffer_dtype(env.observation_space(agent)))[None]
+                inputs = policy.forward_inference({Columns.OBS: torch.as_tensor(seen)})
                 dist = policy.get_inference_action_dist_cls().from_logits(inputs[Columns.ACTION_DIST_INPUTS])
                 action = dist.deterministic_sample()[0].numpy()
             space = env.action_space(agent)
