@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,6 @@ from user_callbacks import HOOKS_FILE, STOP_AT_ITERATION
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.callbacks import MetricsLogger, check_callbacks
 from rlrun.callbacks.metrics import reduce_logged
-from rlrun.cli import EXIT_USAGE
 from rlrun.config.errors import ConfigError
 from rlrun.env.vector_infos import copy_infos
 from rlrun.report.cli import main as report_main
@@ -27,11 +27,14 @@ from rlrun.run.recorder import read_metrics
 TINY = ("algo.train_batch_size=128", "algo.minibatch_size=64", "algo.num_epochs=1",
         "env_runners.num_envs_per_runner=4", "evaluation.episodes=2")
 CALLBACKS = "callbacks=[user_callbacks:SuccessRate,user_callbacks:StopAfterIterations,user_callbacks:HookLog]"
+# The CLI checks share one run (stopped_run): one worker builds it once.
+pytestmark = pytest.mark.xdist_group("callbacks")
 
 
 def rlrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": pythonpath_with_tests()}
-    return subprocess.run([RLRUN, *args, f"hydra.run.dir={cwd / 'run'}", "logger.console=plain"],
+    run_dir = () if any(a.startswith("resume=") for a in args) else (f"hydra.run.dir={cwd / 'run'}",)
+    return subprocess.run([RLRUN, *args, *run_dir, "logger.console=plain"],
                           capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
@@ -94,6 +97,21 @@ def test_driver_hooks_are_called_in_order(stopped_run) -> None:
     evaluation = next(c for c in calls if c["hook"] == "on_evaluate_end")
     assert evaluation["episode_return_mean"] == read_metrics(run_dir)[-1]["evaluation/episode_return_mean"]
     assert calls[-1]["error"] is None
+
+
+def test_a_resumed_run_calls_its_callbacks_afresh(stopped_run, tmp_path) -> None:
+    """Callbacks are not state: a copy of the stopped run, resumed, builds them again from the config."""
+    run_dir = shutil.copytree(stopped_run[1], tmp_path / "run")
+    proc = rlrun(f"resume={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"done (StopAfterIterations: {STOP_AT_ITERATION} iterations are enough)" in proc.stdout
+    rows = read_metrics(run_dir)
+    assert rows[-1]["training_iteration"] == STOP_AT_ITERATION + 1
+    assert rows[-1]["env_runners/steps"] == rows[-1]["env_runners/num_env_steps_sampled"]
+    calls = [json.loads(line) for line in (run_dir / HOOKS_FILE).read_text().splitlines()]
+    resumed = calls[[c["hook"] for c in calls].index("on_run_end") + 1:]
+    assert resumed[0] == {"hook": "on_algorithm_init", "iteration": STOP_AT_ITERATION}
+    assert resumed[-1]["hook"] == "on_run_end"
 
 
 def test_custom_metrics_reduce_over_every_value_of_two_remote_env_runners(ray_cluster) -> None:
@@ -167,15 +185,17 @@ def test_copy_infos_takes_one_copys_keys_from_batched_infos() -> None:
      "arguments"),
 ])
 def test_an_unusable_entry_is_a_config_error(entry: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
-        check_callbacks([entry])
+    """Raised by `AlgorithmConfig.validate`, before anything starts: the CLI prints a ConfigError as its one line
+    `rlrun: error: ...` (tests/test_cli_errors.py)."""
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")) as error:
+        PPOConfig().callbacks([entry]).validate()
+    assert "\n" not in str(error.value)
 
 
-def test_a_bad_entry_ends_the_cli_in_one_line_before_anything_runs(tmp_path) -> None:
-    proc = rlrun("callbacks=[user_callbacks:PositionalEpisodeEnd]", cwd=tmp_path)
-    assert proc.returncode == EXIT_USAGE and "Traceback" not in proc.stdout + proc.stderr, proc.stderr
-    assert proc.stderr.splitlines() == [
-        "rlrun: error: callbacks: user_callbacks:PositionalEpisodeEnd.on_episode_end cannot take rlrun's keyword "
-        "arguments (got an unexpected keyword argument 'env_runner'); define it as on_episode_end(self, *, "
-        "episode, env_runner, metrics_logger, **kwargs)"]
-    assert not (tmp_path / "run").exists()
+def test_a_hook_signature_error_says_how_to_define_the_hook() -> None:
+    with pytest.raises(ConfigError) as error:
+        check_callbacks(["user_callbacks:PositionalEpisodeEnd"])
+    assert str(error.value) == (
+        "callbacks: user_callbacks:PositionalEpisodeEnd.on_episode_end cannot take rlrun's keyword arguments (got "
+        "an unexpected keyword argument 'env_runner'); define it as on_episode_end(self, *, episode, env_runner, "
+        "metrics_logger, **kwargs)")
