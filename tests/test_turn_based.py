@@ -3,6 +3,11 @@ rewards between its turns go to its last move, each game is one episode, and a c
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import pythonpath_with_tests
@@ -16,6 +21,7 @@ from rlrun.core import Columns
 from rlrun.env.env_runner_group import make_env_runner
 from rlrun.env.multi_agent.creation import is_multi_agent_env, make_parallel_env
 from rlrun.env.multi_agent.turn_based import TurnBasedEnv, TurnBasedEnvRunner
+from rlrun.run.recorder import read_metrics
 
 COUNTING = "turn_based_envs:CountingGame"
 TARGET = 7
@@ -193,3 +199,45 @@ def test_win_rate_refuses_an_env_that_is_not_a_two_player_game():
             WinRate().on_algorithm_init(algorithm=algo)
     finally:
         algo.stop()
+
+
+def test_cli_trains_the_tictactoe_preset_reports_its_win_rate_and_evaluates(run_cli, tmp_path: Path):
+    """The preset, tiny: self-play with the mask, WinRate at the final evaluation, then rlrun-eval of a game."""
+    result = run_cli("experiment=tictactoe_ppo", "stop.timesteps=600", "env_runners.num_envs_per_runner=4",
+                     "algo.train_batch_size=300", "algo.minibatch_size=100", "algo.num_epochs=1",
+                     "evaluation.episodes=2")
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "run"
+    rows = read_metrics(run_dir)
+    last = rows[-1]
+    assert last["evaluation/win_rate"] + last["evaluation/draw_rate"] + last["evaluation/loss_rate"] == 1.0
+    assert last["evaluation/illegal_moves"] == 0.0  # the mask reaches the greedy policy's logits
+    assert "evaluation/win_rate" not in rows[0]  # evaluated only at the end here (every_iterations=10)
+    # One policy for both seats; each seat's return is the negation of the other's (zero-sum, one per game).
+    players = (last["env_runners/agent_episode_return_mean/player_1"],
+               last["env_runners/agent_episode_return_mean/player_2"])
+    assert players[0] == pytest.approx(-players[1]) and last["env_runners/episode_return_mean"] == 0.0
+    assert sorted(p.name for p in (run_dir / "checkpoints" / "final" / "learner_group").glob("module_*")) == [
+        "module_default_policy.safetensors"]
+    evaluate = subprocess.run([str(Path(sys.executable).with_name("rlrun-eval")), f"checkpoint={run_dir}",
+                               "episodes=2"], capture_output=True, text=True, timeout=300)
+    assert evaluate.returncode == 0, evaluate.stderr
+    report = json.loads(next(run_dir.glob("eval_*.json")).read_text())
+    assert min(report["episode_lens"]) >= 5 and max(report["episode_lens"]) <= 9  # whole games of legal moves
+
+
+def test_ray_env_runners_play_turn_based_games(ray_cluster):
+    """Remote runners (SamplingTurnBasedEnvRunner actors) return each agent's turns, merged column by column."""
+    config = counting(num_envs=2, batch=24).env_runners(num_env_runners=2)
+    algo = config.build_algo()
+    try:
+        batch, env_steps = algo.env_runner_group.sample()
+        metrics = algo.env_runner_group.get_metrics()
+    finally:
+        algo.stop()
+    rows = batch["default_policy"]
+    # 24 env steps over 2 runners x 2 copies: 6 per copy, 3 turns per agent; a column per runner, copy and agent.
+    assert rows[Columns.OBS].shape[:2] == (3, 2 * 2 * 2)
+    assert env_steps == batch.env_steps > 0
+    finished = len(metrics["episode_returns"])
+    assert int((rows[Columns.TERMINATEDS] & (rows[Columns.REWARDS] == -1)).sum()) == finished > 0
