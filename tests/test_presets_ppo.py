@@ -21,6 +21,8 @@ PRESETS = {
     "acrobot_ppo": (-90.0, 150_000),
     # Issue 25: a sparse-reward task from pixels-like observations (MiniGrid's 7x7x3 view, a CNN).
     "minigrid_doorkey_ppo": (0.9, 200_000),
+    # Issue 26: the same task from MiniGrid's raw Dict observation (image through the CNN, direction one-hot).
+    "minigrid_doorkey_dict_ppo": (0.9, 200_000),
 }
 
 
