@@ -6,8 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from xdist.remote import Producer
+    from xdist.scheduler import LoadGroupScheduling
+    from xdist.workermanage import WorkerController
 
 REPO = Path(__file__).resolve().parents[1]
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
@@ -86,19 +92,48 @@ def ray_disconnected(_ray_worker_path):
 
 
 RAY_FIXTURES = {"ray_cluster", "ray_disconnected"}
+RAY_GROUP = "ray"
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `pytest -n 2` (make test), every Ray test runs on one worker, one after another.
 
     They share the session's Ray instance (`ray_cluster`) or stop it (`ray_disconnected`), so they
     must stay in one process; the other worker runs the rest beside them. A test that starts Ray
-    in another way carries the `ray` marker. One whose instance lives and dies inside an `rlrun`
-    subprocess it starts (a local instance, never `ray start` or `address=auto`) also carries
-    `own_ray`: it shares nothing with the group, so the scheduler may run it on either worker,
-    which keeps the group from being the suite's critical path.
+    in another way carries the `ray` marker. One whose instance lives and dies inside a subprocess
+    it starts (a local instance, never `ray start` or `address=auto`) also carries `own_ray`: it
+    shares nothing with the group, so the scheduler may run it on either worker, which keeps the
+    group from being the suite's critical path.
+
+    First (tryfirst): xdist names each test's group in this same hook, from the `xdist_group`
+    marks it finds, so a mark added after it would group nothing (and did: the Ray tests ran on
+    both workers, each with a shared instance of its own). A Ray test in a module with a group of
+    its own lands in a unit named by both ("ray_join" + "ray": "ray_ray_join"), which may run
+    beside the Ray group: fit only for tests that share nothing with it, as the `ray start` head
+    of test_ray_join.py, which its own RAY_TMPDIR keeps apart.
     """
     for item in items:
         grouped = item.get_closest_marker("ray") and not item.get_closest_marker("own_ray")
         if grouped or RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("ray"))
+            item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadGroupScheduling | None:
+    """Under `--dist loadgroup`, the Ray group is the first unit handed out, so it starts at once.
+
+    xdist hands out the groups with the most tests first, and the Ray group, the longest unit by
+    time, has fewer tests than the docs' or the CLI errors' many quick ones: it would start only
+    when one of those was done, and the suite end with one worker still on it and the other idle.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class RayGroupFirst(LoadGroupScheduling):
+        def _assign_work_unit(self, node: WorkerController) -> None:
+            if RAY_GROUP in self.workqueue:
+                self.workqueue.move_to_end(RAY_GROUP, last=False)
+            super()._assign_work_unit(node)
+
+    return RayGroupFirst(config, log)

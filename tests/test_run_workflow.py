@@ -280,6 +280,7 @@ def test_env_runner_restores_an_opaque_env_with_fresh_reproducible_episodes() ->
 
 
 @pytest.mark.ray
+@pytest.mark.own_ray  # a local instance inside the subprocess: it may run beside the Ray group
 def test_build_algo_with_runner_actors_starts_ray_itself(tmp_path: Path) -> None:
     """README: `build_algo()` starts a local Ray instance if none is running; it lives until `ray.shutdown()`.
 
