@@ -51,7 +51,8 @@ EXPECTED_OPTIONS = {
 ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pendulum-v1",
            "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3",
            "multi_cartpole": "rlrun.env.multi_agent.multi_cartpole:MultiCartPole",
-           "simple_spread": "mpe2.simple_spread_v3", "atari": "ALE/Pong-v5", "minigrid": "MiniGrid-DoorKey-5x5-v0"}
+           "simple_spread": "mpe2.simple_spread_v3", "atari": "ALE/Pong-v5", "minigrid": "MiniGrid-DoorKey-5x5-v0",
+           "tictactoe": "pettingzoo.classic.tictactoe_v3"}
 
 
 def group_options(group: str) -> list[str]:

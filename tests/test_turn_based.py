@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from conftest import pythonpath_with_tests
 from turn_based_envs import CountingGame
 
@@ -18,6 +20,7 @@ from rlrun.callbacks import runner_metrics
 from rlrun.callbacks.win_rate import WinRate, play_against_random
 from rlrun.config.errors import ConfigError
 from rlrun.core import Columns
+from rlrun.core.rl_module.catalog import Catalog, ModelError
 from rlrun.env.env_runner_group import make_env_runner
 from rlrun.env.multi_agent.creation import is_multi_agent_env, make_parallel_env
 from rlrun.env.multi_agent.turn_based import TurnBasedEnv, TurnBasedEnvRunner
@@ -241,3 +244,14 @@ def test_ray_env_runners_play_turn_based_games(ray_cluster):
     assert env_steps == batch.env_steps > 0
     finished = len(metrics["episode_returns"])
     assert int((rows[Columns.TERMINATEDS] & (rows[Columns.REWARDS] == -1)).sum()) == finished > 0
+
+
+def test_a_board_smaller_than_the_small_cnn_gets_one_convolution_over_it_by_default():
+    """tic-tac-toe's 3x3x2 board (what `rlrun env=tictactoe` trains on with the default model)."""
+    board = gym.spaces.Box(0, 1, (3, 3, 2), np.int8)
+    kind, filters, features = Catalog(board, {}).conv_layout()
+    assert (kind, [tuple(f) for f in filters], features) == ("conv_filters", [(64, (3, 3), 1)], 64)
+    encoder = Catalog(board, {}).build_encoder()
+    assert encoder(torch.zeros(5, 3, 3, 2, dtype=torch.int8)).shape == (5, 64)
+    with pytest.raises(ModelError, match="model.cnn=small does not fit 3x3 images"):
+        Catalog(board, {"cnn": "small"}).conv_layout()  # a CNN the user names is theirs

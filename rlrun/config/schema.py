@@ -163,7 +163,8 @@ class ModelSchema:
         None, "The CNN encoder of image observations (3-d Box, channels first or last): `nature` (Mnih et al. "
         "2015, images of 36x36 and more), `impala` (the residual network of Espeholt et al. 2018) or `small` "
         "(three 2x2 convolutions, for MiniGrid's 7x7 view); null = `nature` for images of 36x36 and more, else "
-        "`small`.", choices=("impala", "nature", "small"))
+        "`small`, and one convolution over the whole image for images smaller than 4x4 (a 3x3 board).",
+        choices=("impala", "nature", "small"))
     conv_filters: list[Any] | None = key(
         None, "Explicit conv layers for image observations instead of `cnn`, RLlib's form "
         "`[[out_channels, kernel, stride], ...]` (unpadded, ReLU), e.g. `[[16,2,1],[32,2,1],[64,2,1]]` for "

@@ -48,8 +48,11 @@ CNN_FILTERS: dict[str, tuple[tuple[int, int, int], ...]] = {
     "small": ((16, 2, 1), (32, 2, 1), (64, 2, 1)),
 }
 CNN_DENSE: dict[str, int] = {"nature": 512, "impala": 256, "small": 0, "conv_filters": 0}
-# With `model.cnn: null`, images at least this large (both sides) get `nature`, smaller ones `small`.
+# With `model.cnn: null`, images at least this large (both sides) get `nature`, smaller ones `small`, and
+# those smaller than `small` takes (a 3x3 board game) one convolution over the whole image, of this many channels.
 NATURE_MIN_SIZE = 36
+SMALL_MIN_SIZE = 4
+WHOLE_IMAGE_CHANNELS = 64
 IMPALA_CHANNELS: tuple[int, ...] = (16, 32, 32)
 # uint8 observations are pixels in [0, 255]; the networks see them in [0, 1].
 PIXEL_SCALE = 1.0 / 255.0
@@ -242,6 +245,9 @@ class Catalog:
         filters = self.config.get("conv_filters")
         kind = "conv_filters" if filters else (self.config.get("cnn") or (
             "nature" if min(height, width) >= NATURE_MIN_SIZE else "small"))
+        if kind == "small" and not self.config.get("cnn") and min(height, width) < SMALL_MIN_SIZE:
+            # A dense layer that sees every cell, as the usual MLP on a board does, keeping the network an image's.
+            kind, filters = "conv_filters", ((WHOLE_IMAGE_CHANNELS, (height, width), 1),)
         if kind == "impala":
             out_h, out_w = height, width
             for _ in IMPALA_CHANNELS:
