@@ -7,6 +7,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from pettingzoo import ParallelEnv
 
 EPISODE_LEN = 8
 
@@ -161,3 +162,37 @@ class MaskedMultiBinaryEnv(MaskedEnv):
     def __init__(self) -> None:
         super().__init__()
         self.action_space = gym.spaces.MultiBinary(self.n)
+
+
+class MaskedAgentsEnv(ParallelEnv):
+    """Two agents, each playing MaskedMultiDiscreteEnv's game on its own mask: the multi-agent env runner's case.
+    An illegal sub-action ends the episode for both (reward -1 to the player) and counts in `illegal_actions`."""
+
+    metadata = {"name": "masked_agents_v0"}
+    illegal_actions = 0
+
+    def __init__(self) -> None:
+        self.possible_agents = ["a", "b"]
+        self.agents: list[str] = []
+        self._games = {agent: MaskedMultiDiscreteEnv() for agent in self.possible_agents}
+
+    def observation_space(self, agent: str) -> gym.Space:
+        return self._games[agent].observation_space
+
+    def action_space(self, agent: str) -> gym.Space:
+        return self._games[agent].action_space
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict, dict]:
+        self.agents = list(self.possible_agents)
+        obs = {agent: game.reset(seed=None if seed is None else seed + i)[0]
+               for i, (agent, game) in enumerate(self._games.items())}
+        return obs, {agent: {} for agent in self.agents}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict, dict, dict, dict, dict]:
+        steps = {agent: self._games[agent].step(action) for agent, action in actions.items()}
+        illegal = sum(reward == -1.0 for _, reward, *_ in steps.values())
+        type(self).illegal_actions += illegal
+        over = bool(illegal) or any(terminated for _, _, terminated, *_ in steps.values())
+        self.agents = [] if over else self.agents
+        return ({agent: s[0] for agent, s in steps.items()}, {agent: s[1] for agent, s in steps.items()},
+                {agent: over for agent in steps}, {agent: False for agent in steps}, {agent: {} for agent in steps})

@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from action_envs import EPISODE_LEN, MaskedEnv, MaskedMultiDiscreteEnv
+from action_envs import EPISODE_LEN, MaskedAgentsEnv, MaskedEnv, MaskedMultiDiscreteEnv
 from conftest import RLRUN, pythonpath_with_tests
 
 from rlrun.algorithms.appo import APPOConfig
@@ -45,7 +45,7 @@ RANDOM_LEGAL = EPISODE_LEN * (0.1 + 0.9 / 2 / 3)
 
 @pytest.fixture(autouse=True)
 def _no_illegal_actions_yet():
-    MaskedEnv.illegal_actions = MaskedMultiDiscreteEnv.illegal_actions = 0
+    MaskedEnv.illegal_actions = MaskedMultiDiscreteEnv.illegal_actions = MaskedAgentsEnv.illegal_actions = 0
 
 
 def _packed(env_id: str) -> tuple[PackedSpace, gym.Space]:
@@ -159,6 +159,40 @@ def test_impala_and_appo_never_play_an_illegal_action(config_cls) -> None:
         algo.stop()
     assert MaskedEnv.illegal_actions == 0
     assert np.isfinite(list(result["learners"]["default_policy"].values())).all()
+
+
+def test_multi_agent_modules_mask_each_agents_multidiscrete_actions() -> None:
+    """A shared and independent policies over two agents' packed Dict observations, MultiDiscrete actions."""
+    for policies in ("shared", "independent"):
+        algo = (PPOConfig().environment("action_envs:MaskedAgentsEnv").multi_agent(policies=policies)
+                .env_runners(num_envs_per_env_runner=2).training(train_batch_size=128, minibatch_size=64)
+                .debugging(seed=0).build_algo())
+        try:
+            for _ in range(2):
+                result = algo.train()
+            greedy = algo.evaluate(2)["evaluation"]
+        finally:
+            algo.stop()
+        assert MaskedAgentsEnv.illegal_actions == 0, policies
+        assert result["env_runners"]["episode_len_mean"] == greedy["episode_len_mean"] == EPISODE_LEN
+
+
+def test_a_masked_run_resumes_from_its_checkpoint_with_the_same_masked_policy(tmp_path: Path) -> None:
+    def build():
+        return (PPOConfig().environment(MASKED).env_runners(num_envs_per_env_runner=2)
+                .training(train_batch_size=64, minibatch_size=32).debugging(seed=0).build_algo())
+
+    algo, resumed = build(), build()
+    try:
+        algo.train()
+        resumed.restore_from_path(algo.save_to_path(tmp_path / "checkpoint"))
+        after = [a.train()["learners"]["default_policy"]["total_loss"] for a in (algo, resumed)]
+        assert after[0] == after[1]  # the same batch from the same episodes, the same masked logits
+        resumed.evaluate(4)
+    finally:
+        algo.stop()
+        resumed.stop()
+    assert MaskedEnv.illegal_actions == 0
 
 
 def test_dqn_explores_and_acts_greedily_among_legal_actions_only() -> None:
