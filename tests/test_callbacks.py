@@ -54,6 +54,9 @@ def test_a_callback_stops_the_run_cleanly_with_a_final_evaluation_and_checkpoint
     rows = read_metrics(run_dir)
     assert [r["training_iteration"] for r in rows] == list(range(1, STOP_AT_ITERATION + 1))
     assert "evaluation/episode_return_mean" in rows[-1]  # the run's final evaluation, in the stopping row
+    # The evaluation runner's hooks log too. Greedy episodes of the deterministic corridor are all alike, so
+    # every one the evaluation played has the evaluated return as its success.
+    assert rows[-1]["evaluation/success"] == rows[-1]["evaluation/episode_return_mean"]
     assert (run_dir / "checkpoints" / "final" / "algorithm_state.json").is_file()
 
 

@@ -146,14 +146,15 @@ class Algorithm:
         return stats
 
     def evaluate(self, num_episodes: int = 10) -> dict[str, Any]:
-        """Greedy episodes with the current weights and normalisation statistics, on an env runner of their own."""
+        """Greedy episodes with the current weights and normalisation statistics, on an env runner of their own;
+        what its callbacks logged joins the results (`evaluation/<key>`)."""
         if self._eval_runner is None:
             self._eval_runner = make_env_runner(self._runner_spec, EVALUATION_WORKER_INDEX)
         self._eval_runner.set_weights(self.learner_group.get_weights())
         self._eval_runner.sync_normalization(self.env_runner_group.get_normalization())
         episodes = self._eval_runner.sample_episodes(num_episodes, explore=False)
         self.last_evaluation = summarize_episodes(episodes["episode_returns"], episodes["episode_lens"])
-        return {"evaluation": dict(self.last_evaluation)}
+        return {"evaluation": {**runner_metrics(episodes), **self.last_evaluation}}
 
     # -- checkpoints -------------------------------------------------------------------
 

@@ -239,7 +239,8 @@ class EnvRunner:
         Each sub-env contributes a fixed quota (as in SB3's `evaluate_policy`):
         taking whichever episodes finish first would favour short ones. `record=True`
         also returns the episodes themselves (`episodes`: `RecordedEpisode`s, what
-        `rlrun-eval ... record=` writes as a dataset).
+        `rlrun-eval ... record=` writes as a dataset). What the callbacks logged meanwhile is under
+        `CALLBACK_METRICS`: from every episode the copies played, beyond a copy's quota too.
         """
         from rlrun.data.offline.recording import EpisodeCollector
 
@@ -250,12 +251,15 @@ class EnvRunner:
         lens: list[int] = []
         collector = EpisodeCollector(self.num_envs) if record else None
         recorded = []
+        logged: dict[str, list] = {}
         while len(returns) < num_episodes:
             batch = self.sample(num_timesteps=self.num_envs * 64, explore=explore, update_normalization=False,
                                 keep_raw=record, training_signals=False)
             if collector is not None:
                 collector.add(batch)
             metrics = self.get_metrics()
+            for key, entries in metrics[CALLBACK_METRICS].items():
+                logged.setdefault(key, []).extend(entries)
             for ret, length, env in zip(metrics["episode_returns"], metrics["episode_lens"], metrics["episode_envs"]):
                 episode = collector.pop(env) if collector is not None else None
                 if quota[env] > 0:
@@ -264,7 +268,8 @@ class EnvRunner:
                     lens.append(length)
                     if episode is not None:
                         recorded.append(episode)
-        return {"episode_returns": returns, "episode_lens": lens, **({"episodes": recorded} if record else {})}
+        return {"episode_returns": returns, "episode_lens": lens, CALLBACK_METRICS: logged,
+                **({"episodes": recorded} if record else {})}
 
     def get_metrics(self) -> dict[str, list[float]]:
         """Episodes finished since the last call (return, length, sub-env index) and what the callbacks logged
