@@ -1,9 +1,10 @@
 """`rlrun.load(path)`: a trained policy that acts on observations, for deployment (SB3's `PPO.load(...).predict`,
 RLlib's `RLModule.from_checkpoint`).
 
-A `Policy` is built as `rlrun-eval` builds its runner's module, without the runner: the run's saved config in
-embedded mode (no Ray, no GPU) gives the module spec, the checkpoint its weights (`load_module_weights`) and,
-if the run normalised observations, the frozen MeanStdFilter statistics. Observations go through what the
+A `Policy` is built as `rlrun-eval` builds its runner's module, without the runner and without the env: the
+run's saved config in embedded mode (no Ray, no GPU) gives the module spec, the checkpoint the modules' spaces
+(`spaces.json`), their weights (`load_module_weights`) and, if the run normalised observations, the frozen
+MeanStdFilter statistics. Observations go through what the
 env runner does to them before a forward pass: structured ones (Dict, Tuple, Discrete, ...) are packed into
 their PackedSpace row, floats become float32, the filter applies; Box actions are clipped to the bounds.
 """
@@ -17,16 +18,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlrun.algorithms.algorithm import load_env_runner_state, load_module_weights
+from rlrun.algorithms.algorithm import load_env_runner_state, load_module_weights, read_checkpoint_spaces
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.core.packed_space import PackedSpace
 from rlrun.core.rl_module.rl_module import RLModule
-from rlrun.env.env_creation import env_spaces
 from rlrun.env.env_runner import buffer_dtype
 from rlrun.env.env_runner_group import normalization_in_state
-from rlrun.env.multi_agent.creation import make_parallel_env
 from rlrun.env.normalization import Normalizer
-from rlrun.env.runner_spec import EnvRunnerSpec
 from rlrun.run.checkpoints import locate
 from rlrun.run.evaluation import default_checkpoint, embedded_config
 
@@ -92,32 +90,31 @@ class Policy:
 def load(path: str | Path, seed: int = 0) -> Policy:
     """The policy of a run directory (its best checkpoint, else its latest) or of any checkpoint directory.
 
-    `seed` seeds the sampling of `explore=True` actions. The env is built once to read its spaces (the
-    checkpoint holds weights, not spaces), never stepped.
+    `seed` seeds the sampling of `explore=True` actions. Neither Ray nor the env is needed: the checkpoint holds
+    the modules' spaces beside their weights.
     """
     run_dir, checkpoint = locate(Path(path))
     checkpoint = checkpoint or default_checkpoint(run_dir)
-    spec = embedded_config(run_dir, None).env_runner_spec()
+    config = embedded_config(run_dir, None)
+    module_spec = config.get_rl_module_spec()
     weights = load_module_weights(checkpoint)
     modules = {}
-    for module_id, (obs_space, act_space) in module_spaces(spec).items():
-        module = spec.module.build(obs_space, act_space)
+    for module_id, (obs_space, act_space) in module_spaces(checkpoint).items():
+        module = module_spec.build(obs_space, act_space)
         module.set_state(weights[module_id])
         modules[module_id] = module.eval()
     normalizer = None
     stats = normalization_in_state(load_env_runner_state(checkpoint))
-    if stats is not None and spec.multi_agent is None:
-        normalizer = Normalizer(spec.normalization, modules[DEFAULT_MODULE_ID].observation_space, 1)
+    if stats is not None and list(modules) == [DEFAULT_MODULE_ID]:  # multi-agent runs do not normalise
+        normalizer = Normalizer(config.normalization_spec(), modules[DEFAULT_MODULE_ID].observation_space, 1)
         normalizer.sync(stats)
     return Policy(modules, normalizer, checkpoint, seed)
 
 
-def module_spaces(spec: EnvRunnerSpec) -> dict[str, tuple[gym.Space, gym.Space]]:
-    """(observation, action) space of each module id of a runner spec's env, as its runners see them."""
-    if spec.multi_agent is None:
-        return {DEFAULT_MODULE_ID: env_spaces(spec.env)}
-    env = make_parallel_env(spec.env.id, spec.env.env_config)
-    try:
-        return dict(spec.multi_agent.build(env).spaces)
-    finally:
-        env.close()
+def module_spaces(checkpoint: Path) -> dict[str, tuple[gym.Space, gym.Space]]:
+    """(observation, action) space of each module id, as the checkpoint saved them: a multi-agent run's are Dicts
+    by module id, a single-agent observation space is a Box (a structured one packed)."""
+    obs_space, act_space = read_checkpoint_spaces(checkpoint)
+    if isinstance(obs_space, gym.spaces.Dict):
+        return {module_id: (obs_space[module_id], act_space[module_id]) for module_id in obs_space.spaces}
+    return {DEFAULT_MODULE_ID: (obs_space, act_space)}

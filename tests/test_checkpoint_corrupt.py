@@ -24,8 +24,9 @@ pytestmark = pytest.mark.xdist_group("checkpoint_corrupt")
 
 GARBAGE = b"\x00\x9f\xff\xfe not a checkpoint \x80\x81"
 # Every file of a PPO checkpoint, relative to the checkpoint directory.
-CHECKPOINT_FILES = ("algorithm_state.json", "env_runners.pt", "learner_group/optimizer.pt", "learner_group/rng.pt",
-                    "learner_group/learner_vars.json", "learner_group/module_default_policy.safetensors")
+CHECKPOINT_FILES = ("algorithm_state.json", "env_runners.pt", "spaces.json", "learner_group/optimizer.pt",
+                    "learner_group/rng.pt", "learner_group/learner_vars.json",
+                    "learner_group/module_default_policy.safetensors")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ structured observations."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -16,6 +17,8 @@ import rlrun
 from rlrun.algorithms.algorithm import load_env_runner_state
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
+from rlrun.core.packed_space import PackedSpace
+from rlrun.core.space_json import space_from_json, space_to_json
 from rlrun.env.env_runner_group import normalization_in_state
 
 pytestmark = pytest.mark.xdist_group("python_api")
@@ -94,10 +97,29 @@ def test_box_actions_and_the_runs_observation_filter(tmp_path: Path) -> None:
     assert not np.allclose(filtered, obs)  # the filter did change what the network saw
 
 
-def test_structured_observations_are_packed_before_the_forward(tmp_path: Path) -> None:
+def test_structured_observations_are_packed_before_the_forward_and_no_env_is_needed(tmp_path: Path) -> None:
     result = rlrun.train("algo=ppo", "env.id=user_models:PositionEnv", f"hydra.run.dir={tmp_path / 'run'}", **TINY)
-    policy = rlrun.load(result.run_dir)
     observations = [{"position": p, "velocity": np.full(2, p / 5, np.float32)} for p in range(5)]
     batched = {"position": np.arange(5), "velocity": np.stack([o["velocity"] for o in observations])}
-    actions = policy.compute_actions(batched)
+    actions = rlrun.load(result.run_dir).compute_actions(batched)
+    # Deployed where the env does not exist: the checkpoint's spaces.json builds the modules.
+    saved = result.run_dir / ".hydra" / "config.yaml"
+    saved.write_text(saved.read_text().replace("user_models:PositionEnv", "no_such_package:NoSuchEnv"))
+    policy = rlrun.load(result.run_dir)
+    assert isinstance(policy.modules["default_policy"].observation_space, PackedSpace)
     assert actions.shape == (5,) and [policy.compute_action(o) for o in observations] == list(actions)
+
+
+@pytest.mark.parametrize("space", [
+    gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
+    gym.spaces.Box(np.array([-1.0, -2.0]), np.array([1.0, 2.0]), (2,), np.float64),
+    gym.spaces.Box(0, 255, (4, 84, 84), np.uint8),
+    gym.spaces.Discrete(7, start=-1),
+    gym.spaces.MultiDiscrete([3, 4]),
+    gym.spaces.MultiBinary(5),
+    gym.spaces.Dict(a=gym.spaces.Tuple([gym.spaces.Discrete(2), gym.spaces.Box(0, 1, (2,))])),
+    PackedSpace(gym.spaces.Dict(image=gym.spaces.Box(0, 255, (3, 3), np.uint8), goal=gym.spaces.Discrete(4))),
+], ids=lambda space: type(space).__name__)
+def test_a_checkpoints_spaces_survive_json(space: gym.Space) -> None:
+    loaded = space_from_json(json.loads(json.dumps(space_to_json(space))))
+    assert loaded == space and type(loaded) is type(space)

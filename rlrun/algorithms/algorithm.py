@@ -18,19 +18,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlrun.algorithms.algorithm_config import AlgorithmConfig
+from rlrun.algorithms.algorithm_config import AlgorithmConfig, single_spaces
 from rlrun.callbacks import runner_metrics
 from rlrun.cluster import ensure_ray
 from rlrun.core import COMPONENT_RL_MODULE
 from rlrun.core import checkpointing as ckpt
 from rlrun.core.arrays import map_leaves
 from rlrun.core.learner.learner import load_learner_checkpoint
+from rlrun.core.space_json import space_from_json, space_to_json
 from rlrun.env import EnvRunner, EnvRunnerGroup
 from rlrun.env.env_runner import summarize_episodes
 from rlrun.env.env_runner_group import make_env_runner
 
 # 2: env_runners.pt holds the episodes in flight (env state, observations), not only the RNG.
-CHECKPOINT_FORMAT = 2
+# 3: spaces.json holds the modules' spaces (`rlrun.load` builds a policy without the env).
+CHECKPOINT_FORMAT = 3
 SMOOTHING_EPISODES = 100
 # What a multi-agent runner reports beside the episode return (the sum over agents) -> the metric of its means.
 SPLIT_RETURNS = {"agent_episode_returns": "agent_episode_return_mean",
@@ -38,6 +40,8 @@ SPLIT_RETURNS = {"agent_episode_returns": "agent_episode_return_mean",
 # The evaluation env runner's index: its seed (config.seed + 10_000 * index) is apart from every sampling runner's,
 # and `rlrun-eval` uses the same one, so it reproduces a run's `evaluation/*` numbers from its checkpoint.
 EVALUATION_WORKER_INDEX = 1_000
+# The modules' observation and action spaces (a multi-agent run's: Dicts by module id), for `rlrun.load`.
+SPACES_FILE = "spaces.json"
 
 
 class Algorithm:
@@ -187,6 +191,9 @@ class Algorithm:
                     "evaluation": self.last_evaluation,
                 },
             )
+            obs_space, act_space = single_spaces(self.env_runner_group.env)
+            ckpt.save_json(tmp / SPACES_FILE, {"observation_space": space_to_json(obs_space),
+                                               "action_space": space_to_json(act_space)})
             self.save_extra_state(tmp)
         return path
 
@@ -205,6 +212,10 @@ class Algorithm:
         state = read_checkpoint_state(path)
         if state.get("algorithm") != type(self).__name__:
             raise ckpt.CheckpointError(f"{path} is a {state.get('algorithm')} checkpoint, not {type(self).__name__}")
+        saved, ours = read_checkpoint_spaces(path), single_spaces(self.env_runner_group.env)
+        if saved != ours:
+            raise ckpt.CheckpointError(f"{path} was saved for observation space {saved[0]} and action space "
+                                       f"{saved[1]}; this run's env has {ours[0]} and {ours[1]}")
         self.learner_group.restore_from_path(path / "learner_group")
         runner_state = load_env_runner_state(path)
         try:
@@ -258,6 +269,17 @@ def load_module_weights(path: str | Path) -> dict[str, Any]:
     read_checkpoint_state(path)
     state, _ = load_learner_checkpoint(Path(path) / "learner_group")
     return state[COMPONENT_RL_MODULE]
+
+
+def read_checkpoint_spaces(path: str | Path) -> tuple[Any, Any]:
+    """(observation space, action space) the checkpoint's modules were built on (multi-agent: Dicts by module
+    id); CheckpointError naming spaces.json if it is missing or corrupt."""
+    file = Path(path) / SPACES_FILE
+    spaces = ckpt.load_json(file)
+    try:
+        return space_from_json(spaces["observation_space"]), space_from_json(spaces["action_space"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ckpt.CheckpointError(f"checkpoint file {file} is corrupt ({type(e).__name__}: {e})") from None
 
 
 def _seed_everything(seed: int) -> None:

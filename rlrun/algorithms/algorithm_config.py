@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from rlrun.core.rl_module import RLModuleSpec
     from rlrun.env.env_spec import EnvSpec
     from rlrun.env.multi_agent.mapping import PolicyMapping, PolicyMappingSpec
-    from rlrun.env.runner_spec import EnvRunnerGroupSpec, EnvRunnerSpec
+    from rlrun.env.runner_spec import EnvRunnerGroupSpec, EnvRunnerSpec, NormalizationSpec
 
 
 MAX_NUMPY_SEED = 2**32 - 1
@@ -238,19 +238,26 @@ class AlgorithmConfig:
     def env_runner_spec(self) -> EnvRunnerSpec:
         """What every env runner of this config is built from (`rlrun.env.runner_spec`). Whether the env is
         multi-agent is decided here, once: telling a PettingZoo function's env apart builds it."""
-        from rlrun.env.runner_spec import EnvRunnerSpec, NormalizationSpec
+        from rlrun.env.runner_spec import EnvRunnerSpec
 
         return EnvRunnerSpec(
             env=self.env_spec(), module=self.get_rl_module_spec(),
             rollout_fragment_length=self.get_rollout_fragment_length(), num_envs=self.num_envs_per_env_runner,
             seed=self.seed, multi_agent=self.policy_mapping_spec() if self.is_multi_agent else None,
-            normalization=NormalizationSpec(
-                observation_filter=self.observation_filter, normalize_rewards=self.normalize_rewards,
-                clip_observations=self.clip_observations, clip_normalized_rewards=self.clip_normalized_rewards,
-                gamma=self.gamma),
+            normalization=self.normalization_spec(),
             num_threads=self.env_runner_threads(),
             callbacks=tuple(self.callback_classes),
         )
+
+    def normalization_spec(self) -> NormalizationSpec:
+        """The normalisation the runners apply (`env_runners.observation_filter`, `normalize_rewards`, ...); also
+        what `rlrun.load` filters observations with, without building an env."""
+        from rlrun.env.runner_spec import NormalizationSpec
+
+        return NormalizationSpec(
+            observation_filter=self.observation_filter, normalize_rewards=self.normalize_rewards,
+            clip_observations=self.clip_observations, clip_normalized_rewards=self.clip_normalized_rewards,
+            gamma=self.gamma)
 
     def env_runner_group_spec(self) -> EnvRunnerGroupSpec:
         """The algorithm's EnvRunnerGroup: its runners' spec, how many and their resources, fault tolerance."""
@@ -373,13 +380,13 @@ class AlgorithmConfig:
 
     def build_learner(self, *, env: gym.Env | gym.vector.VectorEnv) -> Learner:
         """An unbuilt Learner for `env`'s spaces; call `.build()` on it."""
-        obs_space, act_space = _single_spaces(env)
+        obs_space, act_space = single_spaces(env)
         return self.get_learner_class()(config=self.copy(), observation_space=obs_space, action_space=act_space)
 
     def build_learner_group(self, *, env: gym.Env | gym.vector.VectorEnv) -> LearnerGroup:
         from rlrun.core.learner import LearnerGroup
 
-        obs_space, act_space = _single_spaces(env)
+        obs_space, act_space = single_spaces(env)
         return LearnerGroup(config=self.copy(), observation_space=obs_space, action_space=act_space)
 
     # -- validation --------------------------------------------------------------------
@@ -591,7 +598,8 @@ def _atari_keys(atari: bool | Mapping[str, Any]) -> dict[str, Any] | None:
     return {**dataclasses.asdict(AtariSchema()), **atari}
 
 
-def _single_spaces(env: gym.Env | gym.vector.VectorEnv) -> tuple[gym.Space, gym.Space]:
+def single_spaces(env: gym.Env | gym.vector.VectorEnv) -> tuple[gym.Space, gym.Space]:
+    """(observation, action) space of one copy of `env` (a vector env's single spaces)."""
     if isinstance(env, gym.vector.VectorEnv):
         return env.single_observation_space, env.single_action_space
     return env.observation_space, env.action_space
