@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+from rlrun.algorithms.algorithm import load_module_weights
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.core import Columns
 from rlrun.core.packed_space import PackedSpace, pack_space
@@ -190,3 +195,24 @@ def test_a_dict_env_on_a_ray_env_runner_fills_a_replay_buffer_and_resumes(ray_cl
         assert np.isfinite(algo.train()["learners"]["default_policy"]["total_loss"])
     finally:
         algo.stop()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_frozenlake_s_discrete_observation_trains_and_films_through_the_cli(run_cli, tmp_path, algo):
+    """`rlrun env.id=FrozenLake-v1 algo=...` (a Discrete(16) observation, one-hot) trains, and rlrun-eval films
+    its policy (toy-text envs take int actions)."""
+    size = ["algo.train_batch_size=64", "algo.minibatch_size=32"] if algo == "ppo" else [
+        "algo.num_steps_sampled_before_learning_starts=32"]
+    proc = run_cli("env.id=FrozenLake-v1", f"algo={algo}", "stop.iterations=2", "evaluation.episodes=2", *size)
+    assert proc.returncode == 0, proc.stderr
+    assert "done (iterations >= 2)" in proc.stdout
+    weights = load_module_weights(tmp_path / "run" / "checkpoints" / "final")["default_policy"]
+    inputs = {np.shape(v)[1] for k, v in weights.items() if k.endswith("weight") and np.ndim(v) == 2}
+    assert 16 in inputs and 8 not in inputs, "the first layer sees a one-hot of the 16 cells, not the row's bytes"
+    if algo == "dqn":
+        film = subprocess.run([str(Path(sys.executable).with_name("rlrun-eval")), f"checkpoint={tmp_path / 'run'}",
+                               "episodes=1", "video=true", "video_format=gif"],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert film.returncode == 0, film.stderr
+        assert list((tmp_path / "run" / "videos").glob("*.gif"))
+
