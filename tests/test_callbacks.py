@@ -17,12 +17,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from user_callbacks import HOOKS_FILE, STOP_AT_ITERATION
 
 from rlrun.algorithms.ppo import PPOConfig
-from rlrun.callbacks import MetricsLogger, check_callbacks
+from rlrun.callbacks import Callback, MetricsLogger, check_callbacks
 from rlrun.callbacks.metrics import reduce_logged
 from rlrun.config.errors import ConfigError
 from rlrun.env.vector_infos import copy_infos
 from rlrun.report.cli import main as report_main
-from rlrun.run.recorder import read_metrics
+from rlrun.run.recorder import RunRecorder, read_metrics
 
 TINY = ("algo.train_batch_size=128", "algo.minibatch_size=64", "algo.num_epochs=1",
         "env_runners.num_envs_per_runner=4", "evaluation.episodes=2")
@@ -202,3 +202,47 @@ def test_a_hook_signature_error_says_how_to_define_the_hook() -> None:
         "callbacks: user_callbacks:PositionalEpisodeEnd.on_episode_end cannot take rlrun's keyword arguments (got "
         "an unexpected keyword argument 'env_runner'); define it as on_episode_end(self, *, episode, env_runner, "
         "metrics_logger, **kwargs)")
+
+
+class _Stop(Callback):
+    def on_train_result(self, *, metrics_logger, **kwargs):
+        metrics_logger.log_value("added", 1.0)
+        return True
+
+
+class _Rows(Callback):
+    """A record after the user's callbacks, as TensorBoard and the trackers are."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def on_train_result(self, *, result, **kwargs) -> None:
+        self.rows.append(dict(result))
+
+
+class _ReturnsResult(Callback):
+    def on_train_result(self, *, result, **kwargs):
+        return result
+
+
+def test_recorder_order_stop_reason_and_final_evaluation(tmp_path) -> None:
+    """The records after a stopping callback get its metric and the final evaluation; so does metrics.jsonl."""
+    rows = _Rows()
+    recorder = RunRecorder(tmp_path, callbacks=[_Stop(), rows])
+    evaluations = []
+
+    def final_evaluation() -> dict:
+        evaluations.append(1)
+        return {"evaluation/episode_return_mean": 5.0}
+
+    row, stop = recorder.record(None, {"training_iteration": 1}, final_evaluation)
+    recorder.close()
+    assert stop == "_Stop: asked to stop" and evaluations == [1]
+    assert rows.rows[0]["added"] == 1.0 and rows.rows[0]["evaluation/episode_return_mean"] == 5.0
+    assert read_metrics(tmp_path) == [row]
+
+    (tmp_path / "second").mkdir()
+    recorder = RunRecorder(tmp_path / "second", callbacks=[_ReturnsResult()])
+    with pytest.raises(TypeError, match="returned a dict; return a reason"):
+        recorder.record(None, {"training_iteration": 1}, dict)
+    recorder.close()

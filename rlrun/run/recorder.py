@@ -89,7 +89,12 @@ class RunRecorder:
             asked = self.callbacks.call_one(callback, "on_train_result", algorithm=algorithm, result=row,
                                             metrics_logger=logger)
             row.update(logger.reduce())
-            if asked and stop is None:
+            if asked is None or asked is False:
+                continue
+            if not (asked is True or isinstance(asked, str)):  # e.g. `return result`: no reason to stop
+                raise TypeError(f"{type(callback).__name__}.on_train_result returned a {type(asked).__name__}; "
+                                "return a reason (a string) or True to stop the run, None to go on")
+            if stop is None:
                 stop = f"{type(callback).__name__}: {asked if isinstance(asked, str) else 'asked to stop'}"
                 row.update(final_evaluation())
         self._file.write(json.dumps(row) + "\n")
