@@ -188,8 +188,3 @@ def pack_space(space: gym.Space) -> gym.Space:
     """The space everything downstream sees: a Box as it is, anything else packed."""
     return space if isinstance(space, gym.spaces.Box) else PackedSpace(space)
 
-
-def unpack_obs(space: gym.Space, obs: torch.Tensor) -> Any:
-    """What a network's forward takes: a PackedSpace's rows unpacked, any other observation as it is."""
-    return space.unpack(obs) if isinstance(space, PackedSpace) else obs
-
