@@ -11,7 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlrun.core.packed_space import PackedSpace, pack_space
+from rlrun.core.packed_space import PackedSpace
 
 
 class PackObservation(gym.ObservationWrapper):
@@ -27,4 +27,5 @@ class PackObservation(gym.ObservationWrapper):
 
 def pack_observations(env: gym.Env) -> gym.Env:
     """`env` with packed observations when its space is not a Box; a Box env as it is."""
-    return env if pack_space(env.observation_space) is env.observation_space else PackObservation(env)
+    return env if isinstance(env.observation_space, gym.spaces.Box) else PackObservation(env)
+

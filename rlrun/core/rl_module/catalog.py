@@ -9,7 +9,9 @@ Catalog and SB3's `CnnPolicy` do:
   channel): a CNN, `model.cnn` (`nature`: Mnih et al. 2015; `impala`: the residual network of Espeholt
   et al. 2018; `small`: three 2x2 convolutions for tiny views such as MiniGrid's; null picks `nature`
   for images of 36x36 and more, else `small`, as RLlib picks filters by image size) or the explicit
-  `model.conv_filters`, then its dense layer.
+  `model.conv_filters`, then its dense layer;
+- a structured observation (Dict, Tuple, Discrete, ... packed into a PackedSpace by the env wrapper): one
+  encoder per part, concatenated (rlrun/core/rl_module/structured_encoder.py).
 
 Observations reach the networks in the env's dtype (uint8 frames stay uint8 through sampling, replay and
 Ray's object store); the encoder makes them float on whatever device it runs on, and scales uint8 pixels
