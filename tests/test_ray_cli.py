@@ -132,7 +132,9 @@ def test_ray_mode_solves_cartpole_through_a_crashing_runner(tmp_path: Path) -> N
 @pytest.mark.own_ray
 def test_ctrl_c_writes_final_checkpoint_and_stops_ray(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = start(["env_runners.num=1", "learners.num=2", "stop.timesteps=100000000"], run_dir, tmp_path)
+    # Small iterations: the subject is the interrupt, not PPO's default 4000-step batches of 10 epochs.
+    proc = start(["env_runners.num=1", "learners.num=2", "stop.timesteps=100000000", "algo.train_batch_size=128",
+                  "algo.minibatch_size=64", "algo.num_epochs=1"], run_dir, tmp_path)
     wait_for(lambda: (run_dir / "metrics.jsonl").exists() and len(read_metrics(run_dir)) >= 2, proc)
     tree = process_tree(proc.pid)
     proc.send_signal(signal.SIGINT)

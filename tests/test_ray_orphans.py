@@ -38,7 +38,8 @@ def left_over(processes: list[psutil.Process]) -> list[psutil.Process]:
 def test_sigkilled_driver_leaves_no_ray_process(tmp_path: Path) -> None:
     """Every process of the run's tree (GCS, raylet, agents, actors) is gone within 30 s of `kill -9` of the driver."""
     run_dir = tmp_path / "run"
-    cmd = [RLRUN, "env_runners.num=2", "learners.num=2", "stop.iterations=1000", "algo.train_batch_size=128",
+    # One env runner and one learner actor: actors enough to leave behind, each one more process to start.
+    cmd = [RLRUN, "env_runners.num=1", "learners.num=1", "stop.iterations=1000", "algo.train_batch_size=128",
            "algo.minibatch_size=64", "algo.num_epochs=1", f"hydra.run.dir={run_dir}", "logger.console=plain"]
     # Its own session, as a terminal job would be: the kill below reaches the driver alone, never the test.
     driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
