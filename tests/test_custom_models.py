@@ -12,12 +12,14 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import ray
 import user_models
 from conftest import RLRUN, pythonpath_with_tests
 from omegaconf import OmegaConf
 
+import rlrun
 from rlrun.algorithms.algorithm import load_module_weights
 from rlrun.algorithms.registry import get_algorithm_config_class
 from rlrun.config.errors import ConfigError
@@ -34,7 +36,7 @@ TINY = ["stop.timesteps=null", "stop.iterations=2", "env_runners.num_envs_per_ru
         "logger.console=plain"]
 
 
-def rlrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def rlrun_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([RLRUN, *TINY, *args], capture_output=True, text=True, timeout=240, cwd=cwd, env=ENV)
 
 
@@ -42,8 +44,8 @@ def rlrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def module_run(tmp_path_factory) -> Path:
     """A PPO run on CartPole whose whole module is the user's ActorCritic."""
     run_dir = tmp_path_factory.mktemp("custom") / "run"
-    proc = rlrun("algo=ppo", "model.module_class=user_models:ActorCritic", f"hydra.run.dir={run_dir}",
-                 cwd=run_dir.parent)
+    proc = rlrun_cli("algo=ppo", "model.module_class=user_models:ActorCritic", f"hydra.run.dir={run_dir}",
+                     cwd=run_dir.parent)
     assert proc.returncode == 0, proc.stderr
     return run_dir
 
@@ -59,10 +61,18 @@ def test_module_class_trains_checkpoints_by_name_and_evaluates(module_run: Path)
     assert "2 greedy episodes" in proc.stdout and "return  mean" in proc.stdout
 
 
+def test_a_module_class_run_resumes_and_loads_from_its_checkpoint(module_run: Path) -> None:
+    result = rlrun.train(resume=str(module_run), stop={"iterations": 3})
+    assert result.run_dir == module_run and result.metrics["training_iteration"] == 3
+    policy = rlrun.load(result.final_checkpoint)
+    assert isinstance(policy.modules[DEFAULT_MODULE_ID], user_models.ActorCritic)
+    assert policy.compute_actions(np.zeros((4, 4), np.float32)).shape == (4,)
+
+
 def test_encoder_replaces_the_catalogs_in_every_network_of_a_cli_run(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = rlrun("algo=ppo", "model.encoder=user_models:TinyEncoder", "model.hiddens=[8]", f"hydra.run.dir={run_dir}",
-                 cwd=tmp_path)
+    proc = rlrun_cli("algo=ppo", "model.encoder=user_models:TinyEncoder", "model.hiddens=[8]",
+                     f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     weights = load_module_weights(run_dir / "checkpoints" / "final")[DEFAULT_MODULE_ID]
     # Policy and value networks: the user's 4 -> 16 layer, then the catalog's hidden layer of 8 on its features.
@@ -125,8 +135,8 @@ def test_a_class_that_breaks_its_contract_fails_validation_naming_what(key: str,
 def test_the_contract_is_the_algorithms(tmp_path: Path) -> None:
     """DQN's learner needs a DQNModule (targets, epsilon): the same ActorCritic PPO takes is refused, on the CLI
     as one line, exit status 2, no run directory left."""
-    proc = rlrun("algo=dqn", "model.module_class=user_models:ActorCritic", f"hydra.run.dir={tmp_path / 'run'}",
-                 cwd=tmp_path)
+    proc = rlrun_cli("algo=dqn", "model.module_class=user_models:ActorCritic",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("rlrun: error: model.module_class 'user_models:ActorCritic': algo=dqn needs a "
                                    "subclass of rlrun.algorithms.dqn.dqn_module.DQNModule")

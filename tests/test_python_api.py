@@ -110,6 +110,21 @@ def test_structured_observations_are_packed_before_the_forward_and_no_env_is_nee
     assert actions.shape == (5,) and [policy.compute_action(o) for o in observations] == list(actions)
 
 
+def test_a_multi_agent_checkpoint_acts_by_module_id(tmp_path: Path) -> None:
+    result = rlrun.train("algo=ppo", "env.id=multi_agent_envs:StaggeredEnv", "multi_agent.policies=independent",
+                         f"hydra.run.dir={tmp_path / 'run'}", **TINY)
+    policy = rlrun.load(result.run_dir)
+    assert sorted(policy.module_ids) == ["early", "late", "long"]
+    obs = np.array([[1.0, 1.0], [3.0, 1.0]], np.float32)
+    for module_id in policy.module_ids:
+        with torch.no_grad():
+            logits = policy.modules[module_id].forward_inference({Columns.OBS: torch.as_tensor(obs)})[
+                Columns.ACTION_DIST_INPUTS]
+        assert policy.compute_actions(obs, module_id=module_id).tolist() == logits.argmax(-1).tolist()
+    with pytest.raises(ValueError, match="several modules"):
+        policy.compute_action(obs[0])
+
+
 @pytest.mark.parametrize("space", [
     gym.spaces.Box(-np.inf, np.inf, (3,), np.float32),
     gym.spaces.Box(np.array([-1.0, -2.0]), np.array([1.0, 2.0]), (2,), np.float64),
