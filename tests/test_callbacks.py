@@ -50,7 +50,8 @@ def stopped_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
 
 def test_a_callback_stops_the_run_cleanly_with_a_final_evaluation_and_checkpoint(stopped_run) -> None:
     proc, run_dir = stopped_run
-    assert f"done (StopAfterIterations: {STOP_AT_ITERATION} iterations are enough)" in proc.stdout
+    reason = f"StopAfterIterations: {STOP_AT_ITERATION} iterations are enough"
+    assert f"done ({reason})" in proc.stdout and f"finished ({reason})" in (run_dir / "rlrun.log").read_text()
     rows = read_metrics(run_dir)
     assert [r["training_iteration"] for r in rows] == list(range(1, STOP_AT_ITERATION + 1))
     assert "evaluation/episode_return_mean" in rows[-1]  # the run's final evaluation, in the stopping row
