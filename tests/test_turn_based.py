@@ -205,7 +205,7 @@ def test_win_rate_refuses_an_env_that_is_not_a_two_player_game():
 
 
 def test_cli_trains_the_tictactoe_preset_reports_its_win_rate_and_evaluates(run_cli, tmp_path: Path):
-    """The preset, tiny: self-play with the mask, WinRate at the final evaluation, then rlrun-eval of a game."""
+    """The preset, tiny: self-play with the mask, WinRate at the final evaluation, then rlrun-eval films games."""
     result = run_cli("experiment=tictactoe_ppo", "stop.timesteps=600", "env_runners.num_envs_per_runner=4",
                      "algo.train_batch_size=300", "algo.minibatch_size=100", "algo.num_epochs=1",
                      "evaluation.episodes=2")
@@ -223,10 +223,12 @@ def test_cli_trains_the_tictactoe_preset_reports_its_win_rate_and_evaluates(run_
     assert sorted(p.name for p in (run_dir / "checkpoints" / "final" / "learner_group").glob("module_*")) == [
         "module_default_policy.safetensors"]
     evaluate = subprocess.run([str(Path(sys.executable).with_name("rlrun-eval")), f"checkpoint={run_dir}",
-                               "episodes=2"], capture_output=True, text=True, timeout=300)
+                               "episodes=2", "video=true", "video_format=gif"], capture_output=True, text=True,
+                              timeout=300)
     assert evaluate.returncode == 0, evaluate.stderr
     report = json.loads(next(run_dir.glob("eval_*.json")).read_text())
     assert min(report["episode_lens"]) >= 5 and max(report["episode_lens"]) <= 9  # whole games of legal moves
+    assert Path(report["video"]).stat().st_size > 0  # filmed move by move
 
 
 def test_ray_env_runners_play_turn_based_games(ray_cluster):

@@ -14,14 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from rlrun.callbacks.callback import Callback
 from rlrun.config.errors import ConfigError
-from rlrun.core.columns import Columns
 from rlrun.core.packed_space import PackedSpace
 from rlrun.core.rl_module import RLModule
-from rlrun.env.multi_agent.turn_based import TurnBasedEnv, TurnBasedEnvRunner
+from rlrun.env.multi_agent.turn_based import TurnBasedEnv, TurnBasedEnvRunner, greedy_move
 
 # Games are seeded apart from training's episodes (which start at the run's seed).
 GAMES_SEED_OFFSET = 7_919
@@ -77,7 +75,7 @@ def play_against_random(env: TurnBasedEnv, modules: dict[str, RLModule], games: 
                 continue
             legal = legal_actions(env, turn)
             if turn.agent == seat:
-                action = greedy_action(modules[seat], turn.obs)
+                action = greedy_move(modules[seat], turn.obs)
                 illegal += int(action not in legal)
             else:
                 action = int(rng.choice(legal))
@@ -95,9 +93,3 @@ def legal_actions(env: TurnBasedEnv, turn: Any) -> np.ndarray:
     if mask is None:
         return np.arange(int(env.action_space(turn.agent).n))
     return np.flatnonzero(mask[0].numpy())
-
-
-def greedy_action(module: RLModule, obs: np.ndarray) -> int:
-    with torch.inference_mode():
-        logits = module.forward_inference({Columns.OBS: torch.from_numpy(obs[None])})[Columns.ACTION_DIST_INPUTS]
-        return int(module.get_inference_action_dist_cls().from_logits(logits).deterministic_sample()[0])

@@ -24,6 +24,7 @@ from rlrun.env.env_creation import EnvError, has_display, headless_gl_problem, m
 from rlrun.env.env_runner import buffer_dtype
 from rlrun.env.env_spec import EnvSpec, as_env_spec
 from rlrun.env.multi_agent.creation import make_parallel_env
+from rlrun.env.multi_agent.turn_based import TurnBasedEnv, greedy_move
 from rlrun.env.normalization import Normalizer
 from rlrun.extras import install_hint
 
@@ -65,7 +66,8 @@ def record_video(
         play = functools.partial(_play, module, normalizer, env)
     else:
         env = make_parallel_env(env_id, render_config)
-        play = functools.partial(_play_agents, module, agent_to_module, env)
+        play_game = _play_turns if isinstance(env, TurnBasedEnv) else _play_agents
+        play = functools.partial(play_game, module, agent_to_module, env)
     try:
         with warnings.catch_warnings():
             if not has_display():  # GLFW (tried first by gymnasium's MuJoCo renderer) only warns that there is none
@@ -131,6 +133,21 @@ def _play_agents(module: Any, agent_to_module: dict[str, str], env: Any, seed: i
             space = env.action_space(agent)
             actions[agent] = np.clip(action, space.low, space.high) if isinstance(space, gym.spaces.Box) else action
         obs, *_ = env.step(actions)
+        frames.append(env.render())
+    return frames
+
+
+def _play_turns(module: Any, agent_to_module: dict[str, str], env: TurnBasedEnv, seed: int) -> list[np.ndarray]:
+    """The frames of one greedy game of a turn-based PettingZoo env, a frame per move; each player moves with its
+    own module."""
+    env.reset(seed=seed)
+    frames = [env.render()]
+    while env.agents:
+        turn = env.turn()
+        if turn.terminated or turn.truncated:
+            env.step(None)  # the game is over: PettingZoo takes each player off the board
+            continue
+        env.step(greedy_move(module[agent_to_module[turn.agent]], turn.obs))
         frames.append(env.render())
     return frames
 

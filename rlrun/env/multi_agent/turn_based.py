@@ -103,8 +103,19 @@ class TurnBasedEnv:
         """The selected agent's move; None takes an agent that is out off the board (PettingZoo's dead step)."""
         self.aec.step(action)
 
+    def render(self) -> np.ndarray | None:
+        return self.aec.render()
+
     def close(self) -> None:
         self.aec.close()
+
+
+def greedy_move(module: Any, obs: np.ndarray) -> int:
+    """The greedy (masked, if the observation carries a mask) move of `module` for one packed observation: what
+    the win rate and the videos play."""
+    with torch.inference_mode():
+        logits = module.forward_inference({Columns.OBS: torch.from_numpy(obs[None])})[Columns.ACTION_DIST_INPUTS]
+        return int(module.get_inference_action_dist_cls().from_logits(logits).deterministic_sample()[0])
 
 
 def game_parts(env: TurnBasedEnv) -> Iterator[tuple[str, Any]]:
