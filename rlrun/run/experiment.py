@@ -105,7 +105,7 @@ class ExperimentRun:
     it reached (None to go on). The CLI loops over it; a Tune trial
     (rlrun/tune/trainable.py) calls it once per Tune iteration.
 
-    The driver's callbacks (`callbacks=[...]`, then TensorBoard and the trackers) are the
+    The driver's callbacks (`callbacks=[...]`, then the trackers and TensorBoard) are the
     recorder's; the run calls their hooks where it builds, evaluates and checkpoints.
     """
 
@@ -120,8 +120,9 @@ class ExperimentRun:
         try:
             purge_step = resume(self.algo, cfg, run_dir) if cfg.resume is not None else None
             hparams = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-            records = [TensorBoardWriter(hparams, purge_step)] if cfg.logger.tensorboard else []
-            callbacks = [*build_callbacks(config.callback_classes), *records, *trackers]
+            # Trackers before TensorBoard: one that cannot start leaves no new event file behind.
+            tensorboard = [TensorBoardWriter(hparams, purge_step)] if cfg.logger.tensorboard else []
+            callbacks = [*build_callbacks(config.callback_classes), *trackers, *tensorboard]
             self.recorder = RunRecorder(run_dir, hparams, callbacks)
             self.callbacks = self.recorder.callbacks
         except BaseException:
