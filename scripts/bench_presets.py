@@ -98,6 +98,9 @@ ANCHORS = {
     "breakout_ppo": Anchor("CleanRL ppo_atari.py 414.7 ± 28.1 @ 10M; rl-zoo3 PPO 398 @ 10M"),
     "pong_dqn": Anchor("rl-zoo3 DQN 20.6 @ 10M"),
     "pong_appo": Anchor("RLlib tuned APPO Pong example: 20 @ 10M"),
+    # Issue 26: self-play returns are 0 by construction; the goal is on WinRate's games against a random player
+    # (docs/benchmarks.md's Other benchmarks).
+    "tictactoe_ppo": Anchor("win or draw >= 95% of 200 games against a random player (evaluation/win_rate)"),
 }
 
 
