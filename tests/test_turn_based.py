@@ -75,6 +75,8 @@ def test_rows_are_each_agents_own_turns_with_the_rewards_credited_to_its_last_mo
         real = np.flatnonzero(mask[:, j])
         # Padding sits above a column's turns; the turns themselves are consecutive rows.
         assert list(real) == list(range(steps - len(real), steps))
+        # ... and repeats the column's first move (a legal action where a mask applies).
+        assert np.all(actions[:steps - len(real), j] == actions[real[0], j])
         assert np.all(obs[real, j, 1] == float(agent == "first"))
         after_move = count(obs[real, j]) + actions[real, j] + 1
         won = after_move >= TARGET

@@ -279,7 +279,7 @@ class TurnBasedEnvRunner(MultiAgentEnvRunner):
         if logits is not None:
             buf[Columns.ACTION_DIST_INPUTS] = np.zeros((turns, len(columns), *np.shape(logits)), dtype=np.float32)
         buf[Columns.LOSS_MASK][:] = False
-        buf[Columns.OBS][:] = self._obs[module]  # padding rows: any valid observation
+        buf[Columns.OBS][:] = self._obs[module]  # padding of a column without a move yet: its observation now
         buf[Columns.ACTIONS][:] = 0
         buf[Columns.ACTION_LOGP][:] = 0.0
         bootstrap = self._obs[module].copy()
@@ -292,6 +292,10 @@ class TurnBasedEnvRunner(MultiAgentEnvRunner):
                     buf[key][t, j] = row[key]
             if rows:
                 bootstrap[j] = rows[-1][Columns.BOOTSTRAP_OBS]
+                # Padding repeats the column's first move, so its action is legal where a mask applies: a loss that
+                # weighs every row before masking never multiplies a masked logit's log-probability.
+                for key in (Columns.OBS, *_MOVE_COLUMNS):
+                    buf[key][:turns - len(rows), j] = rows[0][key]
         buf[Columns.BOOTSTRAP_OBS] = bootstrap
         return buf
 
