@@ -20,6 +20,7 @@ import torch
 from action_envs import EPISODE_LEN, MaskedAgentsEnv, MaskedEnv, MaskedMultiDiscreteEnv
 from conftest import RLRUN, pythonpath_with_tests
 
+import rlrun
 from rlrun.algorithms.appo import APPOConfig
 from rlrun.algorithms.dqn import DQNConfig
 from rlrun.algorithms.dqn.dqn_module import EpsilonGreedy
@@ -251,6 +252,15 @@ def test_a_masked_policy_trains_through_the_cli_and_acts_legally_in_rlrun_eval(t
     (report,) = run_dir.glob("eval_*.json")
     assert json.loads(report.read_text())["episode_lens"] == [EPISODE_LEN] * 6  # an illegal move ends one early
     assert read_metrics(run_dir)[-1]["evaluation/episode_len_mean"] == EPISODE_LEN
+
+    policy = rlrun.load(run_dir)  # deployment: the policy takes the env's own Dict observations
+    masks = np.random.default_rng(0).integers(0, 2, (200, 6)).astype(np.int8)
+    masks[:, 5] = 1
+    batch = {"obs": np.eye(6, dtype=np.float32)[np.arange(200) % 6], "action_mask": masks}
+    for explore in (False, True):
+        actions = policy.compute_actions(batch, explore=explore)
+        assert masks[np.arange(200), actions].all(), explore
+    assert masks[0, policy.compute_action({"obs": batch["obs"][0], "action_mask": masks[0]})]
 
 
 def test_ray_env_runner_samples_and_evaluates_legal_actions_only(ray_cluster, tmp_path: Path) -> None:

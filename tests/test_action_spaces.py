@@ -19,6 +19,7 @@ from action_envs import EPISODE_LEN, MultiDiscreteTargetEnv
 from conftest import RLRUN, pythonpath_with_tests
 from torch import distributions as td
 
+import rlrun
 from rlrun.algorithms.appo import APPOConfig
 from rlrun.algorithms.bc import BCConfig
 from rlrun.algorithms.dqn import DQNConfig
@@ -101,6 +102,13 @@ def test_ppo_learns_multidiscrete_and_multibinary_actions_through_the_cli(tmp_pa
         last = read_metrics(tmp_path / str(job))[-1]
         assert last["env_runners/episode_return_mean"] > better_than, (job, last)
         assert last["evaluation/episode_return_mean"] > better_than, (job, last)
+
+    targets = np.array([[0, 1], [2, 0], [1, 1]])  # rlrun.load's policy acts in the space, on the target it is shown
+    actions = rlrun.load(tmp_path / "0").compute_actions(np.concatenate([np.eye(3)[targets[:, 0]],
+                                                                         np.eye(2)[targets[:, 1]]], axis=1))
+    assert actions.shape == (3, 2) and ((actions >= 0) & (actions < [3, 2])).all(), actions
+    bits = rlrun.load(tmp_path / "1").compute_actions(np.eye(4, dtype=np.float32), explore=True)
+    assert bits.shape == (4, 4) and set(bits.ravel().tolist()) <= {0, 1}, bits
 
 
 @pytest.mark.parametrize("config_cls", [IMPALAConfig, APPOConfig])
