@@ -103,7 +103,8 @@ def sample_observations(space: gym.Space, rows: int) -> torch.Tensor:
 def check_encoder(space: gym.Space, model_config: Mapping[str, Any]) -> None:
     """ConfigError unless the `model.encoder` class meets the encoder contract on `space`."""
     path = model_config["encoder"]
-    with torch.random.fork_rng(devices=[]):  # the check draws no numbers from the run's seeded RNG
+    # The check draws no numbers from the run's seeded RNG, and records no gradients.
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         encoder = build_user_encoder(space, model_config)
         out_dim = getattr(encoder, "out_dim", None)
         if not isinstance(out_dim, int) or isinstance(out_dim, bool) or out_dim < 1:
@@ -123,7 +124,7 @@ def check_module(cls: type[RLModule], contract: ModuleContract, algo: str, obser
     if not issubclass(cls, contract.base):
         raise ConfigError(f"{MODULE_KEY} {path!r}: algo={algo} needs a subclass of "
                           f"{contract.base.__module__}.{contract.base.__name__}")
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
         module = _construct(cls, path, MODULE_KEY, observation_space, action_space, dict(model_config))
         for method in ("forward_exploration", "forward_inference", "forward_train", "get_train_action_dist_cls",
                        *contract.methods):
