@@ -115,7 +115,7 @@ def test_ppo_learns_multidiscrete_and_multibinary_actions_through_the_cli(tmp_pa
 def test_impala_and_appo_train_multidiscrete_and_multibinary_policies(config_cls) -> None:
     for env_id in (MD_ENV, MB_ENV):
         algo = (config_cls().environment(env_id).env_runners(num_envs_per_env_runner=4)
-                .training(train_batch_size=128, lr=3e-3).debugging(seed=0).build_algo())
+                .training(train_batch_size=128, lr=1e-2).debugging(seed=0).build_algo())
         try:
             first = algo.train()["learners"]["default_policy"]
             for _ in range(14):
@@ -126,7 +126,8 @@ def test_impala_and_appo_train_multidiscrete_and_multibinary_policies(config_cls
         assert all(np.isfinite(v) for v in learner.values()), learner
         assert learner["entropy"] < first["entropy"], (first, learner)  # the policy sharpens
         if env_id == MD_ENV:
-            assert result["env_runners"]["episode_return_mean"] > MD_RANDOM + 1.0, result["env_runners"]
+            # Seeds 0-2 reach 10.7-11.6 (IMPALA) and 12.5-13.8 (APPO) here.
+            assert result["env_runners"]["episode_return_mean"] > MD_RANDOM + 2.5, result["env_runners"]
 
 
 def _expert_dataset(path: Path) -> str:
