@@ -30,7 +30,7 @@ from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
 from rlrun.core.packed_space import PackedSpace
 from rlrun.core.rl_module import DefaultActorCriticModule
-from rlrun.core.rl_module.action_masking import ActionMaskError, mask_logits
+from rlrun.core.rl_module.action_masking import ActionMaskError, check_legal, mask_logits
 from rlrun.core.rl_module.distributions import Categorical, MultiCategorical
 from rlrun.env.env_creation import make_env
 from rlrun.env.env_spec import as_env_spec
@@ -236,6 +236,14 @@ def test_an_observation_with_no_legal_action_is_a_one_line_error_naming_the_env(
     assert str(error.value) == (
         f"env '{NO_LEGAL}' returned an observation whose action_mask allows no action ([0, 0, 0, 0, 0, 0]); an env "
         "must leave at least one legal action (one per sub-action of a MultiDiscrete space) while an episode runs")
+
+
+def test_every_sub_action_of_an_acting_row_needs_a_legal_value_and_rows_that_do_not_act_need_none() -> None:
+    space = gym.spaces.MultiDiscrete([3, 2])
+    mask = torch.tensor([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 1, 0, 1, 0]], dtype=torch.bool)
+    check_legal(mask, np.array([False, False, True]), space, "game")  # rows 0 and 1 do not act: no error
+    with pytest.raises(ActionMaskError, match=r"env 'game' .* allows no action \(\[1, 0, 0, 0, 0\]\)"):
+        check_legal(mask, np.array([True, False, True]), space, "game")  # row 0's second sub-action has no value
 
 
 def test_a_masked_policy_trains_through_the_cli_and_acts_legally_in_rlrun_eval(tmp_path: Path) -> None:
