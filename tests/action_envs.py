@@ -68,6 +68,14 @@ class MultiBinaryTargetEnv(_TargetEnv):
         return float((action == self.target).mean())
 
 
+class ShiftedDiscreteEnv(MultiBinaryTargetEnv):
+    """Discrete(3, start=1) actions, which the policies (acting in 0..n-1) cannot take: refused."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = gym.spaces.Discrete(3, start=1)
+
+
 class MaskedEnv(gym.Env):
     """Dict observation {"obs": Box, "action_mask": MultiBinary(n)}, Discrete(n) actions.
 

@@ -25,6 +25,7 @@ from rlrun.algorithms.bc import BCConfig
 from rlrun.algorithms.dqn import DQNConfig
 from rlrun.algorithms.impala import IMPALAConfig
 from rlrun.algorithms.marwil import MARWILConfig
+from rlrun.algorithms.ppo import PPOConfig
 from rlrun.algorithms.sac import SACConfig
 from rlrun.config.errors import ConfigError
 from rlrun.core.rl_module.distributions import Bernoulli, MultiCategorical
@@ -174,3 +175,11 @@ def test_dqn_and_sac_refuse_multi_action_spaces_naming_the_algorithms_that_take_
     message = str(error.value)
     assert "\n" not in message and f"does not support env '{env_id}'" in message, message
     assert message.endswith(f"algorithms that take {space}: ppo, impala, appo, bc, marwil"), message
+
+
+def test_a_discrete_action_space_that_does_not_start_at_zero_is_refused() -> None:
+    with pytest.raises(ConfigError) as error:
+        PPOConfig().environment("action_envs:ShiftedDiscreteEnv").validate()
+    assert str(error.value) == ("env 'action_envs:ShiftedDiscreteEnv' has action space Discrete(3, start=1): the "
+                                "policies act in 0..n-1, so a Discrete action space must start at 0 (MultiDiscrete "
+                                "may start elsewhere)")

@@ -19,7 +19,8 @@ from rlrun.cli import EXIT_USAGE
 @pytest.mark.parametrize(
     ("env_class", "expected"),
     [
-        ("TupleActionEnv", ["does not support", "action space Tuple(Discrete(2), Discrete(3))", "Discrete, MultiDiscrete, MultiBinary, Box; no algorithm takes Tuple"]),
+        ("TupleActionEnv", ["does not support", "action space Tuple(Discrete(2), Discrete(3))",
+                            "Discrete, MultiDiscrete, MultiBinary, Box; no algorithm takes Tuple"]),
         ("DictObsEnv", ["observation space Dict('note': Text(", "has no part the models can use"]),
         ("BrokenEnv", ["could not be created", "RuntimeError: BrokenEnv refuses to start"]),
     ],

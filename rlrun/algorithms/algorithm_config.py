@@ -559,6 +559,9 @@ class AlgorithmConfig:
             elsewhere = f"algorithms that take {kind}: {', '.join(takers)}" if takers else f"no algorithm takes {kind}"
             raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support env '{self.env}' with "
                               f"action space {act_space}; supported: {allowed}; {elsewhere}")
+        if isinstance(act_space, gym.spaces.Discrete) and act_space.start != 0:
+            raise ConfigError(f"env '{self.env}' has action space {act_space}: the policies act in 0..n-1, so a "
+                              "Discrete action space must start at 0 (MultiDiscrete may start elsewhere)")
         self._validate_action_mask(obs_space, act_space)
         from rlrun.core.packed_space import PackedSpace
         from rlrun.core.rl_module.catalog import Catalog, ModelError
