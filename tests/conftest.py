@@ -117,6 +117,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         grouped = item.get_closest_marker("ray") and not item.get_closest_marker("own_ray")
         if grouped or RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
+    # The tests that stop the shared instance run before those that use it, which then starts once
+    # (a stable sort: every other test keeps its place).
+    items.sort(key=lambda item: "ray_disconnected" not in getattr(item, "fixturenames", ()))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> LoadGroupScheduling | None:
