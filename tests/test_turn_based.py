@@ -263,8 +263,8 @@ def test_cli_trains_the_tictactoe_preset_reports_its_win_rate_and_evaluates(run_
 
 
 def test_ray_env_runners_play_turn_based_games(ray_cluster):
-    """Remote runners (SamplingTurnBasedEnvRunner actors) return each agent's turns, merged column by column."""
-    config = counting(num_envs=2, batch=24).env_runners(num_env_runners=2)
+    """A remote runner (a SamplingTurnBasedEnvRunner actor) returns each agent's turns and its games' metrics."""
+    config = counting(num_envs=2, batch=24).env_runners(num_env_runners=1)
     algo = config.build_algo()
     try:
         batch, env_steps = algo.env_runner_group.sample()
@@ -272,8 +272,8 @@ def test_ray_env_runners_play_turn_based_games(ray_cluster):
     finally:
         algo.stop()
     rows = batch["default_policy"]
-    # 24 env steps over 2 runners x 2 copies: 6 per copy, 3 turns per agent; a column per runner, copy and agent.
-    assert rows[Columns.OBS].shape[:2] == (3, 2 * 2 * 2)
+    # 24 env steps over 2 copies: 12 per copy, 6 turns per agent; a column per copy and agent.
+    assert rows[Columns.OBS].shape[:2] == (6, 2 * 2)
     assert env_steps == batch.env_steps > 0
     finished = len(metrics["episode_returns"])
     assert int((rows[Columns.TERMINATEDS] & (rows[Columns.REWARDS] == -1)).sum()) == finished > 0
