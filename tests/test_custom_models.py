@@ -1,5 +1,5 @@
 """Users' own networks (issue 26): `model.encoder` and `model.module_class` through the CLI, `rlrun-eval`, Ray
-env runners and structured observations, and the one-line errors of classes that break their contract.
+env runners and learners, structured observations, and the one-line errors of classes that break their contract.
 
 The classes live in tests/user_models.py, which CLI subprocesses and Ray workers import by name.
 """
@@ -144,9 +144,11 @@ def test_the_contract_is_the_algorithms(tmp_path: Path) -> None:
 
 
 @pytest.mark.ray
-def test_ray_env_runners_import_the_users_classes_by_name(ray_cluster) -> None:
+def test_ray_env_runners_and_learners_import_the_users_classes_by_name(ray_cluster) -> None:
+    """One Ray run covers both sides: an env-runner actor and a Learner actor each build the user's class from its
+    name, and the weights the learner trained reach the runner."""
     config = (get_algorithm_config_class("ppo")().environment("CartPole-v1")
-              .env_runners(num_env_runners=1, num_envs_per_env_runner=2)
+              .env_runners(num_env_runners=1, num_envs_per_env_runner=2).learners(num_learners=1)
               .training(train_batch_size=64, minibatch_size=32, num_epochs=1)
               .rl_module(model_config={"module_class": "user_models:ActorCritic"}))
     algo = config.build_algo()
@@ -155,10 +157,13 @@ def test_ray_env_runners_import_the_users_classes_by_name(ray_cluster) -> None:
         actor = algo.env_runner_group._remote._actors[1]
         remote_class = ray.get(actor.__ray_call__.remote(lambda runner: type(runner.module).__qualname__))
         remote_weights = ray.get(actor.__ray_call__.remote(lambda runner: runner.module.get_state()))
-        learner_weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
+        (learner_actor,) = algo.learner_group._learner._actors
+        learner_class = ray.get(learner_actor.__ray_call__.remote(
+            lambda rank: type(rank._learner.module[DEFAULT_MODULE_ID]).__qualname__))
+        learner_weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]  # the Learner actor's
     finally:
         algo.stop()
-    assert result["env_runners"]["num_env_steps_sampled"] > 0
-    assert remote_class == "ActorCritic"
+    assert result["env_runners"]["num_env_steps_sampled"] > 0 and result["num_env_steps_trained_lifetime"] > 0
+    assert remote_class == "ActorCritic" and learner_class == "ActorCritic"
     assert set(remote_weights) == set(learner_weights)
     assert all((remote_weights[k] == learner_weights[k]).all() for k in learner_weights)  # synced after the update
