@@ -3,10 +3,11 @@ RLlib's `RLModule.from_checkpoint`).
 
 A `Policy` is built as `rlrun-eval` builds its runner's module, without the runner and without the env: the
 run's saved config in embedded mode (no Ray, no GPU) gives the module spec, the checkpoint the modules' spaces
-(`spaces.json`), their weights (`load_module_weights`) and, if the run normalised observations, the frozen
-MeanStdFilter statistics. Observations go through what the
-env runner does to them before a forward pass: structured ones (Dict, Tuple, Discrete, ...) are packed into
-their PackedSpace row, floats become float32, the filter applies; Box actions are clipped to the bounds.
+(`spaces.json`; a format-2 checkpoint predates it, and the run's env gives them), their weights
+(`load_module_weights`) and, if the run normalised observations, the frozen MeanStdFilter statistics.
+Observations go through what the env runner does to them before a forward pass: structured ones (Dict, Tuple,
+Discrete, ...) are packed into their PackedSpace row, floats become float32, the filter applies; Box actions are
+clipped to the bounds.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ import numpy as np
 import torch
 
 from rlrun.algorithms.algorithm import load_env_runner_state, load_module_weights, read_checkpoint_spaces
+from rlrun.algorithms.algorithm_config import AlgorithmConfig, single_spaces
+from rlrun.core.checkpointing import CheckpointError
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.core.packed_space import PackedSpace
 from rlrun.core.rl_module.rl_module import RLModule
 from rlrun.env.env_runner import buffer_dtype
-from rlrun.env.env_runner_group import normalization_in_state
+from rlrun.env.env_runner_group import normalization_in_state, spaces_env
 from rlrun.env.normalization import Normalizer
 from rlrun.run.checkpoints import locate
 from rlrun.run.evaluation import default_checkpoint, embedded_config
@@ -91,7 +94,8 @@ def load(path: str | Path, seed: int = 0) -> Policy:
     """The policy of a run directory (its best checkpoint, else its latest) or of any checkpoint directory.
 
     `seed` seeds the sampling of `explore=True` actions. Neither Ray nor the env is needed: the checkpoint holds
-    the modules' spaces beside their weights.
+    the modules' spaces beside their weights (but for a format-2 checkpoint, whose run's env is built once to
+    read them, never stepped).
     """
     run_dir, checkpoint = locate(Path(path))
     checkpoint = checkpoint or default_checkpoint(run_dir)
@@ -99,7 +103,7 @@ def load(path: str | Path, seed: int = 0) -> Policy:
     module_spec = config.get_rl_module_spec()
     weights = load_module_weights(checkpoint)
     modules = {}
-    for module_id, (obs_space, act_space) in module_spaces(checkpoint).items():
+    for module_id, (obs_space, act_space) in module_spaces(checkpoint, config).items():
         module = module_spec.build(obs_space, act_space)
         module.set_state(weights[module_id])
         modules[module_id] = module.eval()
@@ -111,10 +115,28 @@ def load(path: str | Path, seed: int = 0) -> Policy:
     return Policy(modules, normalizer, checkpoint, seed)
 
 
-def module_spaces(checkpoint: Path) -> dict[str, tuple[gym.Space, gym.Space]]:
-    """(observation, action) space of each module id, as the checkpoint saved them: a multi-agent run's are Dicts
-    by module id, a single-agent observation space is a Box (a structured one packed)."""
-    obs_space, act_space = read_checkpoint_spaces(checkpoint)
+def module_spaces(checkpoint: Path, config: AlgorithmConfig) -> dict[str, tuple[gym.Space, gym.Space]]:
+    """(observation, action) space of each module id, as the checkpoint saved them (a format-2 one: as the run's
+    env has them): a multi-agent run's are Dicts by module id, a single-agent observation space is a Box (a
+    structured one packed)."""
+    obs_space, act_space = read_checkpoint_spaces(checkpoint) or env_spaces_of_run(checkpoint, config)
     if isinstance(obs_space, gym.spaces.Dict):
         return {module_id: (obs_space[module_id], act_space[module_id]) for module_id in obs_space.spaces}
     return {DEFAULT_MODULE_ID: (obs_space, act_space)}
+
+
+def env_spaces_of_run(checkpoint: Path, config: AlgorithmConfig) -> tuple[gym.Space, gym.Space]:
+    """The spaces of a format-2 checkpoint's modules, from the env its run's config names, as its runners saw
+    them; CheckpointError in one line if that env cannot be built here (not installed, renamed, failing)."""
+    try:
+        env = spaces_env(config.env_runner_spec())
+    except Exception as e:  # the user's env, its package or its env_config: whatever it raises, one line
+        reason = str(e).splitlines()[0] if str(e) else ""
+        raise CheckpointError(f"{checkpoint} is a format-2 checkpoint, which does not hold its modules' spaces, and "
+                              f"the env of its run ('{config.env}') cannot be built to read them: "
+                              f"{type(e).__name__}: {reason}") from None
+    try:
+        return single_spaces(env)
+    finally:
+        if isinstance(env, gym.Env):
+            env.close()

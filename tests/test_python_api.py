@@ -5,6 +5,7 @@ structured observations."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -14,12 +15,15 @@ import torch
 import user_models  # noqa: F401  (tests/ on sys.path: the Dict env below is `user_models:PositionEnv`)
 
 import rlrun
-from rlrun.algorithms.algorithm import load_env_runner_state
+from rlrun.algorithms.algorithm import load_env_runner_state, read_checkpoint_state
 from rlrun.config.errors import ConfigError
+from rlrun.core import checkpointing as ckpt
+from rlrun.core.checkpointing import CheckpointError
 from rlrun.core.columns import Columns
 from rlrun.core.packed_space import PackedSpace
 from rlrun.core.space_json import space_from_json, space_to_json
 from rlrun.env.env_runner_group import normalization_in_state
+from rlrun.run.evaluation import EvalRequest, evaluate_checkpoint
 
 pytestmark = pytest.mark.xdist_group("python_api")
 
@@ -95,6 +99,55 @@ def test_box_actions_and_the_runs_observation_filter(tmp_path: Path) -> None:
     mean = inputs[Columns.ACTION_DIST_INPUTS][:, :1].numpy()
     assert actions.shape == (2, 1) and np.allclose(actions, np.clip(mean, -2.0, 2.0))
     assert not np.allclose(filtered, obs)  # the filter did change what the network saw
+
+
+def format_2_copy(run: rlrun.RunResult, dest: Path) -> Path:
+    """A copy of `run` as rlrun wrote it before spaces.json (format 2, commit 13e960f): every checkpoint's
+    metadata says format 2, and it holds no spaces file."""
+    shutil.copytree(run.run_dir, dest)
+    for state_file in (dest / "checkpoints").glob("*/algorithm_state.json"):
+        (state_file.parent / "spaces.json").unlink()
+        ckpt.save_json(state_file, {**json.loads(state_file.read_text()), "format": 2})
+    return dest
+
+
+def test_a_format_2_checkpoint_loads_evaluates_and_resumes(cartpole: rlrun.RunResult, tmp_path: Path) -> None:
+    """A user's runs from before spaces.json keep working: their spaces come from the run's env."""
+    run_dir = format_2_copy(cartpole, tmp_path / "run")
+    final = run_dir / "checkpoints" / "final"
+    assert read_checkpoint_state(final)["format"] == 2 and not list(run_dir.rglob("spaces.json"))
+    batch = np.stack([gym.make("CartPole-v1").observation_space.sample() for _ in range(16)]).astype(np.float32)
+    old, new = rlrun.load(final), rlrun.load(cartpole.final_checkpoint)
+    assert old.modules["default_policy"].observation_space == new.modules["default_policy"].observation_space
+    assert old.compute_actions(batch).tolist() == new.compute_actions(batch).tolist()
+    # rlrun-eval: the run's seed and evaluation runner reproduce the run's last evaluation of these weights.
+    report = evaluate_checkpoint(EvalRequest(checkpoint=str(final), episodes=2))
+    assert report["iteration"] == 2 and report["episode_return_mean"] == cartpole.eval_return
+    result = rlrun.train(resume=str(run_dir), stop={"iterations": 3})
+    assert result.run_dir == run_dir and result.metrics["training_iteration"] == 3
+    assert read_checkpoint_state(result.final_checkpoint)["format"] == 3  # what it writes now is format 3
+    assert (result.final_checkpoint / "spaces.json").is_file()
+
+
+def test_a_format_2_checkpoint_whose_env_is_gone_and_an_unknown_format_are_one_line(cartpole: rlrun.RunResult,
+                                                                                    tmp_path: Path) -> None:
+    run_dir = format_2_copy(cartpole, tmp_path / "run")
+    saved = run_dir / ".hydra" / "config.yaml"
+    saved.write_text(saved.read_text().replace("CartPole-v1", "no_such_package:NoSuchEnv"))
+    with pytest.raises(CheckpointError) as error:
+        rlrun.load(run_dir / "checkpoints" / "final")
+    assert str(error.value) == (
+        f"{run_dir / 'checkpoints' / 'final'} is a format-2 checkpoint, which does not hold its modules' spaces, and "
+        "the env of its run ('no_such_package:NoSuchEnv') cannot be built to read them: EnvError: cannot import env "
+        "module 'no_such_package' of env 'no_such_package:NoSuchEnv': No module named 'no_such_package'")
+    for unknown in (1, 4):
+        state_file = run_dir / "checkpoints" / "final" / "algorithm_state.json"
+        ckpt.save_json(state_file, {**json.loads(state_file.read_text()), "format": unknown})
+        for read in (rlrun.load, lambda path: evaluate_checkpoint(EvalRequest(checkpoint=str(path)))):
+            with pytest.raises(CheckpointError) as error:
+                read(run_dir / "checkpoints" / "final")
+            assert str(error.value) == (f"{run_dir / 'checkpoints' / 'final'} is a checkpoint of format {unknown}; "
+                                        "rlrun reads formats 2 and 3")
 
 
 def test_structured_observations_are_packed_before_the_forward_and_no_env_is_needed(tmp_path: Path) -> None:

@@ -33,6 +33,9 @@ from rlrun.env.env_runner_group import make_env_runner
 # 2: env_runners.pt holds the episodes in flight (env state, observations), not only the RNG.
 # 3: spaces.json holds the modules' spaces (`rlrun.load` builds a policy without the env).
 CHECKPOINT_FORMAT = 3
+# The formats rlrun reads: a user's runs from before spaces.json still resume, evaluate and load (their readers
+# take the spaces from the run's env, as they did then).
+READABLE_FORMATS = (2, 3)
 SMOOTHING_EPISODES = 100
 # What a multi-agent runner reports beside the episode return (the sum over agents) -> the metric of its means.
 SPLIT_RETURNS = {"agent_episode_returns": "agent_episode_return_mean",
@@ -213,7 +216,7 @@ class Algorithm:
         if state.get("algorithm") != type(self).__name__:
             raise ckpt.CheckpointError(f"{path} is a {state.get('algorithm')} checkpoint, not {type(self).__name__}")
         saved, ours = read_checkpoint_spaces(path), single_spaces(self.env_runner_group.env)
-        if saved != ours:
+        if saved is not None and saved != ours:
             raise ckpt.CheckpointError(f"{path} was saved for observation space {saved[0]} and action space "
                                        f"{saved[1]}; this run's env has {ours[0]} and {ours[1]}")
         self.learner_group.restore_from_path(path / "learner_group")
@@ -251,9 +254,10 @@ def read_checkpoint_state(path: str | Path) -> dict[str, Any]:
     if not path.is_dir():
         raise ckpt.CheckpointError(f"checkpoint directory {path} does not exist")
     state = ckpt.load_json(path / "algorithm_state.json")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE_FORMATS:
         found = state.get("format") if isinstance(state, dict) else None
-        raise ckpt.CheckpointError(f"{path} is a checkpoint of format {found}; expected format {CHECKPOINT_FORMAT}")
+        raise ckpt.CheckpointError(f"{path} is a checkpoint of format {found}; rlrun reads formats "
+                                   f"{' and '.join(map(str, READABLE_FORMATS))}")
     if not isinstance(state.get("iteration"), int):  # every reader orders checkpoints by it
         raise ckpt.CheckpointError(f"checkpoint file {path / 'algorithm_state.json'} is corrupt (no iteration)")
     return state
@@ -271,9 +275,12 @@ def load_module_weights(path: str | Path) -> dict[str, Any]:
     return state[COMPONENT_RL_MODULE]
 
 
-def read_checkpoint_spaces(path: str | Path) -> tuple[Any, Any]:
+def read_checkpoint_spaces(path: str | Path) -> tuple[Any, Any] | None:
     """(observation space, action space) the checkpoint's modules were built on (multi-agent: Dicts by module
-    id); CheckpointError naming spaces.json if it is missing or corrupt."""
+    id); None for a format-2 checkpoint, which predates spaces.json (its readers take the run's env's spaces);
+    CheckpointError naming spaces.json if it is missing or corrupt."""
+    if read_checkpoint_state(path)["format"] == 2:
+        return None
     file = Path(path) / SPACES_FILE
     spaces = ckpt.load_json(file)
     try:

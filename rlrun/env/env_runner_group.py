@@ -45,7 +45,7 @@ class EnvRunnerGroup:
             from rlrun.env.env_runner_actors import EnvRunnerActors
 
             # The samplers are elsewhere; this env only tells the learners (and the normalisation) its spaces.
-            self._spaces_env = _spaces_only(spec.runner)
+            self._spaces_env = spaces_env(spec.runner)
             self._remote = EnvRunnerActors(spec, _normalized_space(self._spaces_env))
         else:
             self._local = make_env_runner(spec.runner)
@@ -165,8 +165,9 @@ def normalization_in_state(state: Mapping[str, Any]) -> dict[str, Any] | None:
     return state.get("remote", {}).get(NORMALIZATION_KEY)
 
 
-def _spaces_only(spec: EnvRunnerSpec) -> gym.Env | ModuleSpaces:
-    """An env (or a multi-agent env's per-module spaces) that only tells the learners its spaces."""
+def spaces_env(spec: EnvRunnerSpec) -> gym.Env | ModuleSpaces:
+    """An env (or a multi-agent env's per-module spaces) that only tells its spaces: to the learners of a Ray
+    run, and to `rlrun.load` for a checkpoint that does not hold them (format 2)."""
     if spec.multi_agent is None:
         return make_env(spec.env)
     env = make_parallel_env(spec.env.id, spec.env.env_config)
