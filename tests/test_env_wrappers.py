@@ -83,6 +83,7 @@ def test_wrappers_come_after_the_atari_preprocessing():
     ("[{name: ClipReward, kwargs: 3}]", "env.wrappers[0] must be"),
     ("[ClipRewards]", "env.wrappers[0]: gymnasium.wrappers has no class 'ClipRewards'; did you mean ClipReward?"),
     ("[no_such_module:Wrapper]", "env.wrappers[0]: 'no_such_module:Wrapper' cannot be imported"),
+    ("['gymnasium.wrappers:']", "env.wrappers[0]: must look like pkg.module:ClassName (got 'gymnasium.wrappers:')"),
     ("[rlrun.env.env_spec:EnvSpec]", "env.wrappers[0]: 'rlrun.env.env_spec:EnvSpec' is not a gymnasium.Wrapper "
                                      "subclass"),
     ("[{name: TimeLimit, kwargs: {max_steps: 5}}]", "env 'CartPole-v1' could not be created with env.env_config={} "

@@ -12,9 +12,11 @@ wrappers to apply (`WrapperSpec`), the backend that vectorizes the copies, and t
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from rlrun.config.errors import ConfigError
+from rlrun.config.imports import import_class
 
 # How an env runner vectorizes its env copies (the `env.backend` key's choices; its schema repeats them).
 BACKENDS = ("sync", "async", "envpool")
@@ -64,12 +66,12 @@ class WrapperSpec:
         wrapper."""
         import gymnasium as gym
 
-        module_name, sep, attr = self.name.partition(":")
-        if sep:
+        if ":" in self.name:
             try:
-                cls = getattr(importlib.import_module(module_name), attr)
-            except (ImportError, AttributeError) as e:
-                raise EnvError(f"{where}: {self.name!r} cannot be imported: {e}") from None
+                # The importer of every key that names a user's class; "<key>:" as this class's other messages.
+                cls = import_class(self.name, f"{where}:")
+            except ConfigError as e:
+                raise EnvError(str(e)) from None
         else:
             cls = getattr(gym.wrappers, self.name, None)
             if cls is None:
