@@ -14,7 +14,6 @@ are left out of `.original` with one logged line, as SB3's combined extractor re
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,8 +145,7 @@ class PackedSpace(gym.spaces.Box):
 
     def unpack(self, x: torch.Tensor | np.ndarray) -> Any:
         """uint8 rows `[..., nbytes]` -> the structure (dict / tuple) of tensors `[..., *shape]`, each part's dtype."""
-        x = torch.as_tensor(x)
-        return self._rebuild(self.original, lambda leaf: self.part(x, leaf))
+        return self._rebuild(self.original, torch.as_tensor(x))
 
     def action_mask(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | None:
         """The legal-action mask of rows `[..., nbytes]` as bool `[..., n]`; None without an `action_mask` entry."""
@@ -163,12 +161,12 @@ class PackedSpace(gym.spaces.Box):
         raw = x[..., leaf.offset:leaf.offset + leaf.nbytes].reshape(-1, leaf.nbytes).clone()
         return raw.view(_torch_dtype(leaf.dtype)).reshape(*batch, *leaf.shape)
 
-    def _rebuild(self, space: gym.Space, leaf_value: Callable[[Leaf], Any], path: tuple[str | int, ...] = ()) -> Any:
+    def _rebuild(self, space: gym.Space, x: torch.Tensor, path: tuple[str | int, ...] = ()) -> Any:
         if isinstance(space, gym.spaces.Dict):
-            return {key: self._rebuild(sub, leaf_value, (*path, key)) for key, sub in space.spaces.items()}
+            return {key: self._rebuild(sub, x, (*path, key)) for key, sub in space.spaces.items()}
         if isinstance(space, gym.spaces.Tuple):
-            return tuple(self._rebuild(sub, leaf_value, (*path, i)) for i, sub in enumerate(space.spaces))
-        return leaf_value(next(leaf for leaf in self.leaves if leaf.path == path))
+            return tuple(self._rebuild(sub, x, (*path, i)) for i, sub in enumerate(space.spaces))
+        return self.part(x, next(leaf for leaf in self.leaves if leaf.path == path))
 
     def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
         """A packed sample of the structured space (random bytes would not be a valid observation)."""
