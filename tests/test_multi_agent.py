@@ -143,6 +143,10 @@ def test_a_central_value_function_sees_the_agents_observation_and_the_global_sta
      "model.central_value needs a multi-agent env; 'CartPole-v1' is single-agent"),
     (lambda: IMPALAConfig().environment(MULTI_CARTPOLE).rl_module(model_config={"central_value": True}),
      "model.central_value is a PPO feature"),
+    # Without a state() the global state would be the agents' packed Dict observations, bytes read as numbers.
+    (lambda: PPOConfig().environment("structured_envs:CueAgentsEnv").rl_module(model_config={"central_value": True}),
+     r"model.central_value needs Box agent observations; 'structured_envs:CueAgentsEnv' gives structured ones, .* "
+     r"\(got Dict\('cue': Discrete\(2\)"),
 ])
 def test_a_central_value_function_outside_multi_agent_ppo_is_refused(build, message):
     with pytest.raises(ConfigError, match=message):

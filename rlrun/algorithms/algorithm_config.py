@@ -525,6 +525,14 @@ class AlgorithmConfig:
         check(not (central and self.model_config.get("vf_share_layers")),
               "model.central_value and model.vf_share_layers exclude each other: the value network reads the state",
               True)
+        if central:  # a global state built from packed rows would be their raw bytes read as numbers
+            from rlrun.core.packed_space import PackedSpace
+
+            agent_spaces = [obs["obs"] for obs, _ in mapping.spaces.values()]
+            structured = [space.original for space in agent_spaces if isinstance(space, PackedSpace)]
+            check(not structured, f"model.central_value needs Box agent observations; '{self.env}' gives structured "
+                  "ones, whose packed bytes the value network cannot read as a global state",
+                  next(iter(structured), None))
         trained = self.policies_to_train
         check(trained is None or (len(trained) > 0 and set(trained) <= set(mapping.modules)),
               f"multi_agent.policies_to_train must list some of the policies {mapping.modules} (or be null)", trained)
