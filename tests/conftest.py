@@ -91,34 +91,34 @@ def ray_disconnected(_ray_worker_path):
     ray.shutdown()
 
 
-RAY_FIXTURES = {"ray_cluster", "ray_disconnected"}
 RAY_GROUP = "ray"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under `pytest -n 2` (make test), every Ray test runs on one worker, one after another.
+    """Under `pytest -n 2` (make test), the tests that share Ray run on one worker, one after another.
 
-    They share the session's Ray instance (`ray_cluster`) or stop it (`ray_disconnected`), so they
-    must stay in one process; the other worker runs the rest beside them. A test that starts Ray
-    in another way carries the `ray` marker. One whose instance lives and dies inside a subprocess
-    it starts (a local instance, never `ray start` or `address=auto`) also carries `own_ray`: it
-    shares nothing with the group, so the scheduler may run it on either worker, which keeps the
-    group from being the suite's critical path.
+    They share the session's Ray instance (`ray_cluster`), so they must stay in one process; the
+    other worker runs the rest beside them. A test that starts Ray in another way carries the `ray`
+    marker and joins them, unless it shares nothing with them: one that starts and stops its own
+    instance in this process (`ray_disconnected`), or one whose instance lives and dies inside a
+    subprocess it starts (a local instance, never `ray start` or `address=auto`), which also
+    carries `own_ray`. Those may run on either worker, which keeps the group from being the
+    suite's critical path.
 
     First (tryfirst): xdist names each test's group in this same hook, from the `xdist_group`
     marks it finds, so a mark added after it would group nothing (and did: the Ray tests ran on
     both workers, each with a shared instance of its own). A Ray test in a module with a group of
-    its own lands in a unit named by both ("ray_join" + "ray": "ray_ray_join"), which may run
-    beside the Ray group: fit only for tests that share nothing with it, as the `ray start` head
-    of test_ray_join.py, which its own RAY_TMPDIR keeps apart.
+    its own lands in a unit named by both ("pixels" + "ray": "pixels_ray"), apart from the Ray
+    group: it works (its worker starts a shared instance of its own) but pays another Ray start.
     """
     for item in items:
-        grouped = item.get_closest_marker("ray") and not item.get_closest_marker("own_ray")
-        if grouped or RAY_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        own = item.get_closest_marker("own_ray") or "ray_disconnected" in fixtures
+        if "ray_cluster" in fixtures or (item.get_closest_marker("ray") and not own):
             item.add_marker(pytest.mark.xdist_group(RAY_GROUP))
-    # The tests that stop the shared instance run before those that use it, which then starts once
-    # (a stable sort: every other test keeps its place).
+    # In one process (-n 0), the tests that stop the shared instance run before those that use it,
+    # which then starts once (a stable sort: every other test keeps its place).
     items.sort(key=lambda item: "ray_disconnected" not in getattr(item, "fixturenames", ()))
 
 
