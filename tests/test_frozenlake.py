@@ -81,8 +81,8 @@ def final_policy_success(run_dir: Path) -> tuple[int, float]:
 ], ids=["ppo", "dqn"])
 def test_frozenlake_succeeds_greedily_within_200k_env_steps(run_cli, tmp_path: Path, args: list[str], batch: int,
                                                            seed: int) -> None:
-    """The greedy policy after 200k env steps (to within one batch) succeeds with probability >= 0.7. PPO about
-    2-3 minutes, DQN about one."""
+    """The greedy policy after 200k env steps (to within one batch) succeeds with probability >= 0.7. About
+    a minute each."""
     proc = run_cli(*args, f"seed={seed}", "evaluation.episodes=10", "logger.tensorboard=false", timeout=1200)
     assert proc.returncode == 0, proc.stderr
     env_steps, success = final_policy_success(tmp_path / "run")
