@@ -66,7 +66,9 @@ CASES = [
     ("algo.lr_schedule-decreasing", ["algo.lr_schedule=[[100,0.1],[0,0.2]]"], ["algo.lr_schedule", "decrease"]),
     ("algo.lr_schedule-decreasing-float", ["algo.lr_schedule=[[100.0,0.1],[0.0,0.2]]"],
      ["algo.lr_schedule", "decrease"]),
-    ("algo.learner_class-not-learner", ["algo.learner_class=os:path"], ["algo.learner_class", "os:path", "Learner"]),
+    ("algo.learner_class-not-a-class", ["algo.learner_class=os:path"], ["algo.learner_class", "os:path", "not a class"]),
+    ("algo.learner_class-not-learner", ["algo.learner_class=collections:OrderedDict"],
+     ["algo.learner_class", "collections:OrderedDict", "not a Learner subclass"]),
     ("algo.unknown-key", ["algo.nosuchkey=1"], ["algo.nosuchkey"]),
     # Keys added with + / ++ must exist too: a typo would otherwise run another experiment without a word.
     ("+stop.timestep", ["+stop.timestep=500"], ["unknown key stop.timestep", "did you mean stop.timesteps?"]),
@@ -76,8 +78,9 @@ CASES = [
     # A preset picks the algorithm, so the refused key may be another algorithm's (it used to end in StopIteration).
     ("preset-other-algo-key", ["experiment=cartpole_ppo_fast", "algo.n_step=3"],
      ["unknown key algo.n_step for this run's algorithm; it is a key of algo=dqn, algo=sac"]),
-    ("+model.module_class", ["+model.module_class=mymod:MyNet"], ["unknown key model.module_class"]),
-    ("+callbacks", ["+callbacks=mymod:CB"], ["unknown key callbacks", "stop"]),
+    ("model.module_class-unimportable", ["model.module_class=no_such_mod:MyNet"],
+     ["model.module_class", "no_such_mod:MyNet", "cannot be imported"]),
+    ("callbacks-unimportable", ["callbacks=[no_such_mod:CB]"], ["callbacks", "no_such_mod:CB", "cannot be imported"]),
     ("+algo.replay_buffer-typo", ["algo=dqn", "+algo.replay_buffer.capacty=5"],
      ["unknown key algo.replay_buffer.capacty", "did you mean algo.replay_buffer.capacity?"]),
     ("+logger.mlflow-key-on-default", ["+logger.tracking_uri=x"], ["unknown key logger.tracking_uri"]),
