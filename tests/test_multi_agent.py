@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import pythonpath_with_tests
-from test_reproducibility import assert_same_metrics, strip_timing
+from test_reproducibility import assert_resumes_exactly
 
 from rlrun.algorithms.dqn import DQNConfig
 from rlrun.algorithms.impala import IMPALAConfig
@@ -215,25 +215,7 @@ def test_algorithms_without_multi_agent_support_refuse_it_in_one_line():
 
 
 def test_a_run_resumes_exactly_mid_episode(tmp_path: Path):
-    straight = multi_cartpole().build_algo()
-    try:
-        expected = [strip_timing(straight.train()) for _ in range(4)]
-    finally:
-        straight.stop()
-    first = multi_cartpole().build_algo()
-    try:
-        head = [strip_timing(first.train()) for _ in range(2)]
-        first.save_to_path(tmp_path / "checkpoint")
-    finally:
-        first.stop()
-    resumed = multi_cartpole().build_algo()
-    try:
-        resumed.restore_from_path(tmp_path / "checkpoint")
-        tail = [strip_timing(resumed.train()) for _ in range(2)]
-    finally:
-        resumed.stop()
-    assert_same_metrics(expected[:2], head)
-    assert_same_metrics(expected[2:], tail, start=3)
+    tail = assert_resumes_exactly(multi_cartpole, tmp_path / "checkpoint")
     assert "env_runners/agent_episode_return_mean/agent_1" in flatten(tail[-1])
 
 

@@ -7,11 +7,12 @@ sampling by worker index, and fragments merge in worker order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
+from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.run.recorder import flatten
 
@@ -64,6 +65,32 @@ def assert_same_metrics(first: list[dict], second: list[dict], start: int = 1) -
         assert set(la) == set(lb), f"iteration {i}: different keys"
         diffs = {k: (la[k], lb[k]) for k in la if la[k] != lb[k]}
         assert not diffs, f"iteration {i}: same seed, different metrics: {diffs}"
+
+
+def assert_resumes_exactly(build: Callable[[], AlgorithmConfig], checkpoint: Path, iterations: int = 4,
+                            at: int = 2) -> list[dict]:
+    """Train `iterations` straight, then `at` iterations, a checkpoint, and the rest in a fresh algorithm restored
+    from it: the resumed iterations must report exactly what the straight run did. Returns the resumed results."""
+    straight = build().build_algo()
+    try:
+        expected = [strip_timing(straight.train()) for _ in range(iterations)]
+    finally:
+        straight.stop()
+    first = build().build_algo()
+    try:
+        head = [strip_timing(first.train()) for _ in range(at)]
+        first.save_to_path(checkpoint)
+    finally:
+        first.stop()
+    resumed = build().build_algo()
+    try:
+        resumed.restore_from_path(checkpoint)
+        tail = [strip_timing(resumed.train()) for _ in range(iterations - at)]
+    finally:
+        resumed.stop()
+    assert_same_metrics(expected[:at], head)
+    assert_same_metrics(expected[at:], tail, start=at + 1)
+    return tail
 
 
 def test_same_seed_identical_metrics_different_seed_different():

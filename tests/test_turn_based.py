@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import pythonpath_with_tests
-from test_reproducibility import assert_same_metrics, strip_timing
+from test_reproducibility import assert_resumes_exactly
 from turn_based_envs import CountingGame
 
 from rlrun.algorithms.ppo import PPOConfig
@@ -150,25 +150,7 @@ def test_a_tictactoe_run_resumes_exactly_mid_game_from_a_checkpoint(tmp_path: Pa
                 .training(train_batch_size=60, minibatch_size=30, num_epochs=1).multi_agent(policies="shared")
                 .debugging(seed=2))
 
-    straight = tictactoe().build_algo()
-    try:
-        expected = [strip_timing(straight.train()) for _ in range(4)]
-    finally:
-        straight.stop()
-    first = tictactoe().build_algo()
-    try:
-        head = [strip_timing(first.train()) for _ in range(2)]
-        first.save_to_path(tmp_path / "checkpoint")
-    finally:
-        first.stop()
-    resumed = tictactoe().build_algo()
-    try:
-        resumed.restore_from_path(tmp_path / "checkpoint")
-        tail = [strip_timing(resumed.train()) for _ in range(2)]
-    finally:
-        resumed.stop()
-    assert_same_metrics(expected[:2], head)
-    assert_same_metrics(expected[2:], tail, start=3)
+    assert_resumes_exactly(tictactoe, tmp_path / "checkpoint")
 
 
 def test_tictactoe_state_resumes_mid_game():
