@@ -35,7 +35,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from rlrun.algorithms.registry import algorithm_schemas
 from rlrun.cli_dirs import remove_new_dirs
 from rlrun.config.errors import ConfigError
-from rlrun.config.keys import free_form_overrides, null_section_message, unknown_key_message
+from rlrun.config.keys import free_form_overrides, null_section_message, override_key, unknown_key_message
 from rlrun.config.schema import register_schemas
 
 EXIT_USAGE = 2
@@ -164,10 +164,19 @@ def one_line(error: BaseException) -> str:
     return "; ".join(dict.fromkeys(parts))
 
 
+def _resume_argv(argv: list[str]) -> list[str]:
+    """`resume=<dir>` -> the command line Hydra should see (rlrun.run.resume). That module reads checkpoints
+    with torch, so a command line that does not resume does not pay for importing it."""
+    if all(override_key(arg) != "resume" for arg in argv):
+        return argv
+    from rlrun.run.resume import resume_argv
+
+    return resume_argv(argv)
+
+
 def main() -> None:
     from rlrun.core.checkpointing import CheckpointError
     from rlrun.run.interrupts import ImmediateInterrupt
-    from rlrun.run.resume import resume_argv
 
     # Let Hydra's exceptions reach us instead of being printed with a stack trace.
     os.environ["HYDRA_FULL_ERROR"] = "1"
@@ -178,7 +187,7 @@ def main() -> None:
         try:
             _check_flags(sys.argv[1:])
             # `resume=<dir>`: Hydra recomposes the run's own config, into the run's own directory.
-            sys.argv[1:] = free_form_overrides(resume_argv(sys.argv[1:]))
+            sys.argv[1:] = free_form_overrides(_resume_argv(sys.argv[1:]))
             _train()
         except (ConfigError, CheckpointError, HydraException, OmegaConfBaseException) as e:
             _exit_with_error(e)

@@ -118,6 +118,11 @@ def free_form_overrides(argv: list[str]) -> list[str]:
             any(_plain_override_key(arg).startswith(f"{root}.") for root in roots) else arg for arg in argv]
 
 
+def override_key(arg: str) -> str:
+    """`stop.iterations` of `stop.iterations=5`, `+stop.iterations=5` or `~stop.iterations`."""
+    return arg.split("=", 1)[0].lstrip("~+").split("@", 1)[0]
+
+
 def _plain_override_key(arg: str) -> str:
     """The key of a `key=value` override without a `+`, `++` or `~` prefix; "" for anything else."""
     if arg.startswith(("-", "+", "~")) or "=" not in arg:

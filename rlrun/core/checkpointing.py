@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file, save_file
 
 
@@ -95,6 +94,8 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch  # here, not at the top: the CLI imports CheckpointError before it knows a run needs torch
+
     torch.save(obj, path)
 
 
@@ -105,6 +106,8 @@ def load_torch(path: Path, mmap: bool = False) -> Any:
     reads it, so torch never falls back to its legacy pickle reader. `mmap=True` maps the
     tensors' storage instead of reading it (`check_files` reads a large replay buffer this way).
     """
+    import torch
+
     with _reading(path):
         if not zipfile.is_zipfile(path):
             raise CheckpointError(f"checkpoint file {path} is corrupt (not a torch.save archive)")

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import read_checkpoint_state
 from rlrun.config.errors import ConfigError
-from rlrun.config.keys import unknown_keys
+from rlrun.config.keys import override_key, unknown_keys
 from rlrun.core.checkpointing import CheckpointError, check_files, restore_interrupted_replacements
 from rlrun.run.checkpoints import (
     CHECKPOINTS_DIR,
@@ -73,7 +73,7 @@ def resume_argv(argv: list[str]) -> list[str]:
     Also puts the run's saved config into Hydra's ConfigStore (`compose_saved_config`), for
     the command line to select: call it in the process that then runs Hydra.
     """
-    values = [arg.split("=", 1)[1] for arg in argv if _key(arg) == "resume"]
+    values = [arg.split("=", 1)[1] for arg in argv if override_key(arg) == "resume"]
     if not values:
         return argv
     if len(values) > 1:
@@ -86,23 +86,23 @@ def resume_argv(argv: list[str]) -> list[str]:
     # No checkpoint to continue from fails here, before Hydra starts; which ones are skipped is said in the run.
     checkpoint_to_resume(run_dir, checkpoint)
     flags = [arg for arg in argv if not _is_override(arg)]
-    overrides = [arg for arg in argv if _is_override(arg) and _key(arg) != "resume"]
-    hydra_args = [arg for arg in overrides if _key(arg).startswith(("hydra.", "hydra/"))]
+    overrides = [arg for arg in argv if _is_override(arg) and override_key(arg) != "resume"]
+    hydra_args = [arg for arg in overrides if override_key(arg).startswith(("hydra.", "hydra/"))]
     new = [arg for arg in overrides if arg not in hydra_args]
-    unsafe = [_key(arg) for arg in new if _key(arg).split(".")[0] not in SAFE_SECTIONS]
+    unsafe = [override_key(arg) for arg in new if override_key(arg).split(".")[0] not in SAFE_SECTIONS]
     if unsafe:
         raise ConfigError(
             f"cannot change {', '.join(unsafe)} when resuming: a run continues with its own config; "
             f"only {', '.join(s + '.*' for s in SAFE_SECTIONS)} may change"
         )
     for arg in hydra_args:
-        if _key(arg) == "hydra.run.dir" and Path(arg.split("=", 1)[1]).expanduser().resolve() != run_dir:
+        if override_key(arg) == "hydra.run.dir" and Path(arg.split("=", 1)[1]).expanduser().resolve() != run_dir:
             raise ConfigError(f"a resumed run continues in its own directory {run_dir}; drop {arg}")
     return [
         *flags,
         *compose_saved_config(run_dir, new),
         f"resume={_quote(checkpoint or run_dir)}",
-        *(arg for arg in hydra_args if _key(arg) != "hydra.run.dir"),
+        *(arg for arg in hydra_args if override_key(arg) != "hydra.run.dir"),
         f"hydra.run.dir={_quote(run_dir)}",
         "hydra.output_subdir=null",
         "hydra.mode=RUN",  # a sweep job's overrides may select a sweeper config that implies --multirun
@@ -122,9 +122,9 @@ def compose_saved_config(run_dir: Path, new: list[str]) -> list[str]:
     """
     saved = OmegaConf.load(run_dir / RUN_CONFIG)
     store = ConfigStore.instance()
-    reselected = {_key(arg) for arg in new} & set(store.list(SCHEMA_GROUPS))
+    reselected = {override_key(arg) for arg in new} & set(store.list(SCHEMA_GROUPS))
     # As the run's section of a group selected again is not used, its overrides of that section apply again.
-    own = [arg for arg in run_overrides(run_dir) if _key(arg).split(".")[0] in reselected]
+    own = [arg for arg in run_overrides(run_dir) if override_key(arg).split(".")[0] in reselected]
     # Keys rlrun has removed since the run: Hydra could not merge them into today's schemas, and without them
     # check_config_unchanged names the key the run had and this rlrun has not. Free-form mappings keep theirs.
     for key in unknown_keys(saved):
@@ -244,15 +244,15 @@ def rewind_run_dir(
     OmegaConf.update(saved, "resume", None)
     _write_atomically(run_dir / RUN_CONFIG, OmegaConf.to_yaml(saved))
     if overrides is not None:
-        new = [arg for arg in overrides if _key(arg) not in ("resume", SAVED_RUN_GROUP)
+        new = [arg for arg in overrides if override_key(arg) not in ("resume", SAVED_RUN_GROUP)
                and arg.split("=", 1)[-1] != RESUMED_OPTION]
         _write_atomically(run_dir / RUN_OVERRIDES, yaml.safe_dump(_merge_overrides(run_overrides(run_dir), new)))
 
 
 def _merge_overrides(old: list[str], new: list[str]) -> list[str]:
     """`old` without the keys that `new` sets again, then `new`."""
-    new_keys = {_key(arg) for arg in new}
-    return [arg for arg in old if _key(arg) not in new_keys] + new
+    new_keys = {override_key(arg) for arg in new}
+    return [arg for arg in old if override_key(arg) not in new_keys] + new
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -267,11 +267,6 @@ def _write_atomically(path: Path, text: str) -> None:
 def _is_override(arg: str) -> bool:
     """`key=value`, `+key=value`, `~key`; not an option such as `--cfg` or its value."""
     return not arg.startswith("-") and ("=" in arg or arg.startswith("~"))
-
-
-def _key(arg: str) -> str:
-    """`stop.iterations` of `stop.iterations=5`, `+stop.iterations=5` or `~stop.iterations`."""
-    return arg.split("=", 1)[0].lstrip("~+").split("@", 1)[0]
 
 
 def _quote(path: Path) -> str:
