@@ -15,8 +15,6 @@ __all__ = ["Policy", "RunResult", "__version__", "load", "train"]
 
 def __getattr__(name: str) -> object:
     """`rlrun.train`, `rlrun.load`, ...: their modules are imported when first asked for (PEP 562)."""
-    if name not in _API:
-        raise AttributeError(f"module 'rlrun' has no attribute {name!r}")
-    import importlib
+    from rlrun.lazy import lazy_attribute
 
-    return getattr(importlib.import_module(_API[name]), name)
+    return lazy_attribute(__name__, _API, name)

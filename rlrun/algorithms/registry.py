@@ -1,4 +1,8 @@
-"""Algorithm name (the `algo=` choice) -> its package. Adding an algorithm adds one line here."""
+"""Algorithm name (the `algo=` choice) -> its config class and its schema. Adding an algorithm adds a line to each.
+
+The schemas are apart because every `rlrun` command registers all of them before Hydra composes a config,
+while an algorithm's config class imports its learner, modules and torch: only a run needs those.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +25,34 @@ ALGORITHMS: dict[str, str] = {
     "marwil": "rlrun.algorithms.marwil:MARWILConfig",
 }
 
+# The `algo=<name>` keys: modules that import no torch (a test checks each is its config class's `schema`).
+SCHEMAS: dict[str, str] = {
+    "ppo": "rlrun.algorithms.ppo.schema:PPOSchema",
+    "dqn": "rlrun.algorithms.dqn.schema:DQNSchema",
+    "sac": "rlrun.algorithms.sac.schema:SACSchema",
+    "impala": "rlrun.algorithms.impala.schema:IMPALASchema",
+    "appo": "rlrun.algorithms.appo.schema:APPOSchema",
+    "bc": "rlrun.algorithms.bc.schema:BCSchema",
+    "marwil": "rlrun.algorithms.marwil.schema:MARWILSchema",
+}
+
+
+def _load(path: str) -> type:
+    """The class a `module:Class` path of these tables names."""
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
 
 def get_algorithm_config_class(name: str) -> type[AlgorithmConfig]:
     if name not in ALGORITHMS:
         from rlrun.config.errors import ConfigError
 
         raise ConfigError(f"unknown algorithm '{name}'; available: {sorted(ALGORITHMS)}")
-    module_name, _, attr = ALGORITHMS[name].partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return _load(ALGORITHMS[name])
 
 
 def algorithm_schemas() -> dict[str, type[AlgoSchema]]:
-    return {name: get_algorithm_config_class(name).schema for name in ALGORITHMS}
+    return {name: _load(SCHEMAS[name]) for name in ALGORITHMS}
 
 
 def algorithms_taking(action_space: gym.Space) -> list[str]:

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
-from rlrun.algorithms.offline import OfflineAlgorithm, OfflineAlgoSchema, OfflineConfig
-from rlrun.config.fields import override
+from rlrun.algorithms.bc.schema import BCSchema
+from rlrun.algorithms.offline import OfflineAlgorithm, OfflineConfig
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.columns import Columns
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module.custom import DIST_INPUTS, ModuleContract
-
-
-@dataclass
-class BCSchema(OfflineAlgoSchema):
-    """The `algo=bc` keys: those of every offline algorithm."""
-
-    name: str = override(OfflineAlgoSchema, "name", "bc")
 
 
 class BC(OfflineAlgorithm):

@@ -1,7 +1,20 @@
 """DQN: `DQNConfig` (builder), `DQN` (training step), `DQNTorchLearner` (loss), `DQNModule` (Q networks)."""
 
-from rlrun.algorithms.dqn.dqn import DQN, DQNConfig, DQNSchema
-from rlrun.algorithms.dqn.dqn_learner import DQNTorchLearner
-from rlrun.algorithms.dqn.dqn_module import DQNModule
+from typing import Any
+
+from rlrun.lazy import lazy_attribute
+
+# Where each name lives; `schema` is light (imported at every start-up), the others import torch.
+_EXPORTS = {
+    "DQN": "rlrun.algorithms.dqn.dqn",
+    "DQNConfig": "rlrun.algorithms.dqn.dqn",
+    "DQNModule": "rlrun.algorithms.dqn.dqn_module",
+    "DQNSchema": "rlrun.algorithms.dqn.schema",
+    "DQNTorchLearner": "rlrun.algorithms.dqn.dqn_learner",
+}
 
 __all__ = ["DQN", "DQNConfig", "DQNModule", "DQNSchema", "DQNTorchLearner"]
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, _EXPORTS, name)

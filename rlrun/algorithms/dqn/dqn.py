@@ -7,7 +7,6 @@ and travels to the env runners with every weight sync.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -16,32 +15,15 @@ import numpy as np
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import check_schedule
 from rlrun.algorithms.dqn.dqn_module import QF_PREDS, DQNModule
-from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig, OffPolicySchema
+from rlrun.algorithms.dqn.schema import DQNSchema
+from rlrun.algorithms.off_policy import OffPolicyAlgorithm, OffPolicyConfig
 from rlrun.config.errors import check
-from rlrun.config.fields import key, override
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.columns import Columns
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModuleSpec
 from rlrun.core.rl_module.custom import DIST_INPUTS, PER_ACTION, ModuleContract
 from rlrun.core.schedules import PiecewiseSchedule
-
-
-@dataclass
-class DQNSchema(OffPolicySchema):
-    """The `algo=dqn` keys (RLlib's names and meanings)."""
-
-    name: str = override(OffPolicySchema, "name", "dqn")
-    lr: float = override(OffPolicySchema, "lr", 5e-4)
-    grad_clip: float | None = override(OffPolicySchema, "grad_clip", 40.0)
-    double_q: bool = key(True, "Double Q-learning: the online network picks the next action, the target network "
-                         "values it; false = the target network's max.")
-    dueling: bool = key(True, "Dueling heads: Q(s, a) = V(s) + A(s, a) - mean over actions of A(s, a).")
-    target_network_update_freq: int = override(OffPolicySchema, "target_network_update_freq", 500)
-    # Checked in DQNConfig.validate: a number or a schedule is no one-key range.
-    epsilon: Any = key(doc="Epsilon-greedy exploration: a constant in [0, 1], or a piecewise-linear schedule "
-                       "over env steps sampled, `[[timestep, epsilon], ...]`.",
-                       default_factory=lambda: [[0, 1.0], [10_000, 0.05]])
 
 
 class DQN(OffPolicyAlgorithm):

@@ -8,31 +8,16 @@ advantages. `beta=0` is plain BC. The keys and defaults are RLlib's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.bc import BCConfig
-from rlrun.algorithms.offline import OfflineAlgorithm, OfflineAlgoSchema
-from rlrun.config.fields import key, override
+from rlrun.algorithms.marwil.schema import MARWILSchema
+from rlrun.algorithms.offline import OfflineAlgorithm
 from rlrun.config.schema import AlgoSchema
 from rlrun.core.learner import Learner
 from rlrun.core.rl_module.custom import ModuleContract
-
-
-@dataclass
-class MARWILSchema(OfflineAlgoSchema):
-    """The `algo=marwil` keys (RLlib's names and defaults)."""
-
-    name: str = override(OfflineAlgoSchema, "name", "marwil")
-    beta: float = key(1.0, "Advantage weighting of the likelihood, exp(beta * A / c); 0 = behaviour cloning (no "
-                      "value function trained).", bounds=">= 0", note="0 = behaviour cloning")
-    vf_coeff: float = key(1.0, "Weight of the value-function loss in the total loss.", bounds=">= 0")
-    moving_average_sqd_adv_norm_start: float = key(
-        100.0, "Start value of c**2, the moving average of squared advantages that normalizes them.", bounds="> 0")
-    moving_average_sqd_adv_norm_update_rate: float = key(
-        1e-8, "Rate at which c**2 moves towards each minibatch's mean squared advantage.", bounds="in [0, 1]")
 
 
 class MARWIL(OfflineAlgorithm):

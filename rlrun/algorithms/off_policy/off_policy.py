@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,8 +25,6 @@ import torch
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, check_schedule
 from rlrun.config.errors import ConfigError, check
-from rlrun.config.fields import key, override
-from rlrun.config.schema import AlgoSchema
 from rlrun.core import checkpointing as ckpt
 from rlrun.core.arrays import as_tensor, map_leaves
 from rlrun.core.columns import Columns
@@ -40,48 +37,6 @@ OFF_POLICY_STATE_FILE = "off_policy_state.json"
 TD_ERROR = "td_error"
 
 log = logging.getLogger("rlrun")
-
-
-@dataclass
-class ReplayBufferSchema:
-    """`algo.replay_buffer.*`: capacity in env steps, FIFO; `prioritized` adds alpha and an annealed beta."""
-
-    type: str = key("uniform", "`uniform` draws stored env steps uniformly; `prioritized` in proportion to "
-                    "(|TD error| + epsilon) ** alpha.", choices=sorted(REPLAY_BUFFERS))
-    capacity: int = key(50_000, "Env steps the buffer holds (FIFO: the oldest go first); at least "
-                        "train_batch_size.")
-    alpha: float = key(0.6, "Prioritized: how strongly priorities skew sampling (0 = uniform).", bounds=">= 0")
-    beta: float = key(0.4, "Prioritized: importance-sampling correction of the skew (1 = full correction).",
-                      bounds="in [0, 1]")
-    beta_schedule: list[Any] | None = key(
-        None, "Prioritized: piecewise-linear beta over env steps sampled, e.g. `[[0, 0.4], [100000, 1.0]]`; it must "
-        "start at `beta`. null = the constant `beta`.")
-    epsilon: float = key(1e-6, "Prioritized: added to each |TD error| so that no priority is 0.", bounds="> 0")
-
-
-@dataclass
-class OffPolicySchema(AlgoSchema):
-    """Keys every replay-buffer algorithm has (RLlib's names and meanings)."""
-
-    train_batch_size: int = override(AlgoSchema, "train_batch_size", 32,
-                                     "Rows (env steps) drawn from the replay buffer per learner update.")
-    minibatch_size: int | None = override(AlgoSchema, "minibatch_size", None,
-                                          "Rows per gradient step; null = train_batch_size (one gradient step per "
-                                          "update).")
-    num_epochs: int = override(AlgoSchema, "num_epochs", 1)
-    replay_buffer: ReplayBufferSchema = key(doc="The replay buffer the env runners' samples go into.",
-                                            default_factory=ReplayBufferSchema)
-    n_step: int = key(1, "Steps of the n-step return in the TD target (1 = one-step).", bounds=">= 1", integer=True)
-    target_network_update_freq: int = key(
-        0, "Env steps sampled between two target network updates; 0 = after every gradient step.", bounds=">= 0",
-        note="env steps")
-    tau: float = key(1.0, "Polyak coefficient of a target network update: target <- tau * online + (1 - tau) * "
-                     "target; 1 = hard copy.", bounds="in (0, 1]", note="1 = hard copy")
-    num_steps_sampled_before_learning_starts: int = key(
-        1000, "Env steps sampled into the buffer before the first update.", bounds=">= 0")
-    training_intensity: float | None = key(
-        None, "Rows trained per env step sampled (updates per iteration = this x env steps / train_batch_size); "
-        "null = one update per iteration.", bounds="> 0", note="one update per iteration")
 
 
 class OffPolicyAlgorithm(Algorithm):
