@@ -18,11 +18,7 @@ import sys
 from typing import Any, NoReturn
 
 from rlrun.config.errors import ConfigError
-from rlrun.core.checkpointing import CheckpointError
-from rlrun.data.offline.dataset import OfflineDataError
-from rlrun.env.env_creation import EnvError, use_headless_gl
-from rlrun.run.evaluation import EvalRequest, evaluate_checkpoint
-from rlrun.run.video import VIDEO_FORMATS
+from rlrun.run.eval_request import VIDEO_FORMATS, EvalRequest
 
 EXIT_USAGE = 2
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
@@ -96,7 +92,17 @@ def main() -> None:
         print(usage())
         sys.exit(0)
     try:
-        report = evaluate_checkpoint(parse_args(sys.argv[1:]))
+        request = parse_args(sys.argv[1:])
+    except ConfigError as e:
+        _exit_with_error(e)
+    # An evaluation needs torch and the envs: imported once the arguments are known to be valid.
+    from rlrun.core.checkpointing import CheckpointError
+    from rlrun.data.offline.dataset import OfflineDataError
+    from rlrun.env.env_creation import EnvError, use_headless_gl
+    from rlrun.run.evaluation import evaluate_checkpoint
+
+    try:
+        report = evaluate_checkpoint(request)
     except (ConfigError, CheckpointError, EnvError, OfflineDataError) as e:
         _exit_with_error(e)
     policy = "stochastic" if report["explore"] else "greedy"

@@ -48,3 +48,22 @@ print(json.dumps({{"algos": algos, "heavy": heavy}}))
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["heavy"] == []
     assert set(ALGORITHMS) <= set(found["algos"])
+
+
+def test_rlrun_eval_help_and_a_bad_argument_import_nothing_heavy() -> None:
+    script = f"""
+import json, sys
+from rlrun.cli_eval import main
+codes = []
+for argv in (["--help"], ["checkpoint=x", "episodes=0"]):
+    sys.argv = ["rlrun-eval", *argv]
+    try:
+        main()
+    except SystemExit as e:
+        codes.append(e.code)
+print(json.dumps({{"codes": codes, "heavy": sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"codes": [0, 2], "heavy": []}
+    assert "rlrun-eval: error: episodes must be >= 1 (got 0)" in result.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,23 +33,10 @@ from rlrun.env.env_runner_group import make_env_runner, normalization_in_state
 from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
 from rlrun.env.runner_spec import EnvRunnerSpec
 from rlrun.run.checkpoints import BEST, CHECKPOINTS_DIR, RUN_CONFIG, latest_checkpoint, locate
+from rlrun.run.eval_request import EvalRequest
 from rlrun.run.video import record_video
 
 VIDEOS_DIR = "videos"
-
-
-@dataclass
-class EvalRequest:
-    """What `rlrun-eval` was asked for (its `key=value` arguments)."""
-
-    checkpoint: str
-    episodes: int = 10
-    seed: int | None = None  # None: the run's seed
-    video: bool = False
-    video_episodes: int = 1
-    video_format: str = "auto"
-    explore: bool = False  # true: the stochastic policy (as in training) instead of the greedy one
-    record: str | None = None  # write the episodes as a Minari dataset: a directory or a local dataset id
 
 
 def evaluate_checkpoint(request: EvalRequest) -> dict[str, Any]:

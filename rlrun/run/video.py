@@ -28,8 +28,6 @@ from rlrun.env.multi_agent.turn_based import TurnBasedEnv, greedy_move
 from rlrun.env.normalization import Normalizer
 from rlrun.extras import install_hint
 
-VIDEO_FORMATS = ("auto", "mp4", "gif")
-
 
 def mp4_available() -> bool:
     """True when imageio and its bundled ffmpeg (rlrun's `video` extra) are installed."""
