@@ -82,7 +82,7 @@ def _run_job(cfg: Any) -> float | Exception | None:
     for `train` to raise once the job is over: raised here, Hydra would print an "Error executing job" line."""
     from hydra.core.hydra_config import HydraConfig
 
-    from rlrun.run.experiment import run_experiment
+    from rlrun.run.job import run_experiment
 
     try:
         return run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))

@@ -49,17 +49,14 @@ _NOISE = ("full_key:", "object_type=", "reference_type=", "Set the environment v
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def _train(cfg: DictConfig) -> float | None:
-    from rlrun.core.checkpointing import CheckpointError
-    from rlrun.env.env_runner_actors import EnvRunnerFailure
-    from rlrun.run.experiment import run_experiment
+    from rlrun.run.job import run_experiment
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         objective = run_experiment(cfg, run_dir)
     except Exception as e:
-        # Errors whose message says all (an env that keeps crashing names itself and the restart limit).
-        user_error = isinstance(e, (ConfigError, CheckpointError, EnvRunnerFailure))
+        user_error = _is_user_error(e)
         if hydra_cfg.mode == RunMode.MULTIRUN and not os.environ.get("RLRUN_DEBUG"):
             # Hydra's sweepers stop at a job that raises (the basic one after its batch, Optuna at once).
             _record_failed_job(hydra_cfg, run_dir, e, user_error)
@@ -72,6 +69,21 @@ def _train(cfg: DictConfig) -> float | None:
     # Sweepers keep only the best objective (Optuna); the run's log keeps every job's.
     log.info("objective for sweepers: %r", objective)
     return objective
+
+
+def _is_user_error(error: Exception) -> bool:
+    """Errors whose message says all (an env that keeps crashing names itself and the restart limit).
+
+    The env runners' error is imported only for an error of another kind: its module imports the envs and
+    torch, which a config error, refused before the run imported them, should not pay for.
+    """
+    from rlrun.core.checkpointing import CheckpointError
+
+    if isinstance(error, (ConfigError, CheckpointError)):
+        return True
+    from rlrun.env.env_runner_actors import EnvRunnerFailure
+
+    return isinstance(error, EnvRunnerFailure)
 
 
 def _record_failed_job(hydra_cfg: HydraConf, run_dir: Path, error: Exception, user_error: bool) -> None:

@@ -283,6 +283,7 @@ def compose(*overrides: str):
     ("evaluation.every_iterations=-1", "evaluation.every_iterations must be >= 0 (0 = at the end only) (got -1)"),
     ("evaluation.episodes=0", "evaluation.episodes must be >= 1 (got 0)"),
     ("logger.smoothing_episodes=0", "logger.smoothing_episodes must be >= 1 (got 0)"),
+    ("algo.lr=-1", "algo.lr must be > 0 (got -1.0)"),
 ])
 def test_validate_run_checks_the_schema_ranges(override_: str, message: str):
     with pytest.raises(ConfigError) as info:

@@ -67,3 +67,21 @@ print(json.dumps({{"codes": codes, "heavy": sorted({{m.split(".")[0] for m in sy
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"codes": [0, 2], "heavy": []}
     assert "rlrun-eval: error: episodes must be >= 1 (got 0)" in result.stderr
+
+
+def test_a_value_out_of_range_is_refused_before_the_run_imports_torch(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    script = f"""
+import json, sys
+sys.argv = ["rlrun", "algo=dqn", "algo.replay_buffer.alpha=-1", "hydra.run.dir={run_dir}"]
+from rlrun.cli import main
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print(json.dumps({{"code": code, "heavy": sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"code": 2, "heavy": []}
+    assert result.stderr.strip() == "rlrun: error: algo.replay_buffer.alpha must be >= 0 (got -1.0)"
+    assert not run_dir.exists()

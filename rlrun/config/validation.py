@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlrun.config.errors import ConfigError, check
 from rlrun.config.fields import check_fields
 from rlrun.config.keys import check_known_keys, null_section_message
-from rlrun.config.schema import LOGGER_SCHEMAS, LoggerSchema, RunSchema
+from rlrun.config.schema import LOGGER_SCHEMAS, LoggerSchema, RunSchema, registered_algorithm_schemas
 
 
 def validate_run(cfg: DictConfig) -> None:
@@ -16,8 +16,10 @@ def validate_run(cfg: DictConfig) -> None:
     checkpoints, evaluation, logging.
 
     Their ranges are the schemas' (`bounds=` on RunSchema's sections and the logger's schema), checked by
-    `check_fields`; the algorithm's own sections (algo, env, env_runners, learners, model) are checked by
-    `AlgorithmConfig.validate`, which the Python builder runs too.
+    `check_fields`, and so are the `algo` keys' one-key ranges: a CLI run refuses them here, before it imports
+    the algorithm (torch). The relations between keys and the algorithm's other sections (env, env_runners,
+    learners, model) are checked by `AlgorithmConfig.validate`, which the Python builder runs too (the `algo`
+    ranges included).
     """
     check_known_keys(cfg)
     _check_null_sections(cfg)
@@ -26,6 +28,7 @@ def validate_run(cfg: DictConfig) -> None:
           "stop.iterations, stop.time_s or stop.return_mean)", dict(stop))
     check_fields(RunSchema, lambda name: cfg[name], "")
     check_fields(LOGGER_SCHEMAS.get(cfg.logger.get("name"), LoggerSchema), lambda name: cfg.logger[name], "logger")
+    check_fields(registered_algorithm_schemas()[cfg.algo.name], lambda name: cfg.algo[name], "algo")
 
 
 def _check_null_sections(cfg: DictConfig) -> None:

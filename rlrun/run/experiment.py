@@ -1,9 +1,10 @@
-"""One experiment: build the algorithm from the config, train until a stop criterion, record everything."""
+"""One experiment: build the algorithm from the validated config, train until a stop criterion, record everything.
+
+rlrun/run/job.py checks the config and calls `train_until_stop`."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -13,21 +14,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import Algorithm
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
-from rlrun.algorithms.from_config import validated_algorithm_config
 from rlrun.algorithms.off_policy import OffPolicyAlgorithm
 from rlrun.callbacks import build_callbacks
-from rlrun.cluster import ClusterError, ClusterInfo, cluster_session
+from rlrun.cluster import ClusterInfo
 from rlrun.config.errors import ConfigError
 from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
 from rlrun.run.console import make_display
-from rlrun.run.dataset_env import apply_dataset_env
 from rlrun.run.interrupts import ImmediateInterrupt, stop_between_iterations
 from rlrun.run.plots import EVAL_RETURN_KEY, plot_learning_curve, run_return
 from rlrun.run.recorder import RunRecorder, flatten, read_metrics
-from rlrun.run.resume import check_config_unchanged, metrics_row, resume_checkpoint, rewind_run_dir
+from rlrun.run.resume import metrics_row, resume_checkpoint, rewind_run_dir
 from rlrun.run.tensorboard import TensorBoardWriter
-from rlrun.run.trackers import open_trackers
-from rlrun.run.trackers.base import Tracker, TrackerError
+from rlrun.run.trackers.base import Tracker
 
 log = logging.getLogger("rlrun")
 
@@ -45,36 +43,6 @@ def stop_reason(cfg: DictConfig, metrics: dict[str, Any]) -> str | None:
     if stop.time_s is not None and metrics["time_total_s"] >= stop.time_s:
         return f"time_s >= {stop.time_s}"
     return None
-
-
-def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
-    """Train until a stop criterion; returns the final evaluation's mean return (a sweeper's objective).
-
-    The run ends with one greedy evaluation (`evaluation.episodes` episodes) even
-    when periodic evaluation is off, so every run reports a comparable number.
-    A config error removes the run directory Hydra just created, so a mistake
-    leaves nothing behind -- unless the directory is a run being resumed, which
-    is left as it was; an interrupted run still writes its final checkpoint.
-    """
-    resuming = cfg.resume is not None
-    try:
-        apply_dataset_env(cfg, run_dir)
-        if resuming:
-            check_config_unchanged(cfg, run_dir)
-        config = validated_algorithm_config(cfg)
-        trackers = open_trackers(cfg, run_dir)  # a tracker's missing package or silent server ends it here
-    except ConfigError:
-        if not resuming:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-    # Only a valid config starts processes: Ray (if asked for) comes up here and goes down on every exit path.
-    try:
-        with cluster_session(cfg.ray, config) as cluster:
-            return train_until_stop(cfg, config, run_dir, cluster, trackers)
-    except (ClusterError, TrackerError):  # no cluster for this config, or no tracked run: nothing ran, nothing kept
-        if not resuming:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
 
 
 def train_until_stop(
