@@ -14,6 +14,8 @@ from rlrun.config.schema import AlgoSchema
 class ReplayBufferSchema:
     """`algo.replay_buffer.*`: capacity in env steps, FIFO; `prioritized` adds alpha and an annealed beta."""
 
+    # The names of rlrun.data.replay_buffers.REPLAY_BUFFERS, written out so as not to import the buffers at
+    # start-up (tests/test_startup.py checks they agree).
     type: str = key("uniform", "`uniform` draws stored env steps uniformly; `prioritized` in proportion to "
                     "(|TD error| + epsilon) ** alpha.", choices=["prioritized", "uniform"])
     capacity: int = key(50_000, "Env steps the buffer holds (FIFO: the oldest go first); at least "
