@@ -15,10 +15,10 @@ import shutil
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from safetensors.numpy import load_file, save_file
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class CheckpointError(RuntimeError):
@@ -85,16 +85,22 @@ def _fsync_dir(path: Path) -> None:
 
 
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    # numpy, safetensors and torch are imported where used: the CLI imports CheckpointError at every start-up.
+    import numpy as np
+    from safetensors.numpy import save_file
+
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
     with _reading(path):
         return load_file(str(path))
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    import torch  # here, not at the top: the CLI imports CheckpointError before it knows a run needs torch
+    import torch
 
     torch.save(obj, path)
 
