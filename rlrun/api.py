@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ def train(*overrides: str | Iterable[str], **values: Any) -> RunResult:
     from rlrun.run.resume import resume_argv
 
     args = [*_flatten_positional(overrides), *keyword_overrides(values)]
+    if not any(arg.lstrip("+").startswith("hydra.run.dir=") for arg in args):
+        args.append(f"hydra.run.dir={fresh_run_dir()}")
     register_schemas(algorithm_schemas())
     GlobalHydra.instance().clear()
     try:
@@ -75,6 +78,17 @@ def train(*overrides: str | Iterable[str], **values: Any) -> RunResult:
         remove_new_dirs()
         raise ConfigError(one_line(e)) from None
     return run_result(Path(job.hydra_cfg.hydra.runtime.output_dir))
+
+
+def fresh_run_dir(now: datetime | None = None) -> Path:
+    """The CLI's `outputs/<date>/<time>`, with `_1`, `_2`, ... when a run of this second has it already: calls from one
+    script come faster than the CLI's, and two runs must never share a directory."""
+    base = Path("outputs") / (now or datetime.now()).strftime("%Y-%m-%d/%H-%M-%S")
+    candidate, n = base, 0
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}_{n}")
+    return candidate
 
 
 def _run_job(cfg: Any) -> float | Exception | None:

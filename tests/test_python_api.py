@@ -191,3 +191,29 @@ def test_a_multi_agent_checkpoint_acts_by_module_id(tmp_path: Path) -> None:
 def test_a_checkpoints_spaces_survive_json(space: gym.Space) -> None:
     loaded = space_from_json(json.loads(json.dumps(space_to_json(space))))
     assert loaded == space and type(loaded) is type(space)
+
+
+def test_runs_started_in_the_same_second_get_directories_of_their_own(tmp_path: Path, monkeypatch) -> None:
+    """Hydra's `outputs/<date>/<time>` is the same for two calls in one second; a script's calls come that fast."""
+    from datetime import datetime
+
+    from rlrun.api import fresh_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    now = datetime(2026, 12, 7, 12, 0, 1)
+    first = fresh_run_dir(now)
+    assert first == Path("outputs/2026-12-07/12-00-01")
+    first.mkdir(parents=True)
+    assert fresh_run_dir(now) == Path("outputs/2026-12-07/12-00-01_1")
+
+
+def test_a_rejected_command_never_removes_another_runs_directory(tmp_path: Path) -> None:
+    from rlrun.run.job import remove_rejected
+
+    run, rejected = tmp_path / "run", tmp_path / "rejected"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("{}\n")
+    (rejected / ".hydra").mkdir(parents=True)
+    remove_rejected(run, resuming=False)
+    remove_rejected(rejected, resuming=False)
+    assert (run / "metrics.jsonl").exists() and not rejected.exists()

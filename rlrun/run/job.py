@@ -43,8 +43,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
         config = validated_algorithm_config(cfg)
         trackers = open_trackers(cfg, run_dir)  # a tracker's missing package or silent server ends it here
     except ConfigError:
-        if not resuming:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        remove_rejected(run_dir, resuming)
         raise
     from rlrun.cluster import ClusterError, cluster_session
     from rlrun.run.experiment import train_until_stop
@@ -55,6 +54,14 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> float | None:
         with cluster_session(cfg.ray, config) as cluster:
             return train_until_stop(cfg, config, run_dir, cluster, trackers)
     except (ClusterError, TrackerError):  # no cluster for this config, or no tracked run: nothing ran, nothing kept
-        if not resuming:
-            shutil.rmtree(run_dir, ignore_errors=True)
+        remove_rejected(run_dir, resuming)
         raise
+
+
+def remove_rejected(run_dir: Path, resuming: bool) -> None:
+    """Remove a rejected command's run directory, unless it is a run's: one being resumed, or one that another
+    command started in the same second (Hydra's default `outputs/<date>/<time>` is then the same directory), which
+    holds that run's metrics or checkpoints and must not be lost to this command's mistake."""
+    if resuming or (run_dir / "metrics.jsonl").exists() or (run_dir / "checkpoints").exists():
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
