@@ -26,7 +26,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	# Two workers: the Ray tests in order on one (tests/conftest.py), the rest beside them.
-	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadgroup --durations=15
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadgroup --durations=40
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q
