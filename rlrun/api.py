@@ -61,7 +61,7 @@ def train(*overrides: str | Iterable[str], **values: Any) -> RunResult:
     from rlrun.run.resume import resume_argv
 
     args = [*_flatten_positional(overrides), *keyword_overrides(values)]
-    if not any(arg.lstrip("+").startswith("hydra.run.dir=") for arg in args):
+    if not any(arg.lstrip("+").startswith(("hydra.run.dir=", "resume=")) for arg in args):  # resume: the run's own
         args.append(f"hydra.run.dir={fresh_run_dir()}")
     register_schemas(algorithm_schemas())
     GlobalHydra.instance().clear()
