@@ -209,8 +209,11 @@ def test_ray_async_updates_report_lag_and_resume_continues_the_counters(ray_clus
     finally:
         algo.stop()
     lags = [r["learner_group"]["policy_lag_max"] for r in results]
-    # Weights go out every 2nd update and updates run while the next batch samples: lags of 1 to 3 show up.
-    assert max(lags) >= 1 and min(lags) >= 0 and max(lags) <= 6
+    # Weights go out every 2nd update, so the 2nd batch trains after one update on weights of none: lag 1.
+    # How stale a later fragment is depends on how slow its runner was (a loaded machine gave 9), but it
+    # was sampled with weights of at least none, so its lag is at most the updates made before its batch.
+    assert lags[:2] == [0, 1]
+    assert all(0 <= lag <= updates_before for updates_before, lag in enumerate(lags))
     assert all(r["learner_group"]["num_updates_in_flight"] <= 3 for r in results)
     assert results[-1]["env_runners"]["weights_version"] in (10, 12)
     assert 0 < saved["num_env_steps_trained_lifetime"] <= saved["num_env_steps_sampled_lifetime"]
