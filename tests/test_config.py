@@ -52,7 +52,8 @@ ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pend
            "lunarlander": "LunarLander-v3", "lunarlander_continuous": "LunarLanderContinuous-v3",
            "multi_cartpole": "rlrun.env.multi_agent.multi_cartpole:MultiCartPole",
            "simple_spread": "mpe2.simple_spread_v3", "atari": "ALE/Pong-v5", "minigrid": "MiniGrid-DoorKey-5x5-v0",
-           "tictactoe": "pettingzoo.classic.tictactoe_v3"}
+           "tictactoe": "pettingzoo.classic.tictactoe_v3", "stateless_cartpole": "StatelessCartPole-v1",
+           "stateless_pendulum": "StatelessPendulum-v1"}
 
 
 def group_options(group: str) -> list[str]:

@@ -13,7 +13,7 @@ Each copy is the env, then its Atari preprocessing (`env.atari`, rlrun/env/atari
 or TimeLimit, then the user's `env.wrappers` in order, then, for an observation space
 that is no Box (Dict, Discrete, ...), packing into one uint8 row (rlrun/env/packing.py).
 The backend vectorizes the copies: `sync` in this process (with gymnasium's own vector
-implementation where an id has one, CartPole's `vector_entry_point`, and nothing is
+implementation where an id has one, CartPole's and StatelessCartPole's `vector_entry_point`, and nothing is
 wrapped), `async` one process per copy, `envpool` in envpool's C++ threads (rlrun/env/envpool_env.py).
 All of them autoreset in gymnasium's NEXT_STEP mode, which the EnvRunner relies on
 (see `Columns.LOSS_MASK`).
@@ -53,6 +53,17 @@ ENTRY_POINT_PACKAGES: tuple[tuple[str, str, str], ...] = (
     ("gymnasium.envs.mujoco", "mujoco", "mujoco"),
     ("gymnasium.envs.box2d", "Box2D", "box2d"),
 )
+# rlrun's own envs (rlrun/env/stateless.py), registered as gymnasium registers its own: by id, their module
+# imported only when one is made.
+RLRUN_ENVS: dict[str, dict[str, object]] = {
+    "StatelessCartPole-v1": {"entry_point": "rlrun.env.stateless:StatelessCartPoleEnv",
+                             "vector_entry_point": "rlrun.env.stateless:StatelessCartPoleVectorEnv",
+                             "max_episode_steps": 500, "reward_threshold": 475.0},
+    "StatelessPendulum-v1": {"entry_point": "rlrun.env.stateless:StatelessPendulumEnv", "max_episode_steps": 200},
+}
+for _env_id, _registration in RLRUN_ENVS.items():
+    if _env_id not in gym.registry:
+        gym.register(_env_id, **_registration)
 # Off-screen OpenGL backends that MuJoCo (and PyOpenGL) can use without a display, in order of preference,
 # each with the shared libraries that provide it.
 HEADLESS_GL_BACKENDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -232,7 +243,7 @@ def make_vector_env(spec: EnvSpec | str, num_envs: int, *, seed: int | None = No
     else:
         vector_entry_point = gym.spec(target).vector_entry_point if isinstance(target, str) else None
         plain = spec.atari is None and not spec.wrappers
-        if plain and isinstance(vector_entry_point, str) and vector_entry_point.startswith("gymnasium."):
+        if plain and isinstance(vector_entry_point, str) and vector_entry_point.startswith(("gymnasium.", "rlrun.")):
             kwargs = dict(spec.env_config)
             if spec.max_episode_steps is not None:
                 kwargs["max_episode_steps"] = spec.max_episode_steps
