@@ -170,7 +170,17 @@ def number(cell: str) -> float:
     return float(cell.replace(",", "").removesuffix(" s"))
 
 
-def test_report_on_a_real_sweep(tmp_path: Path) -> None:
+def report_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """`rlrun-report <argv>` in this process (its CLI as a subprocess is tested above): its stdout.
+
+    A failure would exit (SystemExit, status 2) with its error line on stderr: the test fails with it.
+    """
+    capsys.readouterr()
+    main(argv)
+    return capsys.readouterr().out
+
+
+def test_report_on_a_real_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
         [RLRUN, "-m", "seed=0,1", "algo.lr=0.001,0.0003", "stop.iterations=3", "logger.console=none",
@@ -189,15 +199,14 @@ def test_report_on_a_real_sweep(tmp_path: Path) -> None:
     assert sorted(by_lr) == ["algo.lr=0.0003", "algo.lr=0.001"] and all(len(v) == 2 for v in by_lr.values())
 
     out = tmp_path / "rep"
-    proc = subprocess.run([REPORT, str(sweep), "--out", str(out)], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    stdout = report_in_process([str(sweep), "--out", str(out)], capsys)
     report = (out / "report.md").read_text()
     table = comparison_rows(report)
     assert list(table) == ["algo.lr=0.001", "algo.lr=0.0003"]  # sweep order; seed and stop.iterations not in labels
     assert "`stop.iterations=3`" in report
     for lr, runs in by_lr.items():
         row = table[lr]
-        assert row["config"] in proc.stdout
+        assert row["config"] in stdout
         finals = [run[-1][RETURN_KEY] for run in runs]
         mean = statistics.fmean(finals)
         assert row["seeds"] == "2"
@@ -216,9 +225,7 @@ def test_report_on_a_real_sweep(tmp_path: Path) -> None:
 
     # A threshold every run reaches: steps / wall time to it are medians of each run's first iteration there.
     threshold = min(run[-1][RETURN_KEY] for runs in by_lr.values() for run in runs)
-    proc = subprocess.run([REPORT, str(sweep), "--out", str(out), "--threshold", str(threshold)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    report_in_process([str(sweep), "--out", str(out), "--threshold", str(threshold)], capsys)
     table = comparison_rows((out / "report.md").read_text())
     for lr, runs in by_lr.items():
         first = [next(r for r in run if r.get(RETURN_KEY, -1e9) >= threshold) for run in runs]
