@@ -128,26 +128,25 @@ def test_unreachable_tracking_server_is_one_line_before_anything_starts(run_cli,
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no run directory, no ./mlruns
 
 
-def test_missing_package_names_the_extra_to_install(tmp_path: Path):
-    """As if mlflow were not installed (`sys.modules[name] = None` makes its import fail)."""
-    script = ("import sys; sys.modules['mlflow'] = None; from rlrun.cli import main; "
+def test_default_logger_never_imports_a_tracker_and_a_missing_package_names_the_extra_to_install(tmp_path: Path):
+    """One Python process checks both (each costs an rlrun import):
+
+    rlrun's start-up time: the tracker packages load only when a run selects one. Then, as if mlflow were not
+    installed (`sys.modules[name] = None` makes its import fail; it was not imported yet, as just printed),
+    logger=mlflow names the extra to install.
+    """
+    script = ("import sys, rlrun.cli, rlrun.run.experiment, rlrun.run.trackers; "
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'wandb')), flush=True); "
+              "sys.modules['mlflow'] = None; from rlrun.cli import main; "
               f"sys.argv = ['rlrun', 'logger=mlflow', 'hydra.run.dir={tmp_path / 'run'}']; main()")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.stdout.splitlines()[0] == "[]", proc.stdout + proc.stderr
     assert proc.returncode == EXIT_USAGE, proc.stderr
     # rlrun is installed from a clone: the hint names the extra's packages and the extra as a clone installs it.
     assert proc.stderr.startswith("rlrun: error: logger=mlflow needs the mlflow package: pip install 'mlflow<")
     assert "rlrun's 'mlflow' extra: pip install '.[mlflow]' in rlrun's clone" in proc.stderr
     assert "rlrun[" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
-
-
-def test_default_logger_never_imports_a_tracker():
-    """rlrun's start-up time: the tracker packages load only when a run selects one."""
-    script = ("import sys, rlrun.cli, rlrun.run.experiment, rlrun.run.trackers; "
-              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'wandb')))")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
 
 
 @needs_mlflow
