@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from test_config import build
 
 from rlrun.algorithms.impala import IMPALAConfig
+from rlrun.api import train as rlrun_train
 from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
@@ -178,8 +179,9 @@ def test_cli_resume_continues_with_no_duplicate_or_missing_rows(run_cli, tmp_pat
     fast = ("algo=impala", "stop.timesteps=null", "env_runners.num_envs_per_runner=4", "algo.train_batch_size=128",
             "evaluation.episodes=2", "checkpoint.every_iterations=3")
     run_dir = tmp_path / "run"
-    first = run_cli(*fast, "stop.iterations=7", run_dir=run_dir)
-    assert first.returncode == 0, first.stderr
+    # The run to resume is made in this process (the CLI's run directory, without a new interpreter's imports);
+    # the resume, the subject, is a real `rlrun` process.
+    rlrun_train(*fast, "stop.iterations=7", "logger.console=plain", f"hydra.run.dir={run_dir}")
     checkpointed, original = read_metrics(run_dir)[5:7]  # iteration 6 (the last periodic checkpoint) and 7
     proc = run_cli(f"resume={run_dir / 'checkpoints' / 'checkpoint_000006'}", "stop.iterations=10",
                    run_dir=run_dir)

@@ -15,6 +15,7 @@ import pytest
 
 from rlrun.algorithms.bc import BCConfig
 from rlrun.algorithms.marwil import MARWILConfig
+from rlrun.api import train as rlrun_train
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.data.offline.dataset import dataset_info, open_dataset
@@ -139,9 +140,10 @@ def test_recorded_episodes_are_the_evaluated_ones_with_their_final_observations(
 
 
 def test_record_train_evaluate_and_resume_through_the_cli(run_cli, tmp_path: Path) -> None:
-    ppo = run_cli("algo=ppo", "algo.train_batch_size=256", "algo.minibatch_size=128", "stop.iterations=1",
-                  run_dir=tmp_path / "ppo")
-    assert ppo.returncode == 0, ppo.stderr
+    # The PPO run is only the recording's policy: made in this process (the CLI's run directory without a new
+    # interpreter's seconds of imports); recording, BC training, evaluation and resume go through the CLI.
+    rlrun_train("algo=ppo", "algo.train_batch_size=256", "algo.minibatch_size=128", "stop.iterations=1",
+                "logger.console=plain", f"hydra.run.dir={tmp_path / 'ppo'}")
     record = subprocess.run([RLRUN_EVAL, f"checkpoint={tmp_path / 'ppo'}", "episodes=6", "explore=true",
                              "record=data/cartpole-ppo-v0"], capture_output=True, text=True, cwd=tmp_path)
     assert record.returncode == 0, record.stderr
