@@ -39,6 +39,26 @@ def env() -> gym.Env:
     return gym.make("CartPole-v1")
 
 
+@pytest.fixture(scope="module")
+def ppo_group(_ray_worker_path):
+    """Two DDP learner actors of `one_minibatch_config()`, started once for the tests below the parametrized one.
+
+    Each test first sets the whole learner state it starts from (weights, optimizer moments, learner variables)
+    or only compares the group with itself, so what an earlier test did to it does not matter.
+    """
+    import conftest
+
+    # As `ray_cluster` (which every test using this also requests, and which then keeps this instance).
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address != conftest._shared_ray.get("address"):
+        ray.shutdown()
+    if not ray.is_initialized():
+        context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+        conftest._shared_ray["address"] = context.address_info["gcs_address"]
+    group = one_minibatch_config().learners(num_learners=2).build_learner_group(env=env())
+    yield group
+    group.stop()
+
+
 def assert_weights_close(a: dict, b: dict, where: str = "") -> None:
     assert a.keys() == b.keys()
     for name in a:
@@ -99,49 +119,44 @@ def test_ddp_updates_equal_the_local_learner(ray_cluster, fixed_batch, learner) 
     assert moved > 1e-3, "the updates did not change the weights; the comparison would prove nothing"
 
 
-def test_async_updates_apply_in_order_and_report_when_finished(ray_cluster, fixed_batch) -> None:
+def test_async_updates_apply_in_order_and_report_when_finished(ray_cluster, ppo_group, fixed_batch) -> None:
     config = one_minibatch_config()
     local = config.build_learner(env=env())
     local.build()
-    group = config.copy().learners(num_learners=2).build_learner_group(env=env())
-    try:
-        group.set_state(local.get_state())
-        finished = []
-        for _ in range(3):
-            returned = group.update(batch=fixed_batch, async_update=True)
-            assert isinstance(returned, list)
-            finished += returned
-        weights = group.get_weights()[DEFAULT_MODULE_ID]  # runs after the queued updates on rank 0
-        # Wait until every rank has returned the queued updates: the next async call must report all of them.
-        queued = [ref for refs in group._learner._in_flight for ref in refs]
-        ray.wait(queued, num_returns=len(queued), timeout=120)
-        finished += group.update(batch=fixed_batch, async_update=True)
-    finally:
-        group.stop()
+    group = ppo_group
+    group.set_state(local.get_state())  # every component: the updates below start from the local learner's state
+    finished = []
+    for _ in range(3):
+        returned = group.update(batch=fixed_batch, async_update=True)
+        assert isinstance(returned, list)
+        finished += returned
+    weights = group.get_weights()[DEFAULT_MODULE_ID]  # runs after the queued updates on rank 0
+    # Wait until every rank has returned the queued updates: the next async call must report all of them.
+    queued = [ref for refs in group._learner._in_flight for ref in refs]
+    ray.wait(queued, num_returns=len(queued), timeout=120)
+    finished += group.update(batch=fixed_batch, async_update=True)
     for _ in range(3):
         local.update(batch=fixed_batch)
     assert_weights_close(weights, local.get_state(COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID])
     assert len(finished) >= 3 and all(DEFAULT_MODULE_ID in r for r in finished)
 
 
-def test_set_state_reaches_every_learner_and_checkpoints_round_trip(ray_cluster, fixed_batch, tmp_path) -> None:
+def test_set_state_reaches_every_learner_and_checkpoints_round_trip(ray_cluster, ppo_group, fixed_batch,
+                                                                     tmp_path) -> None:
     config = one_minibatch_config()
-    group = config.copy().learners(num_learners=2).build_learner_group(env=env())
-    try:
-        group.update(batch=fixed_batch)
-        group.save_to_path(tmp_path / "learners")
-        trained = group.get_state()
-        zeros = {k: np.zeros_like(v) for k, v in trained[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID].items()}
-        group.set_weights({DEFAULT_MODULE_ID: zeros})
-        for actor in group._learner._actors:
-            state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
-            assert all(not v.any() for v in state.values())
-        group.restore_from_path(tmp_path / "learners")
-        for actor in group._learner._actors:
-            state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
-            assert_weights_close(state, trained[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID])
-    finally:
-        group.stop()
+    group = ppo_group
+    group.update(batch=fixed_batch)
+    group.save_to_path(tmp_path / "learners")
+    trained = group.get_state()
+    zeros = {k: np.zeros_like(v) for k, v in trained[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID].items()}
+    group.set_weights({DEFAULT_MODULE_ID: zeros})
+    for actor in group._learner._actors:
+        state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
+        assert all(not v.any() for v in state.values())
+    group.restore_from_path(tmp_path / "learners")
+    for actor in group._learner._actors:
+        state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
+        assert_weights_close(state, trained[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID])
     # A local learner reads the checkpoint the DDP group wrote.
     local = config.build_learner(env=env())
     local.build()
