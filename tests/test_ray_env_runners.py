@@ -26,24 +26,42 @@ def small_config(env: str = "CartPole-v1", **env_config) -> PPOConfig:
     )
 
 
+@pytest.fixture(scope="module")
+def small_algo(_ray_worker_path):
+    """One `small_config()` algorithm (2 env runner actors), started once for the two tests that need no other.
+
+    The kill test counts restarts from its own kill on (nothing else restarts a runner of it), and the mode test
+    saves and restores this algorithm's own state: neither depends on what the other did first.
+    """
+    import conftest
+
+    # As `ray_cluster` (which every test using this also requests, and which then keeps this instance).
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address != conftest._shared_ray.get("address"):
+        ray.shutdown()
+    if not ray.is_initialized():
+        context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+        conftest._shared_ray["address"] = context.address_info["gcs_address"]
+    algo = small_config().build_algo()
+    yield algo
+    algo.stop()
+
+
 def runner_pid(algo, index: int) -> int:
     actor = algo.env_runner_group._remote._actors[index]
     return ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
 
 
-def test_killed_env_runner_is_replaced_and_training_goes_on(ray_cluster) -> None:
-    algo = small_config().build_algo()
-    try:
-        first = algo.train()
-        assert first["env_runners"]["num_healthy_env_runners"] == 2
-        assert first["env_runners"]["num_env_steps_sampled"] > 128  # both runners' fragments were merged
-        victim = runner_pid(algo, 1)
-        os.kill(victim, signal.SIGKILL)
-        psutil.Process(victim).wait(timeout=30)
-        results = [algo.train() for _ in range(3)]
-        replacement = runner_pid(algo, 1)
-    finally:
-        algo.stop()
+def test_killed_env_runner_is_replaced_and_training_goes_on(ray_cluster, small_algo) -> None:
+    algo = small_algo
+    first = algo.train()
+    assert first["env_runners"]["num_healthy_env_runners"] == 2
+    assert first["fault_tolerance"]["num_remote_worker_restarts"] == 0
+    assert first["env_runners"]["num_env_steps_sampled"] > 128  # both runners' fragments were merged
+    victim = runner_pid(algo, 1)
+    os.kill(victim, signal.SIGKILL)
+    psutil.Process(victim).wait(timeout=30)
+    results = [algo.train() for _ in range(3)]
+    replacement = runner_pid(algo, 1)
     # The iteration of the kill went on with the healthy runner; the replacement joined the next one.
     assert results[0]["env_runners"]["num_healthy_env_runners"] == 1
     assert [r["env_runners"]["num_healthy_env_runners"] for r in results[1:]] == [2, 2]
@@ -78,17 +96,14 @@ def test_env_error_restarts_runner_within_limit_and_fails_clearly_beyond(ray_clu
         algo.stop()
 
 
-def test_env_runner_state_is_restored_only_into_the_same_mode(ray_cluster, tmp_path: Path) -> None:
+def test_env_runner_state_is_restored_only_into_the_same_mode(ray_cluster, small_algo, tmp_path: Path) -> None:
     embedded = small_config().env_runners(num_env_runners=0).build_algo()
     embedded.train()
     embedded.save_to_path(tmp_path / "embedded")
     embedded.stop()
-    algo = small_config().build_algo()
-    try:
-        algo.train()
-        algo.save_to_path(tmp_path / "remote")
-        algo.restore_from_path(tmp_path / "remote")  # same mode: fine
-        with pytest.raises(CheckpointError, match="env_runners.num"):
-            algo.restore_from_path(tmp_path / "embedded")
-    finally:
-        algo.stop()
+    algo = small_algo
+    algo.train()
+    algo.save_to_path(tmp_path / "remote")
+    algo.restore_from_path(tmp_path / "remote")  # same mode: fine
+    with pytest.raises(CheckpointError, match="env_runners.num"):
+        algo.restore_from_path(tmp_path / "embedded")
