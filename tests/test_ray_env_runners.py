@@ -27,11 +27,22 @@ def small_config(env: str = "CartPole-v1", **env_config) -> PPOConfig:
 
 
 @pytest.fixture(scope="module")
-def small_algo(_ray_worker_path):
-    """One `small_config()` algorithm (2 env runner actors), started once for the two tests that need no other.
+def crash_file(tmp_path_factory) -> Path:
+    """While this file exists, the next CrashOnceEnv to step removes it and raises."""
+    return tmp_path_factory.mktemp("crash") / "crash"
 
-    The kill test counts restarts from its own kill on (nothing else restarts a runner of it), and the mode test
-    saves and restores this algorithm's own state: neither depends on what the other did first.
+
+def crash_once_config(crash_file: Path) -> PPOConfig:
+    return small_config("user_envs:CrashOnceEnv", crash_file=str(crash_file))
+
+
+@pytest.fixture(scope="module")
+def small_algo(_ray_worker_path, crash_file: Path):
+    """One algorithm of 2 env runner actors on CrashOnceEnv (CartPole until its crash file exists), started once
+    for the three tests below that need no other.
+
+    The kill test runs first and asserts it starts with no restart; the env-error test counts restarts from
+    its own crash on; the mode test saves and restores this algorithm's own state.
     """
     import conftest
 
@@ -41,7 +52,7 @@ def small_algo(_ray_worker_path):
     if not ray.is_initialized():
         context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
         conftest._shared_ray["address"] = context.address_info["gcs_address"]
-    algo = small_config().build_algo()
+    algo = crash_once_config(crash_file).build_algo()
     yield algo
     algo.stop()
 
@@ -71,21 +82,21 @@ def test_killed_env_runner_is_replaced_and_training_goes_on(ray_cluster, small_a
     assert steps == sorted(steps) and len(set(steps)) == 4
 
 
-def test_env_error_restarts_runner_within_limit_and_fails_clearly_beyond(ray_cluster, tmp_path: Path) -> None:
-    crash_file = tmp_path / "crash"
-    algo = small_config("user_envs:CrashOnceEnv", crash_file=str(crash_file)).build_algo()
-    try:
-        algo.train()
-        crash_file.touch()
-        result = algo.train()
-        assert not crash_file.exists(), "no env stepped while the crash file existed"
-        assert result["fault_tolerance"]["num_remote_worker_restarts"] == 1
-        assert result["env_runners"]["num_healthy_env_runners"] == 1
-        assert algo.train()["env_runners"]["num_healthy_env_runners"] == 2
-    finally:
-        algo.stop()
+def test_env_error_restarts_runner_within_limit_and_fails_clearly_beyond(ray_cluster, small_algo,
+                                                                        crash_file: Path) -> None:
+    algo = small_algo
+    before = algo.train()
+    assert before["env_runners"]["num_healthy_env_runners"] == 2
+    restarts = before["fault_tolerance"]["num_remote_worker_restarts"]  # the kill test's, if it ran first
+    crash_file.touch()
+    result = algo.train()
+    assert not crash_file.exists(), "no env stepped while the crash file existed"
+    assert result["fault_tolerance"]["num_remote_worker_restarts"] == restarts + 1
+    assert result["env_runners"]["num_healthy_env_runners"] == 1
+    assert algo.train()["env_runners"]["num_healthy_env_runners"] == 2
 
-    strict = small_config("user_envs:CrashOnceEnv", crash_file=str(crash_file))
+    # One runner is enough to exceed a limit of no restart.
+    strict = crash_once_config(crash_file).env_runners(num_env_runners=1)
     algo = strict.fault_tolerance(max_num_env_runner_restarts=0).build_algo()
     try:
         algo.train()
@@ -96,8 +107,9 @@ def test_env_error_restarts_runner_within_limit_and_fails_clearly_beyond(ray_clu
         algo.stop()
 
 
-def test_env_runner_state_is_restored_only_into_the_same_mode(ray_cluster, small_algo, tmp_path: Path) -> None:
-    embedded = small_config().env_runners(num_env_runners=0).build_algo()
+def test_env_runner_state_is_restored_only_into_the_same_mode(ray_cluster, small_algo, crash_file: Path,
+                                                              tmp_path: Path) -> None:
+    embedded = crash_once_config(crash_file).env_runners(num_env_runners=0).build_algo()
     embedded.train()
     embedded.save_to_path(tmp_path / "embedded")
     embedded.stop()
