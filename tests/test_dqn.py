@@ -348,46 +348,63 @@ def test_a_checkpoint_without_the_buffer_resumes_on_an_empty_one_that_refills_be
 
 # -- Ray mode: fault tolerance and learning ---------------------------------------------------
 
+@pytest.fixture(scope="module")
+def corridor_ray_algo(_ray_worker_path):
+    """corridor_config() on 2 env runner actors and 2 DDP learner actors, started once: the learning test
+    trains it from scratch (it runs first: the order below), then the kill test goes on with it."""
+    import conftest
+    import ray
+
+    # As `ray_cluster` (which every test using this also requests, and which then keeps this instance).
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address != conftest._shared_ray.get("address"):
+        ray.shutdown()
+    if not ray.is_initialized():
+        context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+        conftest._shared_ray["address"] = context.address_info["gcs_address"]
+    algo = corridor_config().env_runners(num_env_runners=2, num_envs_per_env_runner=2).learners(
+        num_learners=2).build_algo()
+    yield algo
+    algo.stop()
+
+
 @pytest.mark.ray
-def test_ray_mode_survives_a_killed_env_runner(ray_cluster) -> None:
+def test_ray_mode_learns_the_corridor_with_two_env_runners_and_two_ddp_learners(ray_cluster,
+                                                                               corridor_ray_algo) -> None:
+    """The embedded corridor test's bar, in Ray mode: the greedy policy walks straight to the goal."""
+    algo = corridor_ray_algo
+    assert algo.iteration == 0, "the learning test trains the shared algorithm from scratch: it must run first"
+    # 32 env steps per iteration, as embedded; 40 iterations (1280 env steps) take epsilon to its final 0.05
+    # (at 1000) and make 4 * (1280 - 128) / 32 = 144 updates: a probe evaluating every 10 iterations found the
+    # greedy policy at the goal from the 10th on (80 iterations were twice the time for the same check).
+    last = train(algo, 40)[-1]
+    evaluation = algo.evaluate(num_episodes=8)["evaluation"]
+    assert last["env_runners"]["num_healthy_env_runners"] == 2
+    assert last["num_learner_updates_lifetime"] == 4 * (last["num_env_steps_sampled_lifetime"] - 128) // 32
+    assert evaluation["episode_len_mean"] == 4 and evaluation["episode_return_mean"] == 1.0, evaluation
+
+
+@pytest.mark.ray
+def test_ray_mode_survives_a_killed_env_runner(ray_cluster, corridor_ray_algo) -> None:
     """As for PPO: the iteration of the kill goes on with the healthy runner and the replacement joins the next.
-    That iteration's fragment (fewer sub-envs) is not stored; learning goes on from the buffer throughout."""
+    That iteration's fragment (fewer sub-envs) is not stored; learning goes on from the buffer throughout.
+
+    On the learning test's algorithm (its 2 DDP learners included), after that test: no start-up of its own."""
     from test_ray_env_runners import runner_pid  # imports Ray, which tests/test_gpu.py (importing this) must not need
 
-    algo = corridor_config().env_runners(num_env_runners=2, num_envs_per_env_runner=2).build_algo()
-    try:
-        before = train(algo, 5)[-1]  # 2 runners x 2 envs x 8 steps per iteration: learning has begun
-        assert before["num_learner_updates_lifetime"] > 0
-        victim = runner_pid(algo, 1)
-        os.kill(victim, signal.SIGKILL)
-        psutil.Process(victim).wait(timeout=30)
-        results = train(algo, 3)
-        assert runner_pid(algo, 1) != victim
-    finally:
-        algo.stop()
+    algo = corridor_ray_algo
+    before = train(algo, 5)[-1]  # 2 runners x 2 envs x 8 steps per iteration: learning has begun
+    assert before["num_learner_updates_lifetime"] > 0
+    restarts = before["fault_tolerance"]["num_remote_worker_restarts"]
+    victim = runner_pid(algo, 1)
+    os.kill(victim, signal.SIGKILL)
+    psutil.Process(victim).wait(timeout=30)
+    results = train(algo, 3)
+    assert runner_pid(algo, 1) != victim
     assert [r["env_runners"]["num_healthy_env_runners"] for r in results] == [1, 2, 2]
-    assert all(r["fault_tolerance"]["num_remote_worker_restarts"] == 1 for r in results)
+    assert all(r["fault_tolerance"]["num_remote_worker_restarts"] == restarts + 1 for r in results)
     added = [r["replay_buffer"]["num_env_steps_added_lifetime"] for r in [before, *results]]
     assert added[1] == added[0] < added[2] < added[3], added
     steps = [r["num_env_steps_sampled_lifetime"] for r in [before, *results]]
     assert steps == sorted(steps) and len(set(steps)) == 4
     updates = [r["num_learner_updates_lifetime"] for r in [before, *results]]
     assert updates == sorted(updates) and len(set(updates)) == 4, updates
-
-
-@pytest.mark.ray
-def test_ray_mode_learns_the_corridor_with_two_env_runners_and_two_ddp_learners(ray_cluster) -> None:
-    """The embedded corridor test's bar, in Ray mode: the greedy policy walks straight to the goal."""
-    config = corridor_config().env_runners(num_env_runners=2, num_envs_per_env_runner=2).learners(num_learners=2)
-    algo = config.build_algo()
-    try:
-        # 32 env steps per iteration, as embedded; 40 iterations (1280 env steps) take epsilon to its final 0.05
-        # (at 1000) and make 4 * (1280 - 128) / 32 = 144 updates: a probe evaluating every 10 iterations found the
-        # greedy policy at the goal from the 10th on (80 iterations were twice the time for the same check).
-        last = train(algo, 40)[-1]
-        evaluation = algo.evaluate(num_episodes=8)["evaluation"]
-    finally:
-        algo.stop()
-    assert last["env_runners"]["num_healthy_env_runners"] == 2
-    assert last["num_learner_updates_lifetime"] == 4 * (last["num_env_steps_sampled_lifetime"] - 128) // 32
-    assert evaluation["episode_len_mean"] == 4 and evaluation["episode_return_mean"] == 1.0, evaluation
