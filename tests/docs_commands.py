@@ -24,8 +24,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import tomllib
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_PROGRAMS = {"pip", "git", "cd", "ray", "tensorboard", "mlflow", "wandb", "export", "mkdir", "ls", "cat", "ssh",
@@ -130,7 +134,6 @@ def compose_jobs(args: list[str]) -> list:
     from rlrun.config.keys import free_form_overrides
     from rlrun.config.schema import register_schemas
     from rlrun.run.resume import RESUMED_OPTION, resume_argv
-    from rlrun.tune.compose import compose_config
 
     old_argv = sys.argv
     sys.argv = ["rlrun", *args]  # rlrun.cli reads `algo=` from it to name an unknown key's siblings
@@ -149,7 +152,7 @@ def compose_jobs(args: list[str]) -> list:
                    [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed]
         jobs = []
         for job in itertools.product(*choices):
-            cfg = compose_config([*job, *search_path])
+            cfg = _compose(list(job), search_path, resumed=any(RESUMED_OPTION in o for o in job))
             validated_algorithm_config(cfg)
             jobs.append(cfg)
         return jobs
@@ -158,6 +161,41 @@ def compose_jobs(args: list[str]) -> list:
         for group in store.repo.values():
             if isinstance(group, dict):
                 group.pop(f"{RESUMED_OPTION}.yaml", None)
+
+
+# The options of these config groups (and `hydra/...`, `hydra.*`) select which files Hydra composes; every other
+# override sets a value of the composed config.
+_GROUPS = {p.name for p in (ROOT / "rlrun" / "conf").iterdir() if p.is_dir() and not p.name.startswith("_")}
+
+
+def _compose(job: list[str], search_path: list[str], *, resumed: bool) -> DictConfig:
+    """The job's config, as `compose_config([*job, *search_path])` returns it.
+
+    Hydra composes the files a job's group options select (~0.4 s), then applies its value overrides in order.
+    The docs' commands and a sweep's jobs mostly differ only in values (`seed=0,1,2 algo.lr=1e-3,3e-4` on one
+    preset), so the selected files are composed once and each job's values applied to a copy, by
+    `rlrun.tune.compose.trial_config`, which Tune's trials rely on for the same equivalence: it composes the
+    whole job instead whenever an override is not a plain value of the base (an unknown key, a `+`/`~`, a value
+    its key's type refuses), so such a job fails with Hydra's own message. A `--config-dir` (a page's preset,
+    rewritten by the next page) or a resumed run's saved config (dropped after its command) is always composed
+    afresh.
+    """
+    from rlrun.tune.compose import compose_config, trial_config
+
+    if search_path or resumed:
+        return compose_config([*job, *search_path])
+    selects = [o for o in job if "=" not in o or _in_base(*o.split("=", 1))]
+    values = dict(o.split("=", 1) for o in job if o not in selects)
+    if len(values) != len(job) - len(selects):  # a key set twice: Hydra's own order decides
+        return compose_config(job)
+    return trial_config(selects, values)
+
+
+def _in_base(key: str, value: str) -> bool:
+    """Composed with the base: what selects files, and what `trial_config` would compose afresh anyway (an added
+    or deleted key, a list or mapping value) rather than pay for a base it then throws away."""
+    return (key in _GROUPS or key.startswith(("+", "~", "hydra.")) or "/" in key or "@" in key
+            or value.lstrip().startswith(("[", "{")))
 
 
 def _split_flags(argv: list[str]) -> tuple[list[str], list[str]]:
