@@ -46,13 +46,17 @@ _PRESET_DATASETS = sorted({(yaml.safe_load(p.read_text()).get("offline") or {}).
 def workdir(tmp_path_factory) -> Path:
     """Where the docs' commands run: a finished run with a checkpoint (`$RUN`, what `rlrun resume=$RUN` and
     `rlrun-eval` need) and the datasets the offline presets read, recorded from it as the offline page says."""
+    # In this process (rlrun.train, and rlrun-eval's own parser and evaluation): the run and the datasets are what
+    # the pages' commands read, not what these tests check, and a CLI process each would cost its start-up thrice.
+    import rlrun
+    from rlrun.cli_eval import parse_args
+    from rlrun.run.evaluation import evaluate_checkpoint
+
     tmp = tmp_path_factory.mktemp("docs")
-    subprocess.run([sys.executable, "-m", "rlrun", "stop.iterations=1", "algo.train_batch_size=64", "algo.num_epochs=1",
-                    "algo.minibatch_size=32", "logger.console=none", f"hydra.run.dir={tmp / 'run'}"],
-                   check=True, capture_output=True, cwd=tmp, timeout=300)
-    for dataset in _PRESET_DATASETS:
-        subprocess.run([Path(sys.executable).parent / "rlrun-eval", f"checkpoint={tmp / 'run'}", "episodes=2",
-                        f"record={dataset}"], check=True, capture_output=True, cwd=tmp, timeout=300)
+    rlrun.train("stop.iterations=1", "algo.train_batch_size=64", "algo.num_epochs=1", "algo.minibatch_size=32",
+                "logger.console=none", f"hydra.run.dir={tmp / 'run'}")
+    for dataset in _PRESET_DATASETS:  # `record=<dataset>` as run from `tmp`, where the presets read it
+        evaluate_checkpoint(parse_args([f"checkpoint={tmp / 'run'}", "episodes=2", f"record={tmp / dataset}"]))
     return tmp
 
 
