@@ -8,6 +8,10 @@ run's saved config in embedded mode (no Ray, no GPU) gives the module spec, the 
 Observations go through what the env runner does to them before a forward pass: structured ones (Dict, Tuple,
 Discrete, ...) are packed into their PackedSpace row, floats become float32, the filter applies; Box actions are
 clipped to the bounds.
+
+A recurrent policy (`model.use_lstm`) carries its state from call to call, as the env runners do, one per row
+of the batch it acts on: `compute_action` is one env's next step, `compute_actions` a vector env's, and
+`episode_start` (SB3's name) or `reset()` starts episodes afresh.
 """
 
 from __future__ import annotations
@@ -45,45 +49,72 @@ class Policy:
         self.normalizer = normalizer
         self.checkpoint = checkpoint
         self._generator = torch.Generator().manual_seed(seed)
+        # A recurrent module's state per row of the batch it last acted on, by module id.
+        self._states: dict[str, np.ndarray] = {}
 
     @property
     def module_ids(self) -> list[str]:
         return list(self.modules)
 
-    def compute_action(self, obs: Any, explore: bool = False, module_id: str | None = None) -> Any:
+    def compute_action(self, obs: Any, explore: bool = False, module_id: str | None = None,
+                       episode_start: bool = False) -> Any:
         """The action for one observation (a scalar for Discrete actions, an array for the others)."""
-        module = self._module(module_id)
-        space = module.observation_space
+        module_id = self._module_id(module_id)
+        space = self.modules[module_id].observation_space
         row = space.pack(obs)[None] if isinstance(space, PackedSpace) else np.asarray(obs)[None]
-        return self._act(module, row, explore)[0]
+        return self._act(module_id, row, explore, np.array([episode_start]))[0]
 
-    def compute_actions(self, obs_batch: Any, explore: bool = False, module_id: str | None = None) -> np.ndarray:
+    def compute_actions(self, obs_batch: Any, explore: bool = False, module_id: str | None = None,
+                        episode_start: Any = None) -> np.ndarray:
         """Actions `[N, ...]` for a batch of observations: an array `[N, *shape]`, or for a structured space its
-        structure with a leading `N` on every part (as gymnasium's vector envs return it)."""
-        module = self._module(module_id)
-        space = module.observation_space
+        structure with a leading `N` on every part (as gymnasium's vector envs return it). `episode_start`
+        (`[N]` bool) marks the rows whose episode starts with this observation (a recurrent policy's state)."""
+        module_id = self._module_id(module_id)
+        space = self.modules[module_id].observation_space
         rows = space.pack(obs_batch) if isinstance(space, PackedSpace) else np.asarray(obs_batch)
-        return self._act(module, rows, explore)
+        return self._act(module_id, rows, explore, None if episode_start is None else np.asarray(episode_start, bool))
 
-    def _module(self, module_id: str | None) -> RLModule:
+    def reset(self) -> None:
+        """Start every episode afresh: a recurrent policy forgets its state (a stateless one has none)."""
+        self._states.clear()
+
+    def _state_in(self, module_id: str, rows: int, episode_start: np.ndarray | None) -> np.ndarray:
+        """The state `rows` observations continue from: the carried one, the initial one where an episode starts
+        (and everywhere when the batch is new or of another size)."""
+        state = self._states.get(module_id)
+        initial = self.modules[module_id].get_initial_state()
+        if state is None or len(state) != rows:
+            return np.tile(initial, (rows, 1))
+        state = state.copy()
+        if episode_start is not None:
+            state[episode_start] = initial
+        return state
+
+    def _module_id(self, module_id: str | None) -> str:
         if module_id is None:
             if len(self.modules) > 1:
                 raise ValueError(f"this checkpoint has several modules, {self.module_ids}: pass module_id=")
             module_id = self.module_ids[0]
         if module_id not in self.modules:
             raise ValueError(f"unknown module_id {module_id!r}; this checkpoint has {self.module_ids}")
-        return self.modules[module_id]
+        return module_id
 
-    def _act(self, module: RLModule, obs: np.ndarray, explore: bool) -> np.ndarray:
+    def _act(self, module_id: str, obs: np.ndarray, explore: bool, episode_start: np.ndarray | None) -> np.ndarray:
+        module = self.modules[module_id]
         obs = obs.astype(buffer_dtype(module.observation_space), copy=False)
         if self.normalizer is not None:
             obs = self.normalizer.observations(obs, update=False)
         forward = module.forward_exploration if explore else module.forward_inference
         dist_cls = module.get_exploration_action_dist_cls() if explore else module.get_inference_action_dist_cls()
+        inputs = {Columns.OBS: torch.from_numpy(np.ascontiguousarray(obs))}
+        if module.is_stateful():
+            inputs[Columns.STATE_IN] = torch.from_numpy(self._state_in(module_id, len(obs), episode_start))
         with torch.inference_mode():
-            dist = dist_cls.from_logits(forward({Columns.OBS: torch.from_numpy(np.ascontiguousarray(obs))})[
-                Columns.ACTION_DIST_INPUTS])
+            out = forward(inputs)
+            dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
             actions = (dist.sample(self._generator) if explore else dist.deterministic_sample()).numpy()
+        if module.is_stateful():
+            self._states[module_id] = out[Columns.STATE_OUT].numpy()
         space = module.action_space
         if isinstance(space, gym.spaces.Box):
             return np.clip(actions, space.low, space.high)

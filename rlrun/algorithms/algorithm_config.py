@@ -69,6 +69,8 @@ class AlgorithmConfig:
     # Whether it trains on PettingZoo envs (a batch per module); algorithms with per-env state that is not
     # per module yet (replay buffers, recorded datasets) say False.
     supports_multi_agent: ClassVar[bool] = True
+    # Whether its learner trains recurrent modules (`model.use_lstm`) on sequences.
+    supports_recurrent: ClassVar[bool] = False
     # Training keys a run can take new values of when it continues from a checkpoint (what Tune's PBT may
     # perturb): read afresh at every update, or (lr) re-applied to the restored optimizer state.
     mutable_keys: ClassVar[frozenset[str]] = frozenset({"lr", "gamma", "grad_clip", "num_epochs", "minibatch_size"})
@@ -371,7 +373,12 @@ class AlgorithmConfig:
     def get_rl_module_spec(self) -> RLModuleSpec:
         """The module every env runner and learner builds (`RLModuleSpec.build`); subclasses name their class."""
         from rlrun.core.rl_module import DefaultActorCriticModule, RLModuleSpec
+        from rlrun.core.rl_module.recurrent import is_recurrent
 
+        if is_recurrent(self.model_config):
+            from rlrun.core.rl_module.recurrent_actor_critic import RecurrentActorCriticModule
+
+            return RLModuleSpec(RecurrentActorCriticModule, dict(self.model_config))
         return RLModuleSpec(DefaultActorCriticModule, dict(self.model_config))
 
     def build_algo(self) -> Algorithm:
@@ -463,6 +470,29 @@ class AlgorithmConfig:
                 check_conv_filters(self.model_config["conv_filters"])
             except ModelError as e:
                 raise ConfigError(str(e)) from None
+        self._validate_recurrent()
+
+    def _validate_recurrent(self) -> None:
+        """`model.use_lstm` / `use_gru`: one of them, on an algorithm whose learner trains sequences, and the
+        recurrent keys only with one of them (a key that changes nothing would be ignored silently)."""
+        from rlrun.algorithms.registry import ALGORITHMS, get_algorithm_config_class
+        from rlrun.core.rl_module.recurrent import is_recurrent
+
+        model = self.model_config
+        check(not (model.get("use_lstm") and model.get("use_gru")), "model.use_lstm and model.use_gru exclude each "
+              "other: pick the LSTM or the GRU", True)
+        if not is_recurrent(model):
+            defaults = ModelSchema()
+            for name in ("lstm_cell_size", "max_seq_len"):
+                check(model.get(name) == getattr(defaults, name), f"model.{name} is for recurrent models; set "
+                      "model.use_lstm=true (or model.use_gru=true) too", model.get(name))
+            return
+        switch = "model.use_gru" if model.get("use_gru") else "model.use_lstm"
+        takers = [name for name in ALGORITHMS if get_algorithm_config_class(name).supports_recurrent]
+        check(self.supports_recurrent, f"{switch}: algo={self.algo_class.__name__.lower()} has no recurrent models "
+              f"yet; algorithms that do: {', '.join(takers)}", True)
+        check(not model.get("module_class"), f"{switch} builds rlrun's recurrent module; a model.module_class of "
+              "your own is recurrent by its own state_size (docs: Extending rlrun)", model.get("module_class"))
 
     def _validate_env(self) -> None:
         from rlrun.env.env_spec import EnvError
@@ -519,6 +549,10 @@ class AlgorithmConfig:
         if not self.supports_multi_agent:
             raise ConfigError(f"algo={self.algo_class.__name__.lower()} does not support multi-agent envs such as "
                               f"'{self.env}' yet; algorithms that do: ppo, impala, appo")
+        from rlrun.core.rl_module.recurrent import is_recurrent
+
+        check(not is_recurrent(self.model_config), "model.use_lstm / model.use_gru are single-agent only so far",
+              True)
         central = self.model_config.get("central_value")
         check(not central or self.algo_class.__name__ == "PPO", "model.central_value is a PPO feature (MAPPO); "
               f"algo={self.algo_class.__name__.lower()} trains a value function on the agent's own observation", True)

@@ -177,6 +177,15 @@ class ModelSchema:
     central_value: bool = key(
         False, "Multi-agent PPO (MAPPO): the value network sees the env's global state (PettingZoo's `state()`, "
         "else all agents' observations), the policy only its agent's observation.")
+    use_lstm: bool = key(
+        False, "An LSTM after the encoder and hidden layers of the policy and of the value network (one under both "
+        "heads with vf_share_layers), so the policy remembers what it saw: partially observed tasks "
+        "(env=stateless_cartpole). PPO.")
+    use_gru: bool = key(False, "A GRU in place of use_lstm's LSTM (fewer weights, one state vector).")
+    lstm_cell_size: int = key(256, "Units of the recurrent cell (use_lstm or use_gru).", bounds=">= 1", integer=True)
+    max_seq_len: int = key(
+        20, "Longest sequence of steps a recurrent model trains on (backpropagation through time); a sequence also "
+        "ends where an episode starts.", bounds=">= 1", integer=True)
     encoder: str | None = key(
         None, "Your own encoder, `pkg.module:Class`, built as `Class(observation_space, model_config)`: an "
         "`nn.Module` with an integer `out_dim` whose forward maps observations to float features [N, out_dim]; "

@@ -33,6 +33,12 @@ class Columns:
     # at each row (or all agents' observations), and after the fragment's last step.
     STATE = "state"
     BOOTSTRAP_STATE = "bootstrap_state"
+    # Recurrent modules (RLlib's names): the module's memory fed into each row's forward pass, [T, B, S] (zeros
+    # at an episode's first step), what the forward pass returns, and the memory after a fragment's last step
+    # ([B, S]), which the bootstrap observation's value is computed from.
+    STATE_IN = "state_in"
+    STATE_OUT = "state_out"
+    BOOTSTRAP_STATE_IN = "bootstrap_state_in"
     # Replay: steps a transition spans (its bootstrap is discounted by gamma ** n_step),
     # its importance weight, and the buffer slot its new priority goes back to.
     N_STEP = "n_step"
@@ -47,4 +53,5 @@ class Columns:
 
 # A row column -> the column that holds its value after a fragment's last step ([B, ...], no time axis), which
 # value functions bootstrap from.
-BOOTSTRAP_COLUMNS = {Columns.OBS: Columns.BOOTSTRAP_OBS, Columns.STATE: Columns.BOOTSTRAP_STATE}
+BOOTSTRAP_COLUMNS = {Columns.OBS: Columns.BOOTSTRAP_OBS, Columns.STATE: Columns.BOOTSTRAP_STATE,
+                     Columns.STATE_IN: Columns.BOOTSTRAP_STATE_IN}

@@ -93,8 +93,9 @@ def _is_opengl_error(error: Exception) -> bool:
 
 
 def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[np.ndarray]:
-    """The frames of one greedy episode, the initial state included."""
+    """The frames of one greedy episode, the initial state included; a recurrent module carries its state."""
     dist_cls = module.get_inference_action_dist_cls()
+    memory = {Columns.STATE_IN: torch.as_tensor(module.get_initial_state())[None]} if module.is_stateful() else {}
     obs, _ = env.reset(seed=seed)
     frames = [env.render()]
     done = False
@@ -103,7 +104,9 @@ def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[
             # In the batches' dtype, as the env runners hand them over: packed rows and pixels stay uint8.
             seen = normalizer.observations(np.asarray(obs, dtype=buffer_dtype(env.observation_space))[None],
                                            update=False)
-            inputs = module.forward_inference({Columns.OBS: torch.as_tensor(seen)})
+            inputs = module.forward_inference({Columns.OBS: torch.as_tensor(seen), **memory})
+            if memory:
+                memory[Columns.STATE_IN] = inputs[Columns.STATE_OUT]
             action = dist_cls.from_logits(inputs[Columns.ACTION_DIST_INPUTS]).deterministic_sample()[0].numpy()
         if isinstance(env.action_space, gym.spaces.Box):
             action = np.clip(action, env.action_space.low, env.action_space.high)

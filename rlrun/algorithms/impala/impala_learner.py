@@ -8,7 +8,6 @@ one complete. Autoreset rows (`LOSS_MASK` 0) get V-trace numbers but no loss.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,20 +37,13 @@ class IMPALATorchLearner(TorchLearner):
             t = as_tensor(value)
             rows[key] = (t if key in BOOTSTRAP_COLUMNS.values() else t.transpose(0, 1)).to(self.device)
         rows[Columns.LOSS_MASK] = rows[Columns.LOSS_MASK].float()
-        self._fragment_len = rows[Columns.REWARDS].shape[1]
         return rows
 
-    def minibatches(self, num_rows: int) -> tuple[torch.Tensor, ...]:
-        """Whole env columns per minibatch, about `minibatch_size` env steps each (`num_rows` counts columns)."""
-        perm = torch.randperm(num_rows, generator=self._generator)
-        return torch.tensor_split(perm, max(1, math.ceil(num_rows * self._fragment_len / self.config.minibatch_size)))
-
-    def update(self, *, batch: Mapping[str, Any], timesteps: Mapping[str, int] | None = None) -> dict[str, Any]:
-        """The base update; `num_module_steps_trained` counts env steps (rows x fragment length), not columns."""
-        results = super().update(batch=batch, timesteps=timesteps)
-        for result in results.values():
-            result["num_module_steps_trained"] *= self._fragment_len
-        return results
+    def steps_per_row(self, module_id: str, rows: TensorDict) -> torch.Tensor:
+        """Each row is an env column of the fragment's length: minibatches of whole columns, about
+        `minibatch_size` env steps each, and `num_module_steps_trained` in env steps."""
+        steps, length = rows[Columns.REWARDS].shape[:2]
+        return torch.full((steps,), length)
 
     def compute_vtrace(self, module_id: str, batch: TensorDict, target_logp: torch.Tensor,
                        values: torch.Tensor) -> VTraceReturns:

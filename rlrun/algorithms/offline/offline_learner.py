@@ -55,8 +55,11 @@ class OfflineTorchLearner(TorchLearner):
         self.learner_vars[DEFAULT_MODULE_ID][ROWS_TRAINED] += self.config.train_batch_size
         return self.update(batch=rows, timesteps=timesteps)
 
-    def minibatch_shares(self, num_rows: int) -> Iterator[tuple[torch.Tensor, float, int]]:
-        """This rank's rows cut into the update's number of minibatches; shares from every rank's row count."""
+    def minibatch_shares(self, num_rows: int, steps: None = None) -> Iterator[tuple[torch.Tensor, float, int]]:
+        """This rank's rows cut into the update's number of minibatches; shares from every rank's row count.
+
+        A row is one step (`steps` None): offline algorithms train no recurrent models.
+        """
         num_minibatches = max(1, math.ceil(self.config.train_batch_size / self.config.minibatch_size))
         parts = torch.tensor_split(torch.randperm(num_rows, generator=self._generator), num_minibatches)
         all_ranks = [_split_sizes(self.share(r), num_minibatches) for r in range(self._world_size)]

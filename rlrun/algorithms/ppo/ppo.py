@@ -35,6 +35,7 @@ class PPOConfig(AlgorithmConfig):
     schema: ClassVar[type[AlgoSchema]] = PPOSchema
 
     algo_class: ClassVar[type[Algorithm]] = PPO
+    supports_recurrent: ClassVar[bool] = True
     # The loss and GAE read these at every update; kl_coeff is not here: the adaptive coefficient is state.
     mutable_keys: ClassVar[frozenset[str]] = AlgorithmConfig.mutable_keys | {
         "lambda_", "clip_param", "vf_clip_param", "vf_loss_coeff", "entropy_coeff"}

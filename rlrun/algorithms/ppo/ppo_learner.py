@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
-from rlrun.core.columns import BOOTSTRAP_COLUMNS, Columns
+from rlrun.core.columns import Columns
 from rlrun.core.learner import TorchLearner
 from rlrun.data.advantages import compute_gae
 
@@ -30,22 +30,14 @@ class PPOTorchLearner(TorchLearner):
         rows = super().build_train_batch(module_id, batch)
         if self.config.normalize_advantages:
             adv = rows[Columns.ADVANTAGES]
-            rows[Columns.ADVANTAGES] = (adv - adv.mean()) / (adv.std() + 1e-8)
+            # Sequences (a recurrent module) hold padding and autoreset steps: the statistics are the trained steps'.
+            trained = adv[rows[Columns.LOSS_MASK]] if self.module[module_id].is_stateful() else adv
+            rows[Columns.ADVANTAGES] = (adv - trained.mean()) / (trained.std() + 1e-8)
         return rows
 
     def _gae(self, module_id: str, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Values of every observation plus the bootstrap one, then GAE over the [T, B] batch."""
-        steps, envs = np.shape(batch[Columns.OBS])[:2]
-        # The value inputs of every row plus the bootstrap ones (a central value function also reads the state).
-        value_inputs = {
-            column: torch.as_tensor(np.concatenate([np.reshape(batch[column], (steps * envs, *np.shape(
-                batch[column])[2:])), batch[bootstrap]]), device=self.device)
-            for column, bootstrap in BOOTSTRAP_COLUMNS.items() if column in batch
-        }
-        with torch.no_grad():
-            values = self.module[module_id].compute_values(value_inputs)
-        values = values.cpu().numpy()
-        values, bootstrap = values[: steps * envs].reshape(steps, envs), values[steps * envs:]
+        values, bootstrap = self.fragment_values(module_id, batch)
         next_values = np.concatenate([values[1:], bootstrap[None]])
         advantages, targets = compute_gae(
             np.asarray(batch[Columns.REWARDS]), values, next_values,

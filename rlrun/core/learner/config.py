@@ -8,7 +8,7 @@ own keys (clip_param, tau, ...) from the same object, typed as its own config cl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from rlrun.core.learner.learner import Learner
@@ -19,6 +19,8 @@ class LearnerConfig(Protocol):
     """The keys and derived values the learners' shared machinery uses (`AlgorithmConfig`'s names)."""
 
     seed: int
+    # The `model` keys (a recurrent module's learner cuts sequences of `max_seq_len`).
+    model_config: dict[str, Any]
     lr: float
     # Piecewise [[timestep, lr], ...] replacing `lr`, or None.
     lr_schedule: Sequence[Sequence[float]] | None

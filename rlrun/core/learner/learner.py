@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from rlrun.core import checkpointing as ckpt
@@ -27,6 +28,7 @@ from rlrun.core.columns import (
     Columns,
 )
 from rlrun.core.learner import distributed
+from rlrun.core.learner.sequences import Sequences, episode_starts
 from rlrun.core.rl_module import MultiRLModule
 from rlrun.core.rl_module.catalog import is_image
 from rlrun.core.schedules import PiecewiseSchedule
@@ -105,7 +107,11 @@ class Learner:
         Rows with `loss_mask == 0` (autoreset steps) are dropped here, so losses
         see only real transitions. Algorithms that postprocess whole
         trajectories (PPO's GAE) override this and call it last.
+
+        A recurrent module trains on sequences instead (`sequence_batch`).
         """
+        if self.module[module_id].is_stateful():
+            return self.sequence_batch(batch)
         mask = batch.get(Columns.LOSS_MASK)
         keep = None if mask is None else as_tensor(mask).bool().reshape(-1)
         rows: TensorDict = {}
@@ -117,6 +123,52 @@ class Learner:
                 t = t.reshape(-1, *t.shape[2:])[keep]
             rows[key] = t.to(self.device)
         return rows
+
+    def sequence_batch(self, batch: Mapping[str, Any]) -> TensorDict:
+        """A time-major batch as whole padded sequences (rlrun/core/learner/sequences.py), on the device.
+
+        Every row column becomes `[N, L, ...]`, `Columns.STATE_IN` the `[N, S]` state each sequence starts
+        from, and `Columns.LOSS_MASK` the `[N, L]` steps that train (real, and no autoreset row). A
+        sequence with no such step is left out: a loss over none would be a mean of nothing.
+        """
+        loss_mask = np.asarray(batch[Columns.LOSS_MASK], dtype=bool)
+        sequences = Sequences.cut(episode_starts(loss_mask), self.config.model_config["max_seq_len"])
+        trains = sequences.mask & sequences.gather(loss_mask)
+        keep = trains.any(axis=1)
+        sequences, trains = sequences.select(keep), trains[keep]
+        rows: TensorDict = {Columns.LOSS_MASK: torch.from_numpy(trains).to(self.device),
+                            Columns.STATE_IN: as_tensor(sequences.first(batch[Columns.STATE_IN])).to(self.device)}
+        for key, value in batch.items():
+            if key not in rows and key not in BOOTSTRAP_COLUMNS.values():
+                rows[key] = as_tensor(sequences.gather(value)).to(self.device)
+        return rows
+
+    def fragment_values(self, module_id: str, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """The value function on a time-major batch: `[T, B]` values of its rows and `[B]` of its bootstrap
+        observations (after the fragment's last step), with the learner's current weights.
+
+        A recurrent module replays the fragment as sequences from its recorded states, the bootstrap
+        observation as one more step of each copy (from `BOOTSTRAP_STATE_IN`).
+        """
+        module = self.module[module_id]
+        steps, envs = np.shape(batch[Columns.OBS])[:2]
+        # Each column of the value inputs with its bootstrap row appended (a central value function reads the
+        # state too; a recurrent one its memory): [T + 1, B, ...].
+        extended = {column: np.concatenate([np.asarray(batch[column]), np.asarray(batch[bootstrap])[None]])
+                    for column, bootstrap in BOOTSTRAP_COLUMNS.items() if column in batch}
+        if module.is_stateful():
+            loss_mask = np.concatenate([np.asarray(batch[Columns.LOSS_MASK], dtype=bool), np.ones((1, envs), bool)])
+            sequences = Sequences.cut(episode_starts(loss_mask), self.config.model_config["max_seq_len"])
+            inputs = {Columns.OBS: as_tensor(sequences.gather(extended[Columns.OBS])).to(self.device),
+                      Columns.STATE_IN: as_tensor(sequences.first(extended[Columns.STATE_IN])).to(self.device)}
+            with torch.no_grad():
+                values = sequences.scatter(module.compute_values(inputs).cpu().numpy())
+        else:
+            inputs = {column: as_tensor(value.reshape((steps + 1) * envs, *value.shape[2:])).to(self.device)
+                      for column, value in extended.items()}
+            with torch.no_grad():
+                values = module.compute_values(inputs).cpu().numpy().reshape(steps + 1, envs)
+        return values[:steps], values[steps]
 
     # -- the update loop --------------------------------------------------------------
 
@@ -190,41 +242,66 @@ class Learner:
     def _is_multi_module_batch(self, batch: Mapping[str, Any]) -> bool:
         return all(isinstance(v, Mapping) for v in batch.values()) and set(batch) <= set(self._module)
 
-    def minibatches(self, num_rows: int) -> tuple[torch.Tensor, ...]:
-        """One epoch's minibatches: a shuffle of all rows cut into `ceil(rows / minibatch_size)` near-equal parts.
+    def steps_per_row(self, module_id: str, rows: TensorDict) -> torch.Tensor | None:
+        """The env steps each row of `build_train_batch`'s output holds (`[rows]`), or None when a row is one step.
+
+        A recurrent module's rows are whole sequences, holding their trained steps (IMPALA's are env columns):
+        minibatches then take whole rows, as many minibatches as `minibatch_size` steps make, and DDP ranks'
+        shares and `num_module_steps_trained` count steps.
+        """
+        return rows[Columns.LOSS_MASK].sum(dim=1).cpu() if self._module[module_id].is_stateful() else None
+
+    def minibatches(self, num_rows: int, num_minibatches: int | None = None) -> tuple[torch.Tensor, ...]:
+        """One epoch's minibatches: a shuffle of all rows cut into `num_minibatches` (default
+        `ceil(rows / minibatch_size)`) near-equal parts.
 
         Every row trains once per epoch (none is dropped), and every
         data-parallel rank draws the same permutation from the same generator,
         so together the ranks train on exactly the local learner's minibatches.
         """
         perm = torch.randperm(num_rows, generator=self._generator)
-        return torch.tensor_split(perm, max(1, math.ceil(num_rows / self.config.minibatch_size)))
+        return torch.tensor_split(perm, num_minibatches or max(1, math.ceil(num_rows / self.config.minibatch_size)))
 
-    def minibatch_shares(self, num_rows: int) -> Iterator[tuple[torch.Tensor, float, int]]:
-        """One epoch as (this rank's row indices, its share of the minibatch's rows, the minibatch's rows).
+    def minibatch_shares(self, num_rows: int, steps: torch.Tensor | None = None,
+                         ) -> Iterator[tuple[torch.Tensor, float, int]]:
+        """One epoch as (this rank's row indices, its share of the minibatch's steps, the minibatch's steps).
 
         Every rank holds the whole batch and trains on its slice of each minibatch. The shares of all
-        ranks sum to 1: they weigh the gradient average and the metrics.
+        ranks sum to 1: they weigh the gradient average and the metrics. A row is one step, or
+        `steps[row]` of them (`steps_per_row`).
         """
-        for indices in self.minibatches(num_rows):
+        if steps is None:
+            parts, steps_of = None, len
+        else:
+            parts = max(1, math.ceil(int(steps.sum()) / self.config.minibatch_size))
+            def steps_of(rows: torch.Tensor) -> int:
+                return int(steps[rows].sum())
+        for indices in self.minibatches(num_rows, parts):
             own = distributed.rank_rows(indices, self._rank, self._world_size) if self._world_size > 1 else indices
-            yield own, len(own) / len(indices), len(indices)
+            minibatch_steps = steps_of(indices)
+            yield own, steps_of(own) / minibatch_steps, minibatch_steps
 
     def _update_module(self, module_id: str, rows: TensorDict) -> dict[str, float]:
         optimizers = self._optimizers[module_id]
         params = {name: [p for group in opt.param_groups for p in group["params"]] for name, opt in optimizers.items()}
         all_params = [p for ps in params.values() for p in ps]
         num_rows = len(next(iter(rows.values())))
+        # Sequences (a recurrent module): the loss reads the steps that train, flattened after the forward pass.
+        sequences = self._module[module_id].is_stateful()
+        steps = self.steps_per_row(module_id, rows)
         clip = self.config.grad_clip if self.config.grad_clip else math.inf
         self._minibatch_metrics = []
         self._minibatch_weights = []
         rows_trained = 0
         for _ in range(self.config.num_epochs):
-            for own, weight, minibatch_rows in self.minibatch_shares(num_rows):
+            for own, weight, minibatch_rows in self.minibatch_shares(num_rows, steps):
                 minibatch = {k: v[own.to(self.device)] for k, v in rows.items()}
                 self._minibatch_metrics.append({})
                 self._minibatch_weights.append(weight)
                 fwd_out = self._module[module_id].forward_train(minibatch)
+                if sequences:
+                    mask = minibatch[Columns.LOSS_MASK]
+                    minibatch, fwd_out = trained_steps(minibatch, mask), trained_steps(fwd_out, mask)
                 loss = self.compute_loss_for_module(
                     module_id=module_id, config=self.config, batch=minibatch, fwd_out=fwd_out
                 )
@@ -329,6 +406,12 @@ class Learner:
 
 class TorchLearner(Learner):
     """The PyTorch Learner; algorithms subclass it and implement `compute_loss_for_module`."""
+
+
+def trained_steps(sequences: TensorDict, mask: torch.Tensor) -> TensorDict:
+    """`[N, L, ...]` sequence columns as the `[M, ...]` rows of the steps that train (`mask`, `[N, L]`), so a
+    loss written for rows reads sequences unchanged."""
+    return {k: v[mask] for k, v in sequences.items() if k not in (Columns.LOSS_MASK, Columns.STATE_IN)}
 
 
 def save_learner_checkpoint(path: str | Path, state: Mapping[str, Any], rng: torch.Tensor) -> Path:

@@ -22,7 +22,13 @@ class RLModule(nn.Module):
     Env runners call `forward_exploration` / `forward_inference`; learners call
     `forward_train`. Every forward takes a batch dict and returns a dict holding
     `Columns.ACTION_DIST_INPUTS`, the input of the action distribution class.
+
+    A stateful (recurrent) module has `state_size > 0`: its forwards also read `Columns.STATE_IN`, one
+    float vector per env copy, the runners' forwards return `Columns.STATE_OUT`, and `forward_train`
+    takes padded sequences `[N, L, ...]` (rlrun/core/rl_module/recurrent_actor_critic.py).
     """
+
+    state_size: int = 0
 
     def __init__(
         self,
@@ -34,6 +40,14 @@ class RLModule(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.model_config = dict(model_config or {})
+
+    def is_stateful(self) -> bool:
+        """Whether the module carries a state from step to step (RLlib's name)."""
+        return self.state_size > 0
+
+    def get_initial_state(self) -> np.ndarray:
+        """The state an episode starts from, `[state_size]`."""
+        return np.zeros(self.state_size, dtype=np.float32)
 
     def forward_inference(self, batch: TensorDict) -> TensorDict:
         return self.forward_exploration(batch)

@@ -1,0 +1,87 @@
+"""The default actor-critic with memory (`model.use_lstm` / `model.use_gru`), for PPO.
+
+The policy and value networks of DefaultActorCriticModule, each with a recurrent core between its
+torso and its head (rlrun/core/rl_module/recurrent.py), or one torso and core under both heads with
+`model.vf_share_layers` (CleanRL's `ppo_atari_lstm.py`). sb3-contrib's RecurrentPPO also gives the critic
+an LSTM of its own by default: a value network without memory could not tell the states apart either.
+
+The state (`Columns.STATE_IN` / `STATE_OUT`) is the policy core's state followed by the value core's. Env
+runners call `forward_exploration` / `forward_inference` on one step per env copy (`[B, ...]`
+observations and a `[B, S]` state); learners call `forward_train` and `compute_values` on padded
+sequences (`[N, L, ...]` observations, the `[N, S]` state at each sequence's first step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from rlrun.core.columns import Columns
+from rlrun.core.rl_module.action_masking import action_mask, mask_logits
+from rlrun.core.rl_module.catalog import Catalog, orthogonal
+from rlrun.core.rl_module.distributions import DiagGaussian, Distribution, policy_distribution
+from rlrun.core.rl_module.recurrent import RecurrentNetwork
+from rlrun.core.rl_module.rl_module import RLModule, TensorDict
+
+
+class RecurrentActorCriticModule(RLModule):
+    """Policy and value networks with an LSTM or GRU after the catalog's encoder."""
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        model_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(observation_space, action_space, model_config)
+        catalog = Catalog(observation_space, self.model_config)
+        self._dist_cls, act_dim = policy_distribution(action_space)
+        self.gaussian = self._dist_cls is DiagGaussian
+        self.vf_share_layers = bool(self.model_config.get("vf_share_layers"))
+        if self.vf_share_layers:
+            self.torso = RecurrentNetwork(catalog, 0, 1.0)
+            self.pi = orthogonal(nn.Linear(self.torso.out_dim, act_dim), 0.01)
+            self.vf = orthogonal(nn.Linear(self.torso.out_dim, 1), 1.0)
+            self.state_size = self.torso.state_size
+        else:
+            self.pi = RecurrentNetwork(catalog, act_dim, 0.01)
+            self.vf = RecurrentNetwork(catalog, 1, 1.0)
+            self.state_size = self.pi.state_size + self.vf.state_size
+        if self.gaussian:
+            self.log_std = nn.Parameter(torch.zeros(act_dim))
+
+    def _unroll(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(policy outputs, values, state after the last step) of `[N, L, ...]` observations from `[N, S]` states."""
+        state = state.to(dtype=torch.float32)
+        if self.vf_share_layers:
+            features, state_out = self.torso(obs, state)
+            return self.pi(features), self.vf(features).squeeze(-1), state_out
+        pi_state, vf_state = state.split([self.pi.state_size, self.vf.state_size], dim=-1)
+        logits, pi_state = self.pi(obs, pi_state)
+        values, vf_state = self.vf(obs, vf_state)
+        return logits, values.squeeze(-1), torch.cat([pi_state, vf_state], dim=-1)
+
+    def _dist_inputs(self, obs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        if self.gaussian:
+            return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
+        return mask_logits(out, action_mask(self.observation_space, obs))
+
+    def forward_exploration(self, batch: TensorDict) -> TensorDict:
+        obs = batch[Columns.OBS].unsqueeze(1)  # one step of each env copy: a sequence of length 1
+        out, _, state_out = self._unroll(obs, batch[Columns.STATE_IN])
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(obs, out).squeeze(1), Columns.STATE_OUT: state_out}
+
+    def forward_train(self, batch: TensorDict) -> TensorDict:
+        obs = batch[Columns.OBS]
+        out, values, _ = self._unroll(obs, batch[Columns.STATE_IN])
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(obs, out), Columns.VF_PREDS: values}
+
+    def compute_values(self, batch: TensorDict) -> torch.Tensor:
+        return self._unroll(batch[Columns.OBS], batch[Columns.STATE_IN])[1]
+
+    def get_train_action_dist_cls(self) -> type[Distribution]:
+        return self._dist_cls

@@ -1,0 +1,196 @@
+"""Recurrent policies (issue 27): sequence cutting, state carried by the env runners, replay by the learner.
+
+The core check: a learner replaying a sampled batch as sequences from the recorded states, with the
+runner's weights, computes exactly the action distribution inputs the runner sampled with. That holds
+only if the runner reset the state where episodes start and nowhere else, recorded the state fed to
+every row, and the learner cut sequences that never cross an episode start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_reproducibility import assert_resumes_exactly
+
+from rlrun.algorithms.algorithm import load_module_weights
+from rlrun.algorithms.ppo import PPOConfig
+from rlrun.config.errors import ConfigError
+from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.core.learner.sequences import Sequences, episode_starts
+from rlrun.env.env_runner import EnvRunner
+from rlrun.policy import Policy
+
+
+def recurrent_config(cell: str = "lstm", **model) -> PPOConfig:
+    return (PPOConfig().environment("StatelessCartPole-v1")
+            .env_runners(num_envs_per_env_runner=3, rollout_fragment_length=50)
+            .training(train_batch_size=150, minibatch_size=50, num_epochs=2)
+            .rl_module(model_config={f"use_{cell}": True, "lstm_cell_size": 8, "max_seq_len": 7, **model}))
+
+
+# -- cutting -----------------------------------------------------------------------------------------------
+
+def test_sequences_start_at_episode_starts_and_every_max_seq_len_steps() -> None:
+    loss_mask = np.ones((10, 2), dtype=bool)
+    loss_mask[3, 0] = False  # copy 0's autoreset row: its episode ended at row 2, the next starts at row 4
+    sequences = Sequences.cut(episode_starts(loss_mask), max_seq_len=4)
+    steps = [sequences.rows[n][sequences.mask[n]] for n in range(len(sequences))]
+    # Rows are t * 2 + copy. Copy 0: rows 0-3 (the autoreset row closes the old episode), then 4-7, 8-9.
+    assert [list(s // 2) for s in steps if s[0] % 2 == 0] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert [list(s // 2) for s in steps if s[0] % 2 == 1] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    loss_mask[1, 1] = False  # copy 1's episode starts at row 2
+    sequences = Sequences.cut(episode_starts(loss_mask), max_seq_len=4)
+    copy1 = [list(sequences.rows[n][sequences.mask[n]] // 2) for n in range(len(sequences))
+             if sequences.rows[n, 0] % 2 == 1]
+    assert copy1 == [[0, 1], [2, 3, 4, 5], [6, 7, 8, 9]]
+    column = np.arange(20).reshape(10, 2)
+    np.testing.assert_array_equal(sequences.scatter(sequences.gather(column)), column)
+    np.testing.assert_array_equal(sequences.first(column), sequences.rows[:, 0])
+
+
+# -- runner and learner ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str) -> None:
+    config = recurrent_config(cell)
+    runner = EnvRunner(config.env_runner_spec())
+    runner.sample()  # carry states across fragments: the second batch starts mid-episode
+    batch = runner.sample()
+    loss_mask = batch[Columns.LOSS_MASK]
+    assert (~loss_mask).sum() >= 3, "episodes must end inside the fragment for this test to check resets"
+    # The state fed to each episode's first row is the initial one; elsewhere the state moves on.
+    starts = episode_starts(loss_mask)
+    starts[0] = False  # the fragment's first rows continue episodes of the first fragment
+    assert not batch[Columns.STATE_IN][starts].any()
+    assert np.abs(batch[Columns.STATE_IN][~starts]).sum(axis=-1).min() > 0
+
+    learner = config.build_learner(env=runner.env)
+    learner.build()
+    learner.module[DEFAULT_MODULE_ID].set_state(runner.module.get_state())
+    rows = learner.sequence_batch(batch)
+    with torch.no_grad():
+        replayed = learner.module[DEFAULT_MODULE_ID].forward_train(rows)[Columns.ACTION_DIST_INPUTS]
+    trains = rows[Columns.LOSS_MASK]
+    np.testing.assert_allclose(replayed[trains].numpy(), rows[Columns.ACTION_DIST_INPUTS][trains].numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert int(trains.sum()) == int(loss_mask.sum())  # every trained row once, no autoreset row
+    assert trains.shape[1] == 7
+
+    # The bootstrap value continues each copy's last sequence from the state after the fragment.
+    values, bootstrap = learner.fragment_values(DEFAULT_MODULE_ID, batch)
+    assert values.shape == loss_mask.shape and bootstrap.shape == (3,)
+    module = learner.module[DEFAULT_MODULE_ID]
+    with torch.no_grad():
+        one_step = module.compute_values({Columns.OBS: torch.as_tensor(batch[Columns.BOOTSTRAP_OBS])[:, None],
+                                          Columns.STATE_IN: torch.as_tensor(batch[Columns.BOOTSTRAP_STATE_IN])})
+    np.testing.assert_allclose(bootstrap, one_step[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_recurrent_ppo_update_trains_on_sequences_and_counts_steps() -> None:
+    algo = recurrent_config().build_algo()
+    try:
+        result = algo.train()
+    finally:
+        algo.stop()
+    learner = result["learners"][DEFAULT_MODULE_ID]
+    assert np.isfinite(learner["total_loss"])
+    # Every trained step once per epoch: the batch's rows less its autoreset rows, twice.
+    assert 0 < learner["num_module_steps_trained"] <= 2 * 150
+
+
+# -- refusals ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("model", "algo", "message"), [
+    ({"use_lstm": True, "use_gru": True}, "ppo", "model.use_lstm and model.use_gru exclude each other"),
+    ({"max_seq_len": 30}, "ppo", "model.max_seq_len is for recurrent models"),
+    ({"lstm_cell_size": 64}, "ppo", "model.lstm_cell_size is for recurrent models"),
+    ({"use_lstm": True}, "dqn", "model.use_lstm: algo=dqn has no recurrent models yet; algorithms that do: ppo"),
+    ({"use_gru": True}, "sac", "model.use_gru: algo=sac has no recurrent models yet"),
+])
+def test_recurrent_keys_that_cannot_apply_are_refused(model: dict, algo: str, message: str) -> None:
+    from rlrun.algorithms.registry import get_algorithm_config_class
+
+    env = "StatelessPendulum-v1" if algo == "sac" else "StatelessCartPole-v1"
+    config = get_algorithm_config_class(algo)().environment(env).rl_module(model_config=model)
+    with pytest.raises(ConfigError, match=message):
+        config.validate()
+
+
+# -- resume, rlrun.load, video -----------------------------------------------------------------------------
+
+def test_a_recurrent_run_resumes_exactly_in_the_middle_of_episodes(tmp_path: Path) -> None:
+    """Fragments of 50 steps end mid-episode: the runner's states are part of the checkpoint."""
+    tail = assert_resumes_exactly(recurrent_config, tmp_path / "ckpt", iterations=3, at=1)
+    assert tail[-1]["training_iteration"] == 3
+
+
+def test_a_loaded_recurrent_policy_carries_its_state_like_the_runner(tmp_path: Path) -> None:
+    config = recurrent_config()
+    algo = config.build_algo()
+    try:
+        algo.train()
+        algo.save_to_path(tmp_path / "ckpt")
+    finally:
+        algo.stop()
+    policy_module = recurrent_config().env_runner_spec().module
+    runner = EnvRunner(config.env_runner_spec())
+    runner.set_weights({DEFAULT_MODULE_ID: load_module_weights(tmp_path / "ckpt")[DEFAULT_MODULE_ID]})
+    batch = runner.sample(explore=False)
+    policy = Policy({DEFAULT_MODULE_ID: _built(policy_module, runner)}, None, tmp_path / "ckpt")
+    # The runner's greedy actions, step by step from the same observations, with episode starts marked.
+    starts = episode_starts(batch[Columns.LOSS_MASK])
+    for t in range(len(starts)):
+        actions = policy.compute_actions(batch[Columns.OBS][t], episode_start=starts[t] if t else np.ones(3, bool))
+        np.testing.assert_array_equal(actions, batch[Columns.ACTIONS][t])
+    policy.reset()
+    first = policy.compute_action(batch[Columns.OBS][0][0])
+    assert first == batch[Columns.ACTIONS][0][0]
+
+
+def _built(spec, runner: EnvRunner):
+    module = spec.build(runner.observation_space, runner.action_space)
+    module.set_state(runner.module.get_state())
+    return module.eval()
+
+
+# -- DDP ---------------------------------------------------------------------------------------------------
+
+def test_two_ddp_learners_train_whole_sequences_like_the_local_learner(ray_cluster) -> None:
+    """Each rank trains its share of each minibatch's sequences; gradients weighted by trained steps."""
+    import gymnasium as gym
+    import ray
+    from test_ray_learners import NOT_ROW_MEANS, assert_weights_close
+
+    from rlrun.core.columns import COMPONENT_RL_MODULE
+
+    config = recurrent_config().training(minibatch_size=48, num_epochs=2)
+    runner = EnvRunner(config.env_runner_spec())
+    runner.sample()
+    batch = runner.sample()  # mid-episode starts, episode ends and autoreset rows inside
+    env = gym.make("StatelessCartPole-v1")
+    local = config.build_learner(env=env)
+    local.build()
+    initial = local.get_state()
+    group = config.copy().learners(num_learners=2).build_learner_group(env=env)
+    try:
+        group.set_state(initial)
+        for update in range(2):
+            local_result = local.update(batch=batch)[DEFAULT_MODULE_ID]
+            ddp_results = group.update(batch=batch)
+            local_weights = local.get_state(COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
+            for rank, actor in enumerate(group._learner._actors):
+                state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE]
+                assert_weights_close(state[DEFAULT_MODULE_ID], local_weights, f"update {update}, rank {rank}")
+            ddp_result = ddp_results[0][DEFAULT_MODULE_ID]
+            for key, value in local_result.items():
+                if key not in NOT_ROW_MEANS:
+                    assert ddp_result[key] == pytest.approx(value, rel=1e-4, abs=1e-6), (update, key)
+            assert ddp_result["num_module_steps_trained"] == 2 * int(batch[Columns.LOSS_MASK].sum())
+    finally:
+        group.stop()
+    moved = max(np.abs(local_weights[k] - initial[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID][k]).max()
+                for k in local_weights)
+    assert moved > 1e-3, "the updates did not change the weights; the comparison would prove nothing"
