@@ -13,7 +13,6 @@ returns outputs `[N, L, out]` and the state after the last step, `[N, S]`. A sam
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -75,7 +74,3 @@ def recurrent_cell(model_config: dict) -> str:
 def recurrent_cell_size(model_config: dict) -> int:
     return int(model_config.get("lstm_cell_size") or 256)
 
-
-def zeros_state(size: int, batch: int) -> np.ndarray:
-    """The initial state of `batch` env copies: zeros, as every recurrent RL library starts an episode."""
-    return np.zeros((batch, size), dtype=np.float32)
