@@ -89,6 +89,36 @@ def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str) -> None:
     np.testing.assert_allclose(bootstrap, one_step[:, 0].numpy(), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("algo", ["impala", "appo"])
+def test_impala_and_appo_replay_whole_trajectories_exactly(algo: str) -> None:
+    """Their rows are env columns crossing episode starts: the module cuts them into sequences itself."""
+    from rlrun.algorithms.registry import get_algorithm_config_class
+
+    config = get_algorithm_config_class(algo)().environment("StatelessCartPole-v1").env_runners(
+        num_envs_per_env_runner=3, rollout_fragment_length=50).training(train_batch_size=150, minibatch_size=50)
+    config = config.rl_module(model_config={"use_lstm": True, "lstm_cell_size": 8, "max_seq_len": 7})
+    runner = EnvRunner(config.env_runner_spec())
+    runner.sample()
+    batch = runner.sample()
+    assert (~batch[Columns.LOSS_MASK]).sum() >= 3
+    learner = config.build_learner(env=runner.env)
+    learner.build()
+    module = learner.module[DEFAULT_MODULE_ID]
+    module.set_state({**module.get_state(), **runner.module.get_state()})  # APPO's target keeps its own copy
+    columns = learner.build_train_batch(DEFAULT_MODULE_ID, batch)  # [B, T]
+    with torch.no_grad():
+        replayed = module.forward_train(columns)[Columns.ACTION_DIST_INPUTS]
+    trains = columns[Columns.LOSS_MASK].bool()
+    np.testing.assert_allclose(replayed[trains].numpy(), columns[Columns.ACTION_DIST_INPUTS][trains].numpy(),
+                               rtol=1e-5, atol=1e-6)
+    trainer = config.build_algo()
+    try:
+        result = trainer.train()
+    finally:
+        trainer.stop()
+    assert np.isfinite(result["learners"][DEFAULT_MODULE_ID]["total_loss"])
+
+
 def test_a_recurrent_ppo_update_trains_on_sequences_and_counts_steps() -> None:
     algo = recurrent_config().build_algo()
     try:
@@ -107,7 +137,8 @@ def test_a_recurrent_ppo_update_trains_on_sequences_and_counts_steps() -> None:
     ({"use_lstm": True, "use_gru": True}, "ppo", "model.use_lstm and model.use_gru exclude each other"),
     ({"max_seq_len": 30}, "ppo", "model.max_seq_len is for recurrent models"),
     ({"lstm_cell_size": 64}, "ppo", "model.lstm_cell_size is for recurrent models"),
-    ({"use_lstm": True}, "dqn", "model.use_lstm: algo=dqn has no recurrent models yet; algorithms that do: ppo"),
+    ({"use_lstm": True}, "dqn", "model.use_lstm: algo=dqn has no recurrent models yet; algorithms that do: ppo, "
+                                "impala, appo"),
     ({"use_gru": True}, "sac", "model.use_gru: algo=sac has no recurrent models yet"),
 ])
 def test_recurrent_keys_that_cannot_apply_are_refused(model: dict, algo: str, message: str) -> None:

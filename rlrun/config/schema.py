@@ -180,7 +180,7 @@ class ModelSchema:
     use_lstm: bool = key(
         False, "An LSTM after the encoder and hidden layers of the policy and of the value network (one under both "
         "heads with vf_share_layers), so the policy remembers what it saw: partially observed tasks "
-        "(env=stateless_cartpole). PPO.")
+        "(env=stateless_cartpole). PPO, IMPALA and APPO.")
     use_gru: bool = key(False, "A GRU in place of use_lstm's LSTM (fewer weights, one state vector).")
     lstm_cell_size: int = key(256, "Units of the recurrent cell (use_lstm or use_gru).", bounds=">= 1", integer=True)
     max_seq_len: int = key(

@@ -62,6 +62,8 @@ class APPOConfig(IMPALAConfig):
         return APPOTorchLearner
 
     def get_rl_module_spec(self) -> RLModuleSpec:
-        from rlrun.algorithms.appo.appo_module import APPOModule
+        from rlrun.algorithms.appo.appo_module import APPOModule, RecurrentAPPOModule
+        from rlrun.core.rl_module.recurrent import is_recurrent
 
-        return RLModuleSpec(APPOModule, dict(self.model_config))
+        module_class = RecurrentAPPOModule if is_recurrent(self.model_config) else APPOModule
+        return RLModuleSpec(module_class, dict(self.model_config))

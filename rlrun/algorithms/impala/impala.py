@@ -126,6 +126,7 @@ class IMPALAConfig(AlgorithmConfig):
 
     schema: ClassVar[type[AlgoSchema]] = IMPALASchema
     algo_class: ClassVar[type[Algorithm]] = IMPALA
+    supports_recurrent: ClassVar[bool] = True
     # V-trace reads whole trajectories: forward_train takes [B, T, ...] observations and keeps both dims.
     module_contract: ClassVar[ModuleContract] = dataclasses.replace(AlgorithmConfig.module_contract,
                                                                     time_major=True)
@@ -136,9 +137,11 @@ class IMPALAConfig(AlgorithmConfig):
         return IMPALATorchLearner
 
     def get_rl_module_spec(self) -> RLModuleSpec:
-        from rlrun.algorithms.impala.impala_module import IMPALAModule
+        from rlrun.algorithms.impala.impala_module import IMPALAModule, RecurrentIMPALAModule
+        from rlrun.core.rl_module.recurrent import is_recurrent
 
-        return RLModuleSpec(IMPALAModule, dict(self.model_config))
+        module_class = RecurrentIMPALAModule if is_recurrent(self.model_config) else IMPALAModule
+        return RLModuleSpec(module_class, dict(self.model_config))
 
     def validate(self) -> None:
         super().validate()

@@ -39,6 +39,11 @@ class IMPALATorchLearner(TorchLearner):
         rows[Columns.LOSS_MASK] = rows[Columns.LOSS_MASK].float()
         return rows
 
+    def trains_sequences(self, module_id: str) -> bool:
+        """Rows are whole trajectories, also for a recurrent module, which replays their sequences itself
+        (`RecurrentIMPALAModule`): V-trace needs the time axis whole."""
+        return False
+
     def steps_per_row(self, module_id: str, rows: TensorDict) -> torch.Tensor:
         """Each row is an env column of the fragment's length: minibatches of whole columns, about
         `minibatch_size` env steps each, and `num_module_steps_trained` in env steps."""
@@ -49,7 +54,7 @@ class IMPALATorchLearner(TorchLearner):
                        values: torch.Tensor) -> VTraceReturns:
         """V-trace on `[B, T]` trajectories (values of the current module, no gradient); results are `[B, T]`."""
         with torch.no_grad():
-            bootstrap = self.module[module_id].compute_values({Columns.OBS: batch[Columns.BOOTSTRAP_OBS]})
+            bootstrap = self.bootstrap_values(module_id, batch)
         out = vtrace(
             behaviour_logp=batch[Columns.ACTION_LOGP].T,
             target_logp=target_logp.detach().T,
@@ -64,6 +69,15 @@ class IMPALATorchLearner(TorchLearner):
             lambda_=self.config.lambda_,
         )
         return VTraceReturns(*(x.T for x in out))
+
+    def bootstrap_values(self, module_id: str, batch: TensorDict) -> torch.Tensor:
+        """`[B]` values of the observations after each column's last step; a recurrent module's from the state
+        after that step (`BOOTSTRAP_STATE_IN`), as one more step of its last sequence."""
+        module = self.module[module_id]
+        if not module.is_stateful():
+            return module.compute_values({Columns.OBS: batch[Columns.BOOTSTRAP_OBS]})
+        return module.compute_values({Columns.OBS: batch[Columns.BOOTSTRAP_OBS].unsqueeze(1),
+                                      Columns.STATE_IN: batch[Columns.BOOTSTRAP_STATE_IN]})[:, 0]
 
     def compute_loss_for_module(
         self, *, module_id: str, config: AlgorithmConfig, batch: TensorDict, fwd_out: TensorDict

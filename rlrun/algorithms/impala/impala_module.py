@@ -1,9 +1,11 @@
-"""The actor-critic module of IMPALA and APPO: trains on whole trajectories `[B, T, ...]`."""
+"""The actor-critic modules of IMPALA and APPO: they train on whole trajectories `[B, T, ...]`."""
 
 from __future__ import annotations
 
 from rlrun.core.columns import Columns
+from rlrun.core.learner.sequences import Sequences, episode_starts
 from rlrun.core.rl_module import DefaultActorCriticModule
+from rlrun.core.rl_module.recurrent_actor_critic import RecurrentActorCriticModule
 from rlrun.core.rl_module.rl_module import TensorDict
 
 
@@ -19,3 +21,20 @@ class IMPALAModule(DefaultActorCriticModule):
         lead = obs.shape[: obs.dim() - len(self.observation_space.shape)]
         out = super().forward_train({Columns.OBS: obs.reshape(-1, *self.observation_space.shape)})
         return {key: value.reshape(*lead, *value.shape[1:]) for key, value in out.items()}
+
+
+class RecurrentIMPALAModule(RecurrentActorCriticModule):
+    """The recurrent networks (`model.use_lstm`); `forward_train` takes whole `[B, T]` trajectories.
+
+    A trajectory holds the ends and starts of episodes, so each column is replayed as sequences that never
+    cross an episode start (rlrun/core/learner/sequences.py), each from the state the runner recorded for its
+    first step, and the outputs go back on the time axis, where V-trace runs as for any module.
+    """
+
+    def forward_train(self, batch: TensorDict) -> TensorDict:
+        time_major = {key: batch[key].transpose(0, 1) for key in (Columns.OBS, Columns.STATE_IN, Columns.LOSS_MASK)}
+        starts = episode_starts(time_major[Columns.LOSS_MASK].cpu().numpy() > 0)
+        sequences = Sequences.cut(starts, int(self.model_config["max_seq_len"]))
+        out = super().forward_train({Columns.OBS: sequences.gather(time_major[Columns.OBS]),
+                                     Columns.STATE_IN: sequences.first(time_major[Columns.STATE_IN])})
+        return {key: sequences.scatter(value).transpose(0, 1) for key, value in out.items()}

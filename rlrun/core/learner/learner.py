@@ -110,7 +110,7 @@ class Learner:
 
         A recurrent module trains on sequences instead (`sequence_batch`).
         """
-        if self.module[module_id].is_stateful():
+        if self.trains_sequences(module_id):
             return self.sequence_batch(batch)
         mask = batch.get(Columns.LOSS_MASK)
         keep = None if mask is None else as_tensor(mask).bool().reshape(-1)
@@ -123,6 +123,12 @@ class Learner:
                 t = t.reshape(-1, *t.shape[2:])[keep]
             rows[key] = t.to(self.device)
         return rows
+
+    def trains_sequences(self, module_id: str) -> bool:
+        """Whether this learner's rows for the module are padded sequences (a recurrent module): minibatches take
+        whole sequences and the loss reads their trained steps, flattened. A learner whose rows are whole
+        trajectories (IMPALA) says False: its recurrent module replays their sequences itself."""
+        return self._module[module_id].is_stateful()
 
     def sequence_batch(self, batch: Mapping[str, Any]) -> TensorDict:
         """A time-major batch as whole padded sequences (rlrun/core/learner/sequences.py), on the device.
@@ -249,7 +255,7 @@ class Learner:
         minibatches then take whole rows, as many minibatches as `minibatch_size` steps make, and DDP ranks'
         shares and `num_module_steps_trained` count steps.
         """
-        return rows[Columns.LOSS_MASK].sum(dim=1).cpu() if self._module[module_id].is_stateful() else None
+        return rows[Columns.LOSS_MASK].sum(dim=1).cpu() if self.trains_sequences(module_id) else None
 
     def minibatches(self, num_rows: int, num_minibatches: int | None = None) -> tuple[torch.Tensor, ...]:
         """One epoch's minibatches: a shuffle of all rows cut into `num_minibatches` (default
@@ -287,7 +293,7 @@ class Learner:
         all_params = [p for ps in params.values() for p in ps]
         num_rows = len(next(iter(rows.values())))
         # Sequences (a recurrent module): the loss reads the steps that train, flattened after the forward pass.
-        sequences = self._module[module_id].is_stateful()
+        sequences = self.trains_sequences(module_id)
         steps = self.steps_per_row(module_id, rows)
         clip = self.config.grad_clip if self.config.grad_clip else math.inf
         self._minibatch_metrics = []

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import torch
 
 
 def episode_starts(loss_mask: np.ndarray) -> np.ndarray:
@@ -70,18 +71,33 @@ class Sequences:
         """Only the sequences where `keep` ([N] bool) is true."""
         return Sequences(self.rows[keep], self.mask[keep], self.shape)
 
-    def gather(self, column: np.ndarray) -> np.ndarray:
-        """A `[T, B, ...]` column as `[N, L, ...]` sequences (padding holds row 0's value, masked)."""
-        column = np.asarray(column)
-        return column.reshape(-1, *column.shape[2:])[self.rows]
+    def gather(self, column: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """A `[T, B, ...]` column (numpy or torch) as `[N, L, ...]` sequences (padding holds row 0's value, masked)."""
+        return _rows(column)[_index(self.rows, column)]
 
-    def first(self, column: np.ndarray) -> np.ndarray:
+    def first(self, column: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """A `[T, B, ...]` column's value at each sequence's first step, `[N, ...]` (the state it starts from)."""
-        column = np.asarray(column)
-        return column.reshape(-1, *column.shape[2:])[self.rows[:, 0]]
+        return _rows(column)[_index(self.rows[:, 0], column)]
 
-    def scatter(self, values: np.ndarray) -> np.ndarray:
-        """`[N, L, ...]` per-step values back in the batch's `[T, B, ...]` layout (the real steps cover it)."""
-        out = np.empty((self.shape[0] * self.shape[1], *values.shape[2:]), dtype=values.dtype)
-        out[self.rows[self.mask]] = values[self.mask]
+    def scatter(self, values: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """`[N, L, ...]` per-step values (numpy, or torch with their gradient) back in the batch's `[T, B, ...]`
+        layout (the real steps cover it)."""
+        shape = (self.shape[0] * self.shape[1], *values.shape[2:])
+        if isinstance(values, torch.Tensor):
+            out = values.new_empty(shape)
+            out[torch.from_numpy(self.rows[self.mask]).to(values.device)] = values[torch.from_numpy(self.mask)]
+        else:
+            out = np.empty(shape, dtype=values.dtype)
+            out[self.rows[self.mask]] = values[self.mask]
         return out.reshape(*self.shape, *values.shape[2:])
+
+
+def _rows(column: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """A `[T, B, ...]` column as `[T * B, ...]` rows."""
+    column = column if isinstance(column, torch.Tensor) else np.asarray(column)
+    return column.reshape(-1, *column.shape[2:])
+
+
+def _index(rows: np.ndarray, column: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Row indices in the column's own kind (and device)."""
+    return torch.from_numpy(rows).to(column.device) if isinstance(column, torch.Tensor) else rows
