@@ -15,6 +15,7 @@ from test_eval import ENV, MAGIC, RLRUN, RLRUN_EVAL, report_of
 from test_report import PNG_MAGIC, REPORT, comparison_rows
 from test_sweeps import OBJECTIVE_LINE, job_config, job_dirs, rlrun
 
+from rlrun.api import train
 from rlrun.run.recorder import read_metrics
 
 # The module fixture is made once: every test of the file on one worker (`make test` runs two).
@@ -37,8 +38,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def dqn_run(tmp_path_factory) -> dict:
     """10 iterations with checkpoint.replay_buffer=false, then resumed to 16 with the buffer checkpointed again."""
     run_dir = tmp_path_factory.mktemp("dqn") / "run"
-    cli(RLRUN, *RUN, f"stop.iterations={FIRST_ITERATIONS}", "checkpoint.replay_buffer=false",
-        f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
+    # The first part in this process (`rlrun.train` writes the CLI's run directory); the resume is a real `rlrun`.
+    train(*RUN, f"stop.iterations={FIRST_ITERATIONS}", "checkpoint.replay_buffer=false", f"hydra.run.dir={run_dir}")
     first_final = sorted(p.name for p in (run_dir / "checkpoints" / "final").iterdir())
     resumed = cli(RLRUN, f"resume={run_dir}", f"stop.iterations={ALL_ITERATIONS}", "checkpoint.replay_buffer=true",
                   cwd=run_dir.parent)

@@ -6,26 +6,20 @@ default env group option. The id is now the env's only name in the config, so no
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import RLRUN
 
+from rlrun.api import train
 from rlrun.run.checkpoints import RUN_CONFIG
 
 
 def test_saved_config_names_only_the_env_that_ran(tmp_path: Path) -> None:
+    # In this process: rlrun.train composes and saves the config as the CLI does (the same Hydra job).
     run_dir = tmp_path / "run"
-    env = {k: v for k, v in os.environ.items() if k != "RLRUN_DEBUG"}
-    proc = subprocess.run(
-        [RLRUN, "env.id=Acrobot-v1", "stop.iterations=1", "algo.train_batch_size=64", "algo.minibatch_size=32",
-         "env_runners.num_envs_per_runner=2", "evaluation.episodes=1", "env.max_episode_steps=50",
-         "logger.console=plain", f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    train("env.id=Acrobot-v1", "stop.iterations=1", "algo.train_batch_size=64", "algo.minibatch_size=32",
+          "env_runners.num_envs_per_runner=2", "evaluation.episodes=1", "env.max_episode_steps=50",
+          "logger.console=plain", f"hydra.run.dir={run_dir}")
     saved = yaml.safe_load((run_dir / RUN_CONFIG).read_text())
     assert saved["env"] == {"id": "Acrobot-v1", "env_config": {}, "max_episode_steps": 50, "backend": "sync",
                             "wrappers": [], "atari": None}

@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from rlrun.algorithms.registry import algorithm_schemas
+from rlrun.api import train
 from rlrun.cli_eval import EXIT_USAGE
 from rlrun.config.errors import ConfigError
 from rlrun.config.schema import register_schemas
@@ -46,16 +47,16 @@ EVAL_CASES = {
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """4 iterations with an evaluation and a checkpoint every 2."""
+    """4 iterations with an evaluation and a checkpoint every 2.
+
+    Made in this process (`rlrun.train` writes the CLI's run directory, without a new interpreter's imports);
+    every `rlrun-eval` of it is a real subprocess.
+    """
     run_dir = tmp_path_factory.mktemp("eval") / "run"
-    proc = subprocess.run(
-        [RLRUN, "stop.timesteps=null", "stop.iterations=4", "env_runners.num_envs_per_runner=4",
-         "algo.train_batch_size=256", "algo.minibatch_size=64", "algo.num_epochs=2", "logger.console=plain",
-         "evaluation.every_iterations=2", f"evaluation.episodes={EPISODES}", "checkpoint.every_iterations=2",
-         f"hydra.run.dir={run_dir}"],
-        capture_output=True, text=True, timeout=240, cwd=run_dir.parent, env=ENV,
-    )
-    assert proc.returncode == 0, proc.stderr
+    train("stop.timesteps=null", "stop.iterations=4", "env_runners.num_envs_per_runner=4",
+          "algo.train_batch_size=256", "algo.minibatch_size=64", "algo.num_epochs=2", "logger.console=plain",
+          "evaluation.every_iterations=2", f"evaluation.episodes={EPISODES}", "checkpoint.every_iterations=2",
+          f"hydra.run.dir={run_dir}")
     return run_dir
 
 

@@ -28,6 +28,7 @@ from test_resume import deterministic
 
 from rlrun.algorithms.algorithm import read_checkpoint_state
 from rlrun.algorithms.ppo import PPOConfig
+from rlrun.api import train as rlrun_train
 from rlrun.core import DEFAULT_MODULE_ID, Columns
 from rlrun.env import EnvRunner
 from rlrun.run.recorder import read_metrics
@@ -57,6 +58,7 @@ BUILD_ALGO_WITH_A_RUNNER_ACTOR = """
 import json
 import ray
 from rlrun.algorithms.ppo import PPOConfig
+from rlrun.api import train as rlrun_train
 
 before = ray.is_initialized()
 config = (PPOConfig().environment("CartPole-v1").env_runners(num_env_runners=1, num_envs_per_env_runner=2)
@@ -193,8 +195,10 @@ def resumed(tmp_path_factory) -> dict:
     to 3 iterations, in two copies of its directory (which must end the same)."""
     root = tmp_path_factory.mktemp("resumed")
     original = root / "original"
-    train(original, f"env.id={OPAQUE_ENV}", "stop.timesteps=null", "stop.iterations=4",
-          "checkpoint.every_iterations=2", "evaluation.every_iterations=2")
+    # Made in this process (`rlrun.train` writes the CLI's run directory, without a new interpreter's imports);
+    # the resumes under test are real `rlrun` processes.
+    rlrun_train(*TINY, f"env.id={OPAQUE_ENV}", "stop.timesteps=null", "stop.iterations=4",
+                "checkpoint.every_iterations=2", "evaluation.every_iterations=2", f"hydra.run.dir={original}")
     dropped = read_metrics(original)[2:]
     copies = [root / "a", root / "b"]
     for copy in copies:
