@@ -225,3 +225,28 @@ def test_two_ddp_learners_train_whole_sequences_like_the_local_learner(ray_clust
     moved = max(np.abs(local_weights[k] - initial[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID][k]).max()
                 for k in local_weights)
     assert moved > 1e-3, "the updates did not change the weights; the comparison would prove nothing"
+
+
+def test_rlrun_eval_films_a_recurrent_run_and_rlrun_load_acts_with_it(tmp_path: Path) -> None:
+    """The CLI path end to end: a recurrent run's checkpoint evaluates and films (the state carried by the
+    evaluation runner and by the video's own loop), and `rlrun.load` gives a stateful policy."""
+    import subprocess
+    import sys
+
+    import rlrun
+
+    run = rlrun.train("env=stateless_cartpole", "model.use_gru=true", "model.lstm_cell_size=8",
+                      "env_runners.num_envs_per_runner=2", "algo.train_batch_size=64", "algo.minibatch_size=32",
+                      "algo.num_epochs=1", "evaluation.episodes=1", "logger.tensorboard=false",
+                      stop={"timesteps": None, "iterations": 1}, hydra={"run": {"dir": str(tmp_path / "run")}})
+    eval_cli = str(Path(sys.executable).with_name("rlrun-eval"))
+    proc = subprocess.run([eval_cli, f"checkpoint={run.run_dir}", "episodes=2", "video=true", "video_format=gif"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    videos = list((run.run_dir / "videos").glob("*.gif"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000, proc.stdout
+    policy = rlrun.load(run.run_dir)
+    assert policy.modules[DEFAULT_MODULE_ID].is_stateful()
+    obs = np.zeros((4, 2), np.float32)
+    first = policy.compute_actions(obs)
+    assert first.shape == (4,) and policy._states[DEFAULT_MODULE_ID].shape == (4, 16)  # policy's GRU, value's
