@@ -19,6 +19,7 @@ from rlrun.api import train as rlrun_train
 from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.env.env_runner_actors import RESTART_SEED_STRIDE
 from rlrun.run.recorder import read_metrics
 
 GAMMA = 0.9
@@ -238,14 +239,17 @@ def test_ray_async_updates_report_lag_and_resume_continues_the_counters(ray_clus
     assert after["learner_group"]["policy_lag_mean"] <= 2  # the runners carry the checkpoint's version
 
 
-def test_ray_crashed_and_hung_runners_are_replaced_while_the_other_samples(ray_cluster) -> None:
-    """Runner 1's first env raises at its 40th step; runner 2's first env hangs at its 20th (seeds 10000, 20000).
+def test_ray_crashed_and_hung_runners_are_replaced_while_the_other_samples(ray_cluster, tmp_path: Path) -> None:
+    """Runner 1's first env raises at its 40th step; runner 2's first env hangs from its 20th on, once runner 1's
+    replacement has stepped (seeds 10000, 20000; the replacement's first env, 10000 + RESTART_SEED_STRIDE, writes
+    the marker), so the hang never overlaps the replacement's start, however slow the machine.
 
-    Until the 8 s sample timeout, training goes on with runner 1 alone: no barrier across runners.
+    Until the 8 s sample timeout, training goes on with runner 1's replacement alone: no barrier across runners.
     """
     config = ray_config().env_runners(sample_timeout_s=8.0).environment(
         "async_envs:HangAtStepEnv",
-        env_config={"crash_seed": 10_000, "crash_at_step": 40, "hang_seed": 20_000, "hang_at_step": 20})
+        env_config={"crash_seed": 10_000, "crash_at_step": 40, "hang_seed": 20_000, "hang_at_step": 20,
+                    "mark_seed": 10_000 + RESTART_SEED_STRIDE, "marker": str(tmp_path / "replacement_samples")})
     algo = config.build_algo()
     results = []
     try:
