@@ -132,7 +132,7 @@ def compose_jobs(args: list[str]) -> list:
     from rlrun.algorithms.registry import algorithm_schemas
     from rlrun.cli import _check_flags
     from rlrun.config.keys import free_form_overrides
-    from rlrun.config.schema import register_schemas
+    from rlrun.config.schema import register_schemas, registered_algorithm_schemas
     from rlrun.run.resume import RESUMED_OPTION, resume_argv
 
     old_argv = sys.argv
@@ -140,7 +140,12 @@ def compose_jobs(args: list[str]) -> list:
     # `resume=` stores the run's saved config as an option of each group: a process of its own in the CLI, so
     # here it must not outlive the command (other commands' errors would list it among the group's options).
     store = ConfigStore.instance()
-    register_schemas(algorithm_schemas())  # as rlrun.cli does first: the key checks below read the algorithms' schemas
+    # As rlrun.cli does first: the key checks below read the algorithms' schemas. Once in this process: they stay
+    # (compose_config and validated_algorithm_config register them again anyway, ~0.07 s each).
+    try:
+        registered_algorithm_schemas()
+    except RuntimeError:
+        register_schemas(algorithm_schemas())
     try:
         if "--help" in args or "-h" in args or "--hydra-help" in args:
             return []
