@@ -73,7 +73,11 @@ def compose(*overrides: str) -> DictConfig:
 
 def build(*overrides: str) -> tuple[DictConfig, AlgorithmConfig]:
     """Compose, convert and validate exactly as `run_experiment` does."""
-    cfg = compose(*overrides)
+    return convert(compose(*overrides))
+
+
+def convert(cfg: DictConfig) -> tuple[DictConfig, AlgorithmConfig]:
+    """Validate, convert and validate a composed config exactly as `run_experiment` does."""
     validate_run(cfg)
     config = build_algorithm_config(cfg)
     config.validate()
@@ -105,10 +109,14 @@ def cartpole_dataset(tmp_path_factory) -> str:
 def test_group_option_composes_and_validates(group: str, option: str, cartpole_dataset: str):
     # An algorithm for Box actions only (SAC) is composed with a Box env: the default CartPole is Discrete.
     box_only = group == "algo" and gym.spaces.Discrete not in get_algorithm_config_class(option).supported_action_spaces
-    # An offline algorithm (or preset) validates against a dataset made here (the presets' own are made by a script).
-    offline = issubclass(get_algorithm_config_class(compose(f"{group}={option}").algo.name), OfflineConfig)
-    cfg, config = build(f"{group}={option}", *(["env=pendulum"] if box_only else []),
-                        *([f"offline.dataset={cartpole_dataset}"] if offline else []))
+    overrides = [f"{group}={option}", *(["env=pendulum"] if box_only else [])]
+    cfg = compose(*overrides)
+    # An offline algorithm (or preset) validates against a dataset made here (the presets' own are made by a script):
+    # composed again with it. Any other is converted as composed (one composition, not two).
+    if issubclass(get_algorithm_config_class(cfg.algo.name), OfflineConfig):
+        cfg, config = build(*overrides, f"offline.dataset={cartpole_dataset}")
+    else:
+        cfg, config = convert(cfg)
     assert type(config) is get_algorithm_config_class(cfg.algo.name)
     if group == "env":
         assert config.env == cfg.env.id == ENV_IDS[option]

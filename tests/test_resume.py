@@ -1,7 +1,10 @@
 """`rlrun resume=<dir>` through the real CLI: exact continuation, crashes, retention, refusals.
 
-Every run here is a real `rlrun` subprocess in embedded mode with a tiny config
-(256-step batches, 4 envs), so each takes a few seconds, mostly imports.
+Every resume here is a real `rlrun` subprocess in embedded mode with a tiny config
+(256-step batches, 4 envs), so each takes a few seconds, mostly imports. The runs a
+resume starts from are made in this process by `rlrun.train` (the CLI's run directory,
+`.hydra/` included, without a new interpreter's seconds of imports), except the ones
+a test kills, which need a process of their own.
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from test_reproducibility import is_timing
 
 from rlrun.algorithms.algorithm import read_checkpoint_state
-from rlrun.cli import EXIT_USAGE
+from rlrun.api import USER_ERRORS
+from rlrun.api import train as rlrun_train
+from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.run.recorder import read_metrics
+
+# The module fixture is made once: every test of the file on one worker (`make test` runs two).
+pytestmark = pytest.mark.xdist_group("resume")
 
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 FAST = ("stop.timesteps=null", "env_runners.num_envs_per_runner=4", "algo.train_batch_size=256",
@@ -77,10 +84,11 @@ def rlrun(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedPr
     return subprocess.run([RLRUN, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=ENV)
 
 
-def train(run_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = rlrun(*FAST, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent)
-    assert proc.returncode == 0, proc.stderr
-    return proc
+def train_here(run_dir: Path, *args: str) -> Path:
+    """A new run with FAST settings, made in this process: `rlrun.train` runs the CLI's job and writes the CLI's
+    run directory, without a new interpreter's imports."""
+    rlrun_train(*FAST, *args, f"hydra.run.dir={run_dir}")
+    return run_dir
 
 
 def iterations(run_dir: Path) -> list[int]:
@@ -106,9 +114,8 @@ def checkpoint_names(run_dir: Path) -> list[str]:
 def test_resumed_run_has_the_metrics_of_a_straight_run(tmp_path: Path) -> None:
     """2N iterations straight == N iterations, then resume to 2N: every non-timing metric, every iteration."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda a: train(*a), [(straight, "stop.iterations=6", "evaluation.every_iterations=3"),
-                                            (resumed, "stop.iterations=3", "evaluation.every_iterations=3")]))
+    train_here(straight, "stop.iterations=6", "evaluation.every_iterations=3")
+    train_here(resumed, "stop.iterations=3", "evaluation.every_iterations=3")
     first_half = read_metrics(resumed)
     proc = rlrun(f"resume={resumed}", "stop.iterations=6", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -218,8 +225,8 @@ def test_sigkill_between_moving_a_checkpoint_aside_and_its_replacement_in(tmp_pa
 def finished_run(tmp_path_factory) -> Path:
     """5 iterations, a checkpoint and an evaluation after each, the newest 2 periodic checkpoints kept."""
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    train(run_dir, "stop.iterations=5", "checkpoint.every_iterations=1", "checkpoint.keep_last=2",
-          "evaluation.every_iterations=1")
+    train_here(run_dir, "stop.iterations=5", "checkpoint.every_iterations=1", "checkpoint.keep_last=2",
+               "evaluation.every_iterations=1")
     return run_dir
 
 
@@ -262,6 +269,12 @@ def _without_checkpoints(finished_run: Path, dest: Path) -> Path:
     return dest
 
 
+# Through the real CLI: a change the run refuses, a corrupt checkpoint and the multirun flag. The other refusals
+# take the same path out of rlrun.cli (a ConfigError or CheckpointError, printed as its one line), so they are
+# checked in this process by rlrun.train, which raises the error the CLI prints: no new interpreter's imports.
+IN_PROCESS = {"unsafe-group", "missing-dir", "no-checkpoint", "already-stopped"}
+
+
 @pytest.mark.parametrize(
     ("case", "make", "args", "expected"),
     [
@@ -275,7 +288,8 @@ def _without_checkpoints(finished_run: Path, dest: Path) -> Path:
         ("multirun", None, ["-m", "stop.iterations=7,8"], ["--multirun"]),
     ],
 )
-def test_bad_resume_is_one_line_and_changes_nothing(finished_run: Path, tmp_path: Path, case, make, args, expected):
+def test_bad_resume_is_one_line_and_changes_nothing(finished_run: Path, tmp_path: Path, monkeypatch, capfd,
+                                                    case, make, args, expected):
     if make is None:
         run_dir = finished_run
     elif make == "missing":
@@ -283,11 +297,18 @@ def test_bad_resume_is_one_line_and_changes_nothing(finished_run: Path, tmp_path
     else:
         run_dir = make(finished_run, tmp_path / "run")
     before = snapshot(run_dir) if run_dir.exists() else None
-    proc = rlrun(f"resume={run_dir}", *args, cwd=tmp_path)
-    assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("rlrun: error: "), proc.stderr
+    if case in IN_PROCESS:
+        monkeypatch.chdir(tmp_path)  # where the CLI would run, so that no outputs/ or multirun/ appears there
+        with pytest.raises(USER_ERRORS) as error:
+            rlrun_train(f"resume={run_dir}", *args)
+        line = f"rlrun: error: {one_line(error.value)}"  # what rlrun.cli prints for it, and exits 2
+        lines = [*capfd.readouterr().err.splitlines(), line]
+    else:
+        proc = rlrun(f"resume={run_dir}", *args, cwd=tmp_path)
+        assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlrun: error: "), lines
     for text in expected:
         assert text in lines[0]
     assert (snapshot(run_dir) if run_dir.exists() else None) == before

@@ -13,9 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 from omegaconf import OmegaConf
-from test_resume import iterations, rlrun, snapshot, train
+from test_resume import iterations, rlrun, snapshot, train_here
 
 from rlrun.cli import EXIT_USAGE
+
+# The module fixture is made once: every test of the file on one worker (`make test` runs two).
+pytestmark = pytest.mark.xdist_group("resume_config_dir")
 
 # A DQN experiment on an env preset of the user's own: neither the algorithm nor the env is the default.
 EXPERIMENT = """# @package _global_
@@ -77,10 +80,16 @@ def test_a_run_of_the_users_presets_resumes_from_its_directory_alone(tmp_path: P
     assert overrides == ["experiment=my_acrobot_dqn", "logger.console=plain", "stop.iterations=6"]
 
 
-def test_a_saved_key_that_rlrun_no_longer_has_is_named(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def one_iteration(tmp_path_factory) -> Path:
+    """A finished 1-iteration run, made in this process (`rlrun.train` writes the CLI's run directory)."""
+    return train_here(tmp_path_factory.mktemp("one_iteration") / "run", "stop.iterations=1")
+
+
+def test_a_saved_key_that_rlrun_no_longer_has_is_named(one_iteration: Path, tmp_path: Path) -> None:
     """The saved config is merged as far as today's schemas go; the key they lack is the one-line refusal."""
     run_dir = tmp_path / "run"
-    train(run_dir, "stop.iterations=1")
+    shutil.copytree(one_iteration, run_dir)
     config = run_dir / ".hydra" / "config.yaml"
     saved = OmegaConf.load(config)
     saved.algo.retired_option = 3  # as if a later rlrun had removed it
@@ -94,10 +103,10 @@ def test_a_saved_key_that_rlrun_no_longer_has_is_named(tmp_path: Path) -> None:
     assert snapshot(run_dir) == before
 
 
-def test_a_run_saved_with_env_name_still_resumes(tmp_path: Path) -> None:
+def test_a_run_saved_with_env_name_still_resumes(one_iteration: Path, tmp_path: Path) -> None:
     """`env.name` never changed what a run trains; runs saved before rlrun dropped it resume (RETIRED_KEYS)."""
     run_dir = tmp_path / "run"
-    train(run_dir, "stop.iterations=1")
+    shutil.copytree(one_iteration, run_dir)
     config = run_dir / ".hydra" / "config.yaml"
     saved = OmegaConf.load(config)
     saved.env.name = "cartpole"  # as every run before the key was dropped
