@@ -292,7 +292,7 @@ def test_build_algo_with_runner_actors_starts_ray_itself(tmp_path: Path) -> None
     wait for that cluster until the timeout; rlrun's start ignores it and comes up locally.
     """
     env = ENV | {"RAY_ADDRESS": "127.0.0.1:9"}
-    proc = _ok([sys.executable, "-c", BUILD_ALGO_WITH_A_RUNNER_ACTOR], tmp_path, env=env, timeout=120)
+    proc = _ok([sys.executable, "-c", BUILD_ALGO_WITH_A_RUNNER_ACTOR], tmp_path, env=env, timeout=300)
     state = json.loads(proc.stdout.splitlines()[-1])
     assert state == {"before": False, "after_build": True, "after_stop": True, "after_shutdown": False,
                      "steps": state["steps"], "runners": 1}
