@@ -27,7 +27,7 @@ from rlrun.algorithms.algorithm import load_env_runner_state, load_module_weight
 from rlrun.algorithms.algorithm_config import AlgorithmConfig, single_spaces
 from rlrun.core.checkpointing import CheckpointError
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
-from rlrun.core.packed_space import PackedSpace
+from rlrun.core.packed_space import as_model_input
 from rlrun.core.rl_module.rl_module import RLModule
 from rlrun.env.env_runner import buffer_dtype
 from rlrun.env.env_runner_group import normalization_in_state, spaces_env
@@ -60,8 +60,7 @@ class Policy:
                        episode_start: bool = False) -> Any:
         """The action for one observation (a scalar for Discrete actions, an array for the others)."""
         module_id = self._module_id(module_id)
-        space = self.modules[module_id].observation_space
-        row = space.pack(obs)[None] if isinstance(space, PackedSpace) else np.asarray(obs)[None]
+        row = as_model_input(self.modules[module_id].observation_space, obs)[None]
         return self._act(module_id, row, explore, np.array([episode_start]))[0]
 
     def compute_actions(self, obs_batch: Any, explore: bool = False, module_id: str | None = None,
@@ -70,8 +69,7 @@ class Policy:
         structure with a leading `N` on every part (as gymnasium's vector envs return it). `episode_start`
         (`[N]` bool) marks the rows whose episode starts with this observation (a recurrent policy's state)."""
         module_id = self._module_id(module_id)
-        space = self.modules[module_id].observation_space
-        rows = space.pack(obs_batch) if isinstance(space, PackedSpace) else np.asarray(obs_batch)
+        rows = as_model_input(self.modules[module_id].observation_space, obs_batch)
         return self._act(module_id, rows, explore, None if episode_start is None else np.asarray(episode_start, bool))
 
     def reset(self) -> None:

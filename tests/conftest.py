@@ -59,13 +59,11 @@ def _ray_worker_path():
 _shared_ray: dict[str, str] = {}
 
 
-@pytest.fixture
-def ray_cluster(_ray_worker_path):
-    """One real local Ray instance shared by every test that only needs a cluster to run on.
+def connect_shared_ray() -> None:
+    """Connect this process to the session's shared local Ray instance, starting it if needed (`ray_cluster`).
 
-    Starting Ray costs seconds, so the instance lives for the whole session. Tests
-    whose subject is the cluster's lifecycle start and stop their own; if one left
-    another instance connected (or none), it is replaced here by a fresh shared one.
+    A module fixture that builds Ray actors once for several tests calls it too (besides asking for
+    `_ray_worker_path`): it is set up before the test's own `ray_cluster`, which then keeps this instance.
     """
     import ray
 
@@ -75,6 +73,17 @@ def ray_cluster(_ray_worker_path):
         # address="local": never join a cluster another test (or `ray start`) left behind.
         context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
         _shared_ray["address"] = context.address_info["gcs_address"]
+
+
+@pytest.fixture
+def ray_cluster(_ray_worker_path):
+    """One real local Ray instance shared by every test that only needs a cluster to run on.
+
+    Starting Ray costs seconds, so the instance lives for the whole session. Tests
+    whose subject is the cluster's lifecycle start and stop their own; if one left
+    another instance connected (or none), it is replaced here by a fresh shared one.
+    """
+    connect_shared_ray()
     yield
 
 

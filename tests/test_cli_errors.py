@@ -75,7 +75,7 @@ CASES = [
     ("+stop.timestep", ["+stop.timestep=500"], ["unknown key stop.timestep", "did you mean stop.timesteps?"]),
     ("++stop.timestep", ["++stop.timestep=500"], ["unknown key stop.timestep", "did you mean stop.timesteps?"]),
     ("stop.timestep-no-plus", ["stop.timestep=500"], ["unknown key stop.timestep", "did you mean stop.timesteps?"]),
-    ("+model.use_lstm", ["+model.use_lstm=true"], ["unknown key model.use_lstm", "hiddens"]),
+    ("+model.use_attention", ["+model.use_attention=true"], ["unknown key model.use_attention", "hiddens"]),
     # A preset picks the algorithm, so the refused key may be another algorithm's (it used to end in StopIteration).
     ("preset-other-algo-key", ["experiment=cartpole_ppo_fast", "algo.n_step=3"],
      ["unknown key algo.n_step for this run's algorithm; it is a key of algo=dqn, algo=sac"]),

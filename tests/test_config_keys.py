@@ -1,6 +1,6 @@
 """Keys a command line adds must exist: only the free-form mappings take new ones (rlrun/config/keys.py).
 
-The errors themselves (`+stop.timestep=500`, `+model.use_lstm=true`, `+callbacks=...`) are cases of
+The errors themselves (`+stop.timestep=500`, `+model.use_attention=true`, `+callbacks=...`) are cases of
 tests/test_cli_errors.py; here, that every shipped config passes the check and that the free-form
 mappings take new keys with and without Hydra's `+`.
 """

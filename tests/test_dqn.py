@@ -12,6 +12,7 @@ import numpy as np
 import psutil
 import pytest
 import torch
+from conftest import connect_shared_ray
 from corridor_env import CorridorEnv
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -352,15 +353,7 @@ def test_a_checkpoint_without_the_buffer_resumes_on_an_empty_one_that_refills_be
 def corridor_ray_algo(_ray_worker_path):
     """corridor_config() on 2 env runner actors and 2 DDP learner actors, started once: the learning test
     trains it from scratch (it runs first: the order below), then the kill test goes on with it."""
-    import conftest
-    import ray
-
-    # As `ray_cluster` (which every test using this also requests, and which then keeps this instance).
-    if ray.is_initialized() and ray.get_runtime_context().gcs_address != conftest._shared_ray.get("address"):
-        ray.shutdown()
-    if not ray.is_initialized():
-        context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
-        conftest._shared_ray["address"] = context.address_info["gcs_address"]
+    connect_shared_ray()  # as `ray_cluster`, which every test using this also requests
     algo = corridor_config().env_runners(num_env_runners=2, num_envs_per_env_runner=2).learners(
         num_learners=2).build_algo()
     yield algo

@@ -9,6 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 import ray
+from conftest import connect_shared_ray
 
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.core.checkpointing import CheckpointError
@@ -44,14 +45,7 @@ def small_algo(_ray_worker_path, crash_file: Path):
     The kill test runs first and asserts it starts with no restart; the env-error test counts restarts from
     its own crash on; the mode test saves and restores this algorithm's own state.
     """
-    import conftest
-
-    # As `ray_cluster` (which every test using this also requests, and which then keeps this instance).
-    if ray.is_initialized() and ray.get_runtime_context().gcs_address != conftest._shared_ray.get("address"):
-        ray.shutdown()
-    if not ray.is_initialized():
-        context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
-        conftest._shared_ray["address"] = context.address_info["gcs_address"]
+    connect_shared_ray()  # as `ray_cluster`, which every test using this also requests
     algo = crash_once_config(crash_file).build_algo()
     yield algo
     algo.stop()

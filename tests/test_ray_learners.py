@@ -6,6 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import ray
+from conftest import connect_shared_ray
 
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.core.columns import COMPONENT_RL_MODULE, DEFAULT_MODULE_ID, Columns
@@ -46,14 +47,7 @@ def ppo_group(_ray_worker_path):
     Each test first sets the whole learner state it starts from (weights, optimizer moments, learner variables)
     or only compares the group with itself, so what an earlier test did to it does not matter.
     """
-    import conftest
-
-    # As `ray_cluster` (which every test using this also requests, and which then keeps this instance).
-    if ray.is_initialized() and ray.get_runtime_context().gcs_address != conftest._shared_ray.get("address"):
-        ray.shutdown()
-    if not ray.is_initialized():
-        context = ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
-        conftest._shared_ray["address"] = context.address_info["gcs_address"]
+    connect_shared_ray()  # as `ray_cluster`, which every test using this also requests
     group = one_minibatch_config().learners(num_learners=2).build_learner_group(env=env())
     yield group
     group.stop()

@@ -182,6 +182,12 @@ class PackedSpace(gym.spaces.Box):
         return f"PackedSpace({self.original})"
 
 
+def as_model_input(space: gym.Space, obs: Any) -> np.ndarray:
+    """`obs` of a module's observation space as the module reads it: packed into its row if `space` is a
+    PackedSpace (a Dict, Tuple, Discrete, ... observation), else as an array."""
+    return space.pack(obs) if isinstance(space, PackedSpace) else np.asarray(obs)
+
+
 def pack_space(space: gym.Space) -> gym.Space:
     """The space everything downstream sees: a Box as it is, anything else packed."""
     return space if isinstance(space, gym.spaces.Box) else PackedSpace(space)

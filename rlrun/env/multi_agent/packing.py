@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium as gym
 from pettingzoo.utils.wrappers import BaseParallelWrapper
 
-from rlrun.core.packed_space import PackedSpace, pack_space
+from rlrun.core.packed_space import as_model_input, pack_space
 
 
 class PackedParallelEnv(BaseParallelWrapper):
@@ -35,8 +35,7 @@ class PackedParallelEnv(BaseParallelWrapper):
         return self._pack(observations), *rest
 
     def _pack(self, observations: dict[str, Any]) -> dict[str, Any]:
-        return {agent: space.pack(obs) if isinstance(space := self._spaces[agent], PackedSpace) else obs
-                for agent, obs in observations.items()}
+        return {agent: as_model_input(self._spaces[agent], obs) for agent, obs in observations.items()}
 
 
 def pack_parallel_observations(env: Any) -> Any:

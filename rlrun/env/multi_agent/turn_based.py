@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from rlrun.core.columns import Columns
-from rlrun.core.packed_space import PackedSpace, pack_space
+from rlrun.core.packed_space import as_model_input, pack_space
 from rlrun.core.rl_module.action_masking import action_mask, check_legal
 from rlrun.env import env_state
 from rlrun.env.env_runner import buffer_dtype
@@ -89,15 +89,11 @@ class TurnBasedEnv:
     def turn(self) -> Turn:
         agent = self.aec.agent_selection
         obs, reward, terminated, truncated, _ = self.aec.last()
-        return Turn(agent, self._pack(agent, obs), float(reward), bool(terminated), bool(truncated))
+        return Turn(agent, as_model_input(self._spaces[agent], obs), float(reward), bool(terminated), bool(truncated))
 
     def observations(self) -> dict[str, np.ndarray]:
         """Every agent's (packed) observation now, as the episode hooks get them."""
-        return {agent: self._pack(agent, self.aec.observe(agent)) for agent in self.aec.agents}
-
-    def _pack(self, agent: str, obs: Any) -> np.ndarray:
-        space = self._spaces[agent]
-        return space.pack(obs) if isinstance(space, PackedSpace) else np.asarray(obs)
+        return {agent: as_model_input(self._spaces[agent], self.aec.observe(agent)) for agent in self.aec.agents}
 
     def step(self, action: Any) -> None:
         """The selected agent's move; None takes an agent that is out off the board (PettingZoo's dead step)."""
