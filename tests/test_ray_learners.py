@@ -59,6 +59,18 @@ def assert_weights_close(a: dict, b: dict, where: str = "") -> None:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-5, err_msg=f"{where} {name}")
 
 
+def update_both(local, group, batch: dict, update: int) -> tuple[dict, list[dict], dict]:
+    """One update of the local learner and of the DDP group on `batch`, after which every rank's weights must equal
+    the local learner's; returns the local result, the ranks' results and the local weights."""
+    local_result = local.update(batch=batch)[DEFAULT_MODULE_ID]
+    ddp_results = group.update(batch=batch)
+    local_weights = local.get_state(COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
+    for rank, actor in enumerate(group._learner._actors):
+        state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE]
+        assert_weights_close(state[DEFAULT_MODULE_ID], local_weights, f"update {update}, rank {rank}")
+    return local_result, ddp_results, local_weights
+
+
 LEARNERS = {
     "ppo": None,
     "bc": "user_learners:BCLearner",  # the policy head alone: the value head gets no gradient
@@ -91,12 +103,7 @@ def test_ddp_updates_equal_the_local_learner(ray_cluster, fixed_batch, learner) 
     try:
         group.set_state(initial)
         for update in range(3):
-            local_result = local.update(batch=batch)[DEFAULT_MODULE_ID]
-            ddp_results = group.update(batch=batch)
-            local_weights = local.get_state(COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
-            for rank, actor in enumerate(group._learner._actors):
-                state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE]
-                assert_weights_close(state[DEFAULT_MODULE_ID], local_weights, f"update {update}, rank {rank}")
+            local_result, ddp_results, local_weights = update_both(local, group, batch, update)
             # Metrics are all-reduced: both ranks report the same numbers, equal to the local learner's.
             assert len(ddp_results) == 2 and ddp_results[0] == ddp_results[1]
             ddp_result = ddp_results[0][DEFAULT_MODULE_ID]

@@ -192,8 +192,7 @@ def _built(spec, runner: EnvRunner):
 def test_two_ddp_learners_train_whole_sequences_like_the_local_learner(ray_cluster) -> None:
     """Each rank trains its share of each minibatch's sequences; gradients weighted by trained steps."""
     import gymnasium as gym
-    import ray
-    from test_ray_learners import NOT_ROW_MEANS, assert_weights_close
+    from test_ray_learners import NOT_ROW_MEANS, update_both
 
     from rlrun.core.columns import COMPONENT_RL_MODULE
 
@@ -209,12 +208,7 @@ def test_two_ddp_learners_train_whole_sequences_like_the_local_learner(ray_clust
     try:
         group.set_state(initial)
         for update in range(2):
-            local_result = local.update(batch=batch)[DEFAULT_MODULE_ID]
-            ddp_results = group.update(batch=batch)
-            local_weights = local.get_state(COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID]
-            for rank, actor in enumerate(group._learner._actors):
-                state = ray.get(actor.get_state.remote(COMPONENT_RL_MODULE))[COMPONENT_RL_MODULE]
-                assert_weights_close(state[DEFAULT_MODULE_ID], local_weights, f"update {update}, rank {rank}")
+            local_result, ddp_results, local_weights = update_both(local, group, batch, update)
             ddp_result = ddp_results[0][DEFAULT_MODULE_ID]
             for key, value in local_result.items():
                 if key not in NOT_ROW_MEANS:
