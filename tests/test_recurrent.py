@@ -36,13 +36,13 @@ def recurrent_config(cell: str = "lstm", **model) -> PPOConfig:
 def test_sequences_start_at_episode_starts_and_every_max_seq_len_steps() -> None:
     loss_mask = np.ones((10, 2), dtype=bool)
     loss_mask[3, 0] = False  # copy 0's autoreset row: its episode ended at row 2, the next starts at row 4
-    sequences = Sequences.cut(episode_starts(loss_mask), max_seq_len=4)
+    sequences = Sequences.cut(loss_mask, max_seq_len=4)
     steps = [sequences.rows[n][sequences.mask[n]] for n in range(len(sequences))]
     # Rows are t * 2 + copy. Copy 0: rows 0-3 (the autoreset row closes the old episode), then 4-7, 8-9.
     assert [list(s // 2) for s in steps if s[0] % 2 == 0] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     assert [list(s // 2) for s in steps if s[0] % 2 == 1] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     loss_mask[1, 1] = False  # copy 1's episode starts at row 2
-    sequences = Sequences.cut(episode_starts(loss_mask), max_seq_len=4)
+    sequences = Sequences.cut(loss_mask, max_seq_len=4)
     copy1 = [list(sequences.rows[n][sequences.mask[n]] // 2) for n in range(len(sequences))
              if sequences.rows[n, 0] % 2 == 1]
     assert copy1 == [[0, 1], [2, 3, 4, 5], [6, 7, 8, 9]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rlrun.core.columns import Columns
-from rlrun.core.learner.sequences import Sequences, episode_starts
+from rlrun.core.learner.sequences import Sequences
 from rlrun.core.rl_module import DefaultActorCriticModule
 from rlrun.core.rl_module.recurrent_actor_critic import RecurrentActorCriticModule
 from rlrun.core.rl_module.rl_module import TensorDict
@@ -33,8 +33,8 @@ class RecurrentIMPALAModule(RecurrentActorCriticModule):
 
     def forward_train(self, batch: TensorDict) -> TensorDict:
         time_major = {key: batch[key].transpose(0, 1) for key in (Columns.OBS, Columns.STATE_IN, Columns.LOSS_MASK)}
-        starts = episode_starts(time_major[Columns.LOSS_MASK].cpu().numpy() > 0)
-        sequences = Sequences.cut(starts, int(self.model_config["max_seq_len"]))
+        loss_mask = time_major[Columns.LOSS_MASK].cpu().numpy() > 0
+        sequences = Sequences.cut(loss_mask, int(self.model_config["max_seq_len"]))
         out = super().forward_train({Columns.OBS: sequences.gather(time_major[Columns.OBS]),
                                      Columns.STATE_IN: sequences.first(time_major[Columns.STATE_IN])})
         return {key: sequences.scatter(value).transpose(0, 1) for key, value in out.items()}

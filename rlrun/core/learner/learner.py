@@ -28,7 +28,7 @@ from rlrun.core.columns import (
     Columns,
 )
 from rlrun.core.learner import distributed
-from rlrun.core.learner.sequences import Sequences, episode_starts
+from rlrun.core.learner.sequences import Sequences
 from rlrun.core.rl_module import MultiRLModule
 from rlrun.core.rl_module.catalog import is_image
 from rlrun.core.schedules import PiecewiseSchedule
@@ -138,7 +138,7 @@ class Learner:
         sequence with no such step is left out: a loss over none would be a mean of nothing.
         """
         loss_mask = np.asarray(batch[Columns.LOSS_MASK], dtype=bool)
-        sequences = Sequences.cut(episode_starts(loss_mask), self.config.model_config["max_seq_len"])
+        sequences = Sequences.cut(loss_mask, self.config.model_config["max_seq_len"])
         trains = sequences.mask & sequences.gather(loss_mask)
         keep = trains.any(axis=1)
         sequences, trains = sequences.select(keep), trains[keep]
@@ -164,7 +164,7 @@ class Learner:
                     for column, bootstrap in BOOTSTRAP_COLUMNS.items() if column in batch}
         if module.is_stateful():
             loss_mask = np.concatenate([np.asarray(batch[Columns.LOSS_MASK], dtype=bool), np.ones((1, envs), bool)])
-            sequences = Sequences.cut(episode_starts(loss_mask), self.config.model_config["max_seq_len"])
+            sequences = Sequences.cut(loss_mask, self.config.model_config["max_seq_len"])
             inputs = {Columns.OBS: as_tensor(sequences.gather(extended[Columns.OBS])).to(self.device),
                       Columns.STATE_IN: as_tensor(sequences.first(extended[Columns.STATE_IN])).to(self.device)}
             with torch.no_grad():

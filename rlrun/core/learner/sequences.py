@@ -44,8 +44,9 @@ class Sequences:
     shape: tuple[int, int]
 
     @classmethod
-    def cut(cls, starts: np.ndarray, max_seq_len: int) -> Sequences:
-        """The sequences of a batch whose episode starts are `starts` (`episode_starts`)."""
+    def cut(cls, loss_mask: np.ndarray, max_seq_len: int) -> Sequences:
+        """The sequences of a batch with this `[T, B]` loss mask (its autoreset rows say where episodes start)."""
+        starts = episode_starts(loss_mask)
         steps, envs = starts.shape
         # Steps since the episode (or the batch) started, per copy: a sequence starts every max_seq_len of them.
         since = np.empty((steps, envs), dtype=np.int64)

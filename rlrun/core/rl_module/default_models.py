@@ -62,10 +62,8 @@ class DefaultActorCriticModule(RLModule):
             self.log_std = nn.Parameter(torch.zeros(act_dim))
 
     def _dist_inputs(self, batch: TensorDict, features: torch.Tensor) -> torch.Tensor:
-        out = self.pi(features)
-        if self.gaussian:
-            return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
-        return mask_logits(out, action_mask(self.policy_space, batch[Columns.OBS]))
+        return policy_dist_inputs(self.pi(features), batch[Columns.OBS], self.policy_space,
+                                  self.log_std if self.gaussian else None)
 
     def _features(self, batch: TensorDict) -> torch.Tensor:
         """The shared torso's output, or the observations themselves when each network encodes its own."""
@@ -92,3 +90,12 @@ class DefaultActorCriticModule(RLModule):
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
         return self._dist_cls
+
+
+def policy_dist_inputs(out: torch.Tensor, obs: torch.Tensor, space: gym.Space,
+                       log_std: torch.Tensor | None) -> torch.Tensor:
+    """The action distribution's inputs from a policy head's output: the Gaussian's means with the
+    state-independent `log_std`, or the logits with the observation's action mask applied (any leading dims)."""
+    if log_std is not None:
+        return torch.cat([out, log_std.expand_as(out)], dim=-1)
+    return mask_logits(out, action_mask(space, obs))

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from rlrun.core.columns import Columns
-from rlrun.core.rl_module.action_masking import action_mask, mask_logits
 from rlrun.core.rl_module.catalog import Catalog, orthogonal
+from rlrun.core.rl_module.default_models import policy_dist_inputs
 from rlrun.core.rl_module.distributions import DiagGaussian, Distribution, policy_distribution
 from rlrun.core.rl_module.recurrent import RecurrentNetwork
 from rlrun.core.rl_module.rl_module import RLModule, TensorDict
@@ -66,9 +66,7 @@ class RecurrentActorCriticModule(RLModule):
         return logits, values.squeeze(-1), torch.cat([pi_state, vf_state], dim=-1)
 
     def _dist_inputs(self, obs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        if self.gaussian:
-            return torch.cat([out, self.log_std.expand_as(out)], dim=-1)
-        return mask_logits(out, action_mask(self.observation_space, obs))
+        return policy_dist_inputs(out, obs, self.observation_space, self.log_std if self.gaussian else None)
 
     def forward_exploration(self, batch: TensorDict) -> TensorDict:
         obs = batch[Columns.OBS].unsqueeze(1)  # one step of each env copy: a sequence of length 1
