@@ -51,11 +51,14 @@ def is_loopback(ip: str) -> bool:
 
 def test_local_instance_is_sized_for_the_run_and_listens_on_loopback_only() -> None:
     config = ppo(env_runners=3, learners=2)  # reserves 5 CPUs: more than a small machine has cores
+    # This process's children from before the session (the tests' CLI fork server) are not the session's.
+    before = {p.pid for p in process_tree(os.getpid())}
     with cluster_session(RaySchema(), config) as info:
         # 2 DDP learner actors: their workers listen, and learner 0 serves the process group's store.
         learners = config.build_learner_group(env=gym.make("CartPole-v1"))
         try:
-            ray_processes = process_tree(os.getpid())  # the driver (this process), GCS, raylet, agents, workers
+            # GCS, raylet, agents, workers, and this process (the driver), which listens too.
+            ray_processes = [psutil.Process()] + [p for p in process_tree(os.getpid()) if p.pid not in before]
             sockets = listening(ray_processes)
         finally:
             learners.stop()
