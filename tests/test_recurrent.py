@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -58,7 +59,13 @@ def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str) -> None:
     config = recurrent_config(cell)
     runner = EnvRunner(config.env_runner_spec())
     runner.sample()  # carry states across fragments: the second batch starts mid-episode
-    batch = runner.sample()
+    assert_replayed_exactly(config, runner.sample(), runner.module.get_state(), num_envs=3)
+
+
+def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], weights: dict, num_envs: int) -> None:
+    """`batch`, a runner's second fragment (it starts mid-episode), carried each env copy's state: each episode
+    starts from the initial state, and a learner with the runner's `weights` replays every action's inputs
+    and the bootstrap values from the states the batch recorded."""
     loss_mask = batch[Columns.LOSS_MASK]
     assert (~loss_mask).sum() >= 3, "episodes must end inside the fragment for this test to check resets"
     # The state fed to each episode's first row is the initial one; elsewhere the state moves on.
@@ -67,9 +74,9 @@ def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str) -> None:
     assert not batch[Columns.STATE_IN][starts].any()
     assert np.abs(batch[Columns.STATE_IN][~starts]).sum(axis=-1).min() > 0
 
-    learner = config.build_learner(env=runner.env)
+    learner = config.build_learner(env=gym.make(config.env))
     learner.build()
-    learner.module[DEFAULT_MODULE_ID].set_state(runner.module.get_state())
+    learner.module[DEFAULT_MODULE_ID].set_state(weights)
     rows = learner.sequence_batch(batch)
     with torch.no_grad():
         replayed = learner.module[DEFAULT_MODULE_ID].forward_train(rows)[Columns.ACTION_DIST_INPUTS]
@@ -81,12 +88,27 @@ def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str) -> None:
 
     # The bootstrap value continues each copy's last sequence from the state after the fragment.
     values, bootstrap = learner.fragment_values(DEFAULT_MODULE_ID, batch)
-    assert values.shape == loss_mask.shape and bootstrap.shape == (3,)
+    assert values.shape == loss_mask.shape and bootstrap.shape == (num_envs,)
     module = learner.module[DEFAULT_MODULE_ID]
     with torch.no_grad():
         one_step = module.compute_values({Columns.OBS: torch.as_tensor(batch[Columns.BOOTSTRAP_OBS])[:, None],
                                           Columns.STATE_IN: torch.as_tensor(batch[Columns.BOOTSTRAP_STATE_IN])})
     np.testing.assert_allclose(bootstrap, one_step[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_env_runner_actors_carry_the_state_the_learner_replays(ray_cluster) -> None:
+    """On Ray: two env runner actors carry their copies' states across fragments, and the batch they send back
+    (merged on the env axis) replays exactly on the driver's learner."""
+    config = recurrent_config().env_runners(num_env_runners=2)
+    algo = config.build_algo()
+    try:
+        assert algo.env_runner_group.is_remote
+        algo.env_runner_group.sample()
+        batch, _ = algo.env_runner_group.sample()
+        weights = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]  # what the runners were sent at the start
+    finally:
+        algo.stop()
+    assert_replayed_exactly(config, batch, weights, num_envs=6)
 
 
 @pytest.mark.parametrize("algo", ["impala", "appo"])
@@ -191,7 +213,6 @@ def _built(spec, runner: EnvRunner):
 
 def test_two_ddp_learners_train_whole_sequences_like_the_local_learner(ray_cluster) -> None:
     """Each rank trains its share of each minibatch's sequences; gradients weighted by trained steps."""
-    import gymnasium as gym
     from test_ray_learners import NOT_ROW_MEANS, update_both
 
     from rlrun.core.columns import COMPONENT_RL_MODULE
