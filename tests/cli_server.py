@@ -32,11 +32,13 @@ import json
 import locale
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -86,20 +88,40 @@ class _Client:
         with socket.socket(socket.AF_UNIX) as conn:
             conn.connect(self.address)
             conn.sendall(json.dumps({"cmd": cmd, "cwd": cwd, "env": env, "out": out, "err": err}).encode() + b"\n")
-            replies = conn.makefile("rb")
-            pid = json.loads(replies.readline())["pid"]
-            ready, _, _ = select.select([conn], [], [], timeout)
-            if not ready:
+            replies = _Lines(conn)
+            pid = json.loads(replies.next(None))["pid"]
+            try:
+                return json.loads(replies.next(timeout))["status"]
+            except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, 9)
-            status = json.loads(replies.readline())["status"]
-            return status if ready else None
+                    os.kill(pid, signal.SIGKILL)
+                replies.next(None)  # the server reaped it
+                return None
 
     def close(self) -> None:
         assert self.server.stdin is not None
         self.server.stdin.close()
         self.server.wait(timeout=30)
         self.tmp.cleanup()
+
+
+class _Lines:
+    """The server's replies on one connection, a line at a time, each within a timeout (None: no limit)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buffer = b""
+
+    def next(self, timeout: float | None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            self.conn.settimeout(None if deadline is None else max(deadline - time.monotonic(), 1e-3))
+            chunk = self.conn.recv(4096)  # TimeoutError past the deadline
+            if not chunk:
+                raise ConnectionError("the tests' CLI fork server closed the connection")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line
 
 
 _client: list[_Client] = []
