@@ -50,6 +50,8 @@ bench: $(STAMP)
 	# Beside SB3 + rl-zoo3 (installs them into .venv-bench on first use).
 	$(PY) scripts/bench_vs_sb3.py
 	$(PY) scripts/bench_offpolicy.py
+	# Recurrent PPO on CartPole without velocities beside sb3-contrib's RecurrentPPO; the LSTM's cost against the MLP.
+	$(PY) scripts/bench_recurrent.py
 	$(PY) scripts/bench_offline.py
 	$(PY) scripts/bench_sweeps.py
 	# Atari from pixels (tens of minutes): PPO beside CleanRL (../shared/anchors) and SB3 + rl-zoo3, APPO vs PPO,

@@ -7,8 +7,8 @@ whole process tree is sampled for memory while it runs.
 
 Stable-Baselines3 and rl-zoo3 need an older stack than rlrun's, so the peers'
 side of a comparison runs in its own venv, .venv-bench, created on first use
-(CPU torch first, as `make install` does, then pinned stable-baselines3 and
-rl_zoo3, and what CleanRL's Atari scripts in ../shared/anchors import: ALE,
+(CPU torch first, as `make install` does, then pinned stable-baselines3,
+rl_zoo3 and sb3-contrib (RecurrentPPO), and what CleanRL's Atari scripts in ../shared/anchors import: ALE,
 tyro, tensorboard, OpenCV, envpool; this needs the package index). Its stamp
 lists what was installed, so a venv made before a package was added gets it.
 """
@@ -36,9 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 RLRUN = str(Path(sys.executable).with_name("rlrun"))
 BENCH_VENV = REPO / ".venv-bench"
 BENCH_PY = BENCH_VENV / "bin" / "python"
-# CPU torch first (an unpinned torch pulls the CUDA packages), then the versions the benches were written on,
-# then what CleanRL's ppo_atari.py / ppo_atari_envpool.py (../shared/anchors/cleanrl) import.
-BENCH_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl_zoo3==2.9.2"],
+# CPU torch first (an unpinned torch pulls the CUDA packages), then the versions the benches were written on
+# (sb3-contrib for RecurrentPPO), then what CleanRL's ppo_atari.py / ppo_atari_envpool.py (../shared/anchors) import.
+BENCH_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl_zoo3==2.9.2", "sb3-contrib==2.9.2"],
                   ["gymnasium[atari]", "ale-py", "tyro", "tensorboard", "opencv-python-headless", "envpool==1.2.5"])
 INSTALLED_STAMP = BENCH_VENV / ".installed"
 # CleanRL's reference scripts, kept outside the project (never copied into it): /work/shared beside the checkout.

@@ -19,10 +19,9 @@ import argparse
 import json
 
 import numpy as np
-from sb3_zoo import zoo_setup
+from sb3_zoo import training_env, zoo_setup
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
 
 ENV_ID = "CartPole-v1"
 WINDOW = 100  # rlrun's env_runners/episode_return_mean window (logger.smoothing_episodes)
@@ -52,7 +51,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=475.0)
     args = parser.parse_args()
     zoo = zoo_setup("ppo", ENV_ID)
-    env = make_vec_env(ENV_ID, n_envs=zoo.n_envs, seed=args.seed)
+    env = training_env(zoo, ENV_ID, args.seed)
     model = PPO(zoo.policy, env, seed=args.seed, verbose=0, **zoo.kwargs)
     callback = StopAtMeanReturn(args.threshold)
     model.learn(total_timesteps=zoo.n_timesteps, callback=callback)

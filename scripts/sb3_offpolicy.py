@@ -26,7 +26,7 @@ import json
 import time
 
 import torch
-from sb3_zoo import zoo_setup
+from sb3_zoo import training_env, zoo_setup
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
@@ -52,6 +52,8 @@ def main() -> None:
     if args.num_threads > 0:
         torch.set_num_threads(args.num_threads)
     zoo = zoo_setup(args.algo, args.env)
+    if zoo.normalize is not None:  # its greedy evaluation below would see raw observations
+        raise SystemExit(f"rl-zoo3's {args.algo} entry for {args.env} normalizes; this script evaluates without it")
     eval_env = make_vec_env(args.env, n_envs=1, seed=args.seed + EVAL_SEED_OFFSET)
     if args.load:
         model = ALGOS[args.algo].load(args.load, device="cpu")
@@ -59,7 +61,7 @@ def main() -> None:
                                      return_episode_rewards=True)
         print(json.dumps({"seed": args.seed, "eval_returns": [float(r) for r in returns]}))
         return
-    env = make_vec_env(args.env, n_envs=zoo.n_envs, seed=args.seed)
+    env = training_env(zoo, args.env, args.seed)
     model = ALGOS[args.algo](zoo.policy, env, seed=args.seed, verbose=0, **zoo.kwargs)
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps or zoo.n_timesteps)

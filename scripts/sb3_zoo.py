@@ -5,9 +5,11 @@ the package's own `hyperparams/<algo>.yml` (rather than copying numbers) keeps
 the reference exactly what `python -m rl_zoo3.train` would train. The two kinds
 of values rl-zoo3 turns into objects are converted as its ExperimentManager
 does: `lin_<x>` strings become linear schedules from x to 0, a `train_freq`
-list a tuple, and `policy_kwargs` strings are evaluated. Entries that need
-anything more (env wrappers, normalization, callbacks) are refused: the SB3
-scripts build plain Monitor-wrapped envs.
+list a tuple, and `policy_kwargs` strings are evaluated. `normalize: True`
+becomes VecNormalize's keyword arguments (observations and rewards, with the
+entry's gamma), for the script to wrap its envs in. Entries that need anything
+more (env wrappers, callbacks) are refused: the SB3 scripts build plain
+Monitor-wrapped envs.
 """
 
 from __future__ import annotations
@@ -19,21 +21,25 @@ from typing import Any
 
 import yaml
 from rl_zoo3.utils import linear_schedule
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from torch import nn
 
 # rl-zoo3 keys this module does not convert (env set-up, callbacks, buffer classes); the benchmarks' entries have none.
-UNSUPPORTED_KEYS = ("normalize", "env_wrapper", "vec_env_wrapper", "frame_stack", "monitor_kwargs", "env_kwargs",
+UNSUPPORTED_KEYS = ("env_wrapper", "vec_env_wrapper", "frame_stack", "monitor_kwargs", "env_kwargs",
                     "callback", "replay_buffer_class", "replay_buffer_kwargs")
 
 
 @dataclass(frozen=True)
 class ZooSetup:
-    """One rl-zoo3 entry: the policy name, how many envs, its training budget and the remaining model kwargs."""
+    """One rl-zoo3 entry: the policy name, how many envs, its training budget, the remaining model kwargs and,
+    where the entry normalizes, VecNormalize's kwargs (None where it does not)."""
 
     policy: str
     n_envs: int
     n_timesteps: int
     kwargs: dict[str, Any]
+    normalize: dict[str, Any] | None = None
 
 
 def zoo_setup(algo: str, env_id: str) -> ZooSetup:
@@ -46,6 +52,11 @@ def zoo_setup(algo: str, env_id: str) -> ZooSetup:
     if unsupported:
         raise SystemExit(f"{path} [{env_id}] sets {unsupported}, which this reference script does not convert")
     policy, n_envs, n_timesteps = hp.pop("policy"), int(hp.pop("n_envs", 1)), int(hp.pop("n_timesteps"))
+    normalize = hp.pop("normalize", False)
+    if normalize not in (True, False):  # a dict or a string of one: not in the entries the benchmarks read
+        raise SystemExit(f"{path} [{env_id}] sets normalize={normalize!r}; this script converts only True/False")
+    # rl-zoo3 discounts VecNormalize's running return with the entry's own gamma (ExperimentManager).
+    normalize_kwargs = ({"gamma": hp["gamma"]} if "gamma" in hp else {}) if normalize else None
     for key, value in hp.items():
         if isinstance(value, str) and value.startswith("lin_"):
             hp[key] = linear_schedule(value.removeprefix("lin_"))
@@ -53,4 +64,11 @@ def zoo_setup(algo: str, env_id: str) -> ZooSetup:
         hp["train_freq"] = tuple(hp["train_freq"])
     if isinstance(hp.get("policy_kwargs"), str):  # e.g. "dict(net_arch=[256, 256])", evaluated as rl-zoo3 does
         hp["policy_kwargs"] = eval(hp["policy_kwargs"], {"dict": dict, "nn": nn})
-    return ZooSetup(policy=policy, n_envs=n_envs, n_timesteps=n_timesteps, kwargs=hp)
+    return ZooSetup(policy=policy, n_envs=n_envs, n_timesteps=n_timesteps, kwargs=hp, normalize=normalize_kwargs)
+
+
+def training_env(zoo: ZooSetup, env_id: str, seed: int) -> VecEnv:
+    """The entry's training envs as rl-zoo3 builds them: Monitor-wrapped copies in a DummyVecEnv, under VecNormalize
+    where the entry normalizes (Monitor sits inside it, so reported episode returns stay unnormalized)."""
+    env = make_vec_env(env_id, n_envs=zoo.n_envs, seed=seed)
+    return VecNormalize(env, **zoo.normalize) if zoo.normalize is not None else env
