@@ -28,6 +28,7 @@ from rlrun.algorithms.algorithm_config import AlgorithmConfig, single_spaces
 from rlrun.core.checkpointing import CheckpointError
 from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 from rlrun.core.packed_space import as_model_input
+from rlrun.core.rl_module.memory import Memory
 from rlrun.core.rl_module.rl_module import RLModule
 from rlrun.env.env_runner import buffer_dtype
 from rlrun.env.env_runner_group import normalization_in_state, spaces_env
@@ -49,44 +50,56 @@ class Policy:
         self.normalizer = normalizer
         self.checkpoint = checkpoint
         self._generator = torch.Generator().manual_seed(seed)
-        # A recurrent module's state per row of the batch it last acted on, by module id.
-        self._states: dict[str, np.ndarray] = {}
+        # A recurrent module's memory per row of the batch it last acted on, by module id.
+        self._memories: dict[str, Memory] = {}
 
     @property
     def module_ids(self) -> list[str]:
         return list(self.modules)
 
     def compute_action(self, obs: Any, explore: bool = False, module_id: str | None = None,
-                       episode_start: bool = False) -> Any:
-        """The action for one observation (a scalar for Discrete actions, an array for the others)."""
+                       episode_start: bool = False, reward: float | None = None) -> Any:
+        """The action for one observation (a scalar for Discrete actions, an array for the others). `reward` is
+        what the previous action earned, for a model that reads it (`model.lstm_use_prev_reward`)."""
         module_id = self._module_id(module_id)
         row = as_model_input(self.modules[module_id].observation_space, obs)[None]
-        return self._act(module_id, row, explore, np.array([episode_start]))[0]
+        return self._act(module_id, row, explore, np.array([episode_start]),
+                         None if reward is None else np.array([reward], np.float32))[0]
 
     def compute_actions(self, obs_batch: Any, explore: bool = False, module_id: str | None = None,
-                        episode_start: Any = None) -> np.ndarray:
+                        episode_start: Any = None, rewards: Any = None) -> np.ndarray:
         """Actions `[N, ...]` for a batch of observations: an array `[N, *shape]`, or for a structured space its
         structure with a leading `N` on every part (as gymnasium's vector envs return it). `episode_start`
-        (`[N]` bool) marks the rows whose episode starts with this observation (a recurrent policy's state)."""
+        (`[N]` bool) marks the rows whose episode starts with this observation (a recurrent policy's memory);
+        `rewards` (`[N]`) are what each row's previous action earned, for a model that reads them."""
         module_id = self._module_id(module_id)
         rows = as_model_input(self.modules[module_id].observation_space, obs_batch)
-        return self._act(module_id, rows, explore, None if episode_start is None else np.asarray(episode_start, bool))
+        return self._act(module_id, rows, explore, None if episode_start is None else np.asarray(episode_start, bool),
+                         None if rewards is None else np.asarray(rewards, np.float32))
 
     def reset(self) -> None:
-        """Start every episode afresh: a recurrent policy forgets its state (a stateless one has none)."""
-        self._states.clear()
+        """Start every episode afresh: a recurrent policy forgets its memory (a stateless one has none)."""
+        self._memories.clear()
 
-    def _state_in(self, module_id: str, rows: int, episode_start: np.ndarray | None) -> np.ndarray:
-        """The state `rows` observations continue from: the carried one, the initial one where an episode starts
-        (and everywhere when the batch is new or of another size)."""
-        state = self._states.get(module_id)
-        initial = self.modules[module_id].get_initial_state()
-        if state is None or len(state) != rows:
-            return np.tile(initial, (rows, 1))
-        state = state.copy()
+    def _memory(self, module_id: str, rows: int, episode_start: np.ndarray | None,
+                rewards: np.ndarray | None) -> Memory:
+        """The memory `rows` observations continue from: the carried one with the previous step's rewards, fresh
+        where an episode starts (and everywhere when the batch is new or of another size)."""
+        memory = self._memories.get(module_id)
+        if memory is None or len(memory) != rows:
+            memory = self._memories[module_id] = Memory(self.modules[module_id], rows)
+            return memory
+        if Columns.PREV_REWARDS in memory.previous:
+            if rewards is None and (episode_start is None or not episode_start.all()):
+                raise ValueError("this policy's model reads the previous reward (model.lstm_use_prev_reward): pass "
+                                 "what the previous action earned, reward= (compute_action) or rewards= "
+                                 "(compute_actions)")
+            if rewards is not None:
+                memory.previous[Columns.PREV_REWARDS] = (rewards if self.normalizer is None
+                                                         else self.normalizer.scaled_rewards(rewards))
         if episode_start is not None:
-            state[episode_start] = initial
-        return state
+            memory.reset(episode_start)
+        return memory
 
     def _module_id(self, module_id: str | None) -> str:
         if module_id is None:
@@ -97,7 +110,8 @@ class Policy:
             raise ValueError(f"unknown module_id {module_id!r}; this checkpoint has {self.module_ids}")
         return module_id
 
-    def _act(self, module_id: str, obs: np.ndarray, explore: bool, episode_start: np.ndarray | None) -> np.ndarray:
+    def _act(self, module_id: str, obs: np.ndarray, explore: bool, episode_start: np.ndarray | None,
+             rewards: np.ndarray | None = None) -> np.ndarray:
         module = self.modules[module_id]
         obs = obs.astype(buffer_dtype(module.observation_space), copy=False)
         if self.normalizer is not None:
@@ -105,14 +119,15 @@ class Policy:
         forward = module.forward_exploration if explore else module.forward_inference
         dist_cls = module.get_exploration_action_dist_cls() if explore else module.get_inference_action_dist_cls()
         inputs = {Columns.OBS: torch.from_numpy(np.ascontiguousarray(obs))}
-        if module.is_stateful():
-            inputs[Columns.STATE_IN] = torch.from_numpy(self._state_in(module_id, len(obs), episode_start))
+        memory = self._memory(module_id, len(obs), episode_start, rewards) if module.is_stateful() else None
+        if memory is not None:
+            inputs.update(memory.inputs())
         with torch.inference_mode():
             out = forward(inputs)
             dist = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
             actions = (dist.sample(self._generator) if explore else dist.deterministic_sample()).numpy()
-        if module.is_stateful():
-            self._states[module_id] = out[Columns.STATE_OUT].numpy()
+        if memory is not None:  # this step's reward comes with the next call
+            memory.step(out[Columns.STATE_OUT].numpy(), actions, memory.previous.get(Columns.PREV_REWARDS))
         space = module.action_space
         if isinstance(space, gym.spaces.Box):
             return np.clip(actions, space.low, space.high)

@@ -19,7 +19,7 @@ from test_reproducibility import assert_resumes_exactly
 from rlrun.algorithms.algorithm import load_module_weights
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.config.errors import ConfigError
-from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.core.columns import BOOTSTRAP_COLUMNS, DEFAULT_MODULE_ID, RECURRENT_STEP_INPUTS, Columns
 from rlrun.core.learner.sequences import Sequences, episode_starts
 from rlrun.env.env_runner import EnvRunner
 from rlrun.policy import Policy
@@ -54,9 +54,12 @@ def test_sequences_start_at_episode_starts_and_every_max_seq_len_steps() -> None
 
 # -- runner and learner ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str) -> None:
-    config = recurrent_config(cell)
+PREVIOUS = {"lstm_use_prev_action": True, "lstm_use_prev_reward": True}
+
+
+@pytest.mark.parametrize(("cell", "previous"), [("lstm", {}), ("gru", {}), ("lstm", PREVIOUS)])
+def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str, previous: dict) -> None:
+    config = recurrent_config(cell, **previous)
     runner = EnvRunner(config.env_runner_spec())
     runner.sample()  # carry states across fragments: the second batch starts mid-episode
     assert_replayed_exactly(config, runner.sample(), runner.module.get_state(), num_envs=3)
@@ -73,6 +76,11 @@ def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], wei
     starts[0] = False  # the fragment's first rows continue episodes of the first fragment
     assert not batch[Columns.STATE_IN][starts].any()
     assert np.abs(batch[Columns.STATE_IN][~starts]).sum(axis=-1).min() > 0
+    if config.model_config.get("lstm_use_prev_action"):
+        # The previous action and reward: zeros where an episode starts, else the row before's.
+        for column, of in ((Columns.PREV_ACTIONS, Columns.ACTIONS), (Columns.PREV_REWARDS, Columns.REWARDS)):
+            assert not batch[column][starts].any()
+            np.testing.assert_array_equal(batch[column][1:][~starts[1:]], batch[of][:-1][~starts[1:]])
 
     learner = config.build_learner(env=gym.make(config.env))
     learner.build()
@@ -90,8 +98,10 @@ def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], wei
     values, bootstrap = learner.fragment_values(DEFAULT_MODULE_ID, batch)
     assert values.shape == loss_mask.shape and bootstrap.shape == (num_envs,)
     module = learner.module[DEFAULT_MODULE_ID]
+    bootstrap_inputs = {column: torch.as_tensor(batch[BOOTSTRAP_COLUMNS[column]])[:, None]
+                        for column in RECURRENT_STEP_INPUTS if BOOTSTRAP_COLUMNS[column] in batch}
     with torch.no_grad():
-        one_step = module.compute_values({Columns.OBS: torch.as_tensor(batch[Columns.BOOTSTRAP_OBS])[:, None],
+        one_step = module.compute_values({**bootstrap_inputs,
                                           Columns.STATE_IN: torch.as_tensor(batch[Columns.BOOTSTRAP_STATE_IN])})
     np.testing.assert_allclose(bootstrap, one_step[:, 0].numpy(), rtol=1e-5, atol=1e-6)
 
@@ -111,14 +121,14 @@ def test_env_runner_actors_carry_the_state_the_learner_replays(ray_cluster) -> N
     assert_replayed_exactly(config, batch, weights, num_envs=6)
 
 
-@pytest.mark.parametrize("algo", ["impala", "appo"])
-def test_impala_and_appo_replay_whole_trajectories_exactly(algo: str) -> None:
+@pytest.mark.parametrize(("algo", "previous"), [("impala", {}), ("appo", PREVIOUS)])
+def test_impala_and_appo_replay_whole_trajectories_exactly(algo: str, previous: dict) -> None:
     """Their rows are env columns crossing episode starts: the module cuts them into sequences itself."""
     from rlrun.algorithms.registry import get_algorithm_config_class
 
     config = get_algorithm_config_class(algo)().environment("StatelessCartPole-v1").env_runners(
         num_envs_per_env_runner=3, rollout_fragment_length=50).training(train_batch_size=150, minibatch_size=50)
-    config = config.rl_module(model_config={"use_lstm": True, "lstm_cell_size": 8, "max_seq_len": 7})
+    config = config.rl_module(model_config={"use_lstm": True, "lstm_cell_size": 8, "max_seq_len": 7, **previous})
     runner = EnvRunner(config.env_runner_spec())
     runner.sample()
     batch = runner.sample()
@@ -159,6 +169,7 @@ def test_a_recurrent_ppo_update_trains_on_sequences_and_counts_steps() -> None:
     ({"use_lstm": True, "use_gru": True}, "ppo", "model.use_lstm and model.use_gru exclude each other"),
     ({"max_seq_len": 30}, "ppo", "model.max_seq_len is for recurrent models"),
     ({"lstm_cell_size": 64}, "ppo", "model.lstm_cell_size is for recurrent models"),
+    ({"lstm_use_prev_reward": True}, "ppo", "model.lstm_use_prev_reward is for recurrent models"),
     ({"use_lstm": True}, "dqn", "model.use_lstm: algo=dqn has no recurrent models yet; algorithms that do: ppo, "
                                 "impala, appo"),
     ({"use_gru": True}, "sac", "model.use_gru: algo=sac has no recurrent models yet"),
@@ -174,21 +185,23 @@ def test_recurrent_keys_that_cannot_apply_are_refused(model: dict, algo: str, me
 
 # -- resume, rlrun.load, video -----------------------------------------------------------------------------
 
-def test_a_recurrent_run_resumes_exactly_in_the_middle_of_episodes(tmp_path: Path) -> None:
-    """Fragments of 50 steps end mid-episode: the runner's states are part of the checkpoint."""
-    tail = assert_resumes_exactly(recurrent_config, tmp_path / "ckpt", iterations=3, at=1)
+@pytest.mark.parametrize("previous", [{}, PREVIOUS])
+def test_a_recurrent_run_resumes_exactly_in_the_middle_of_episodes(tmp_path: Path, previous: dict) -> None:
+    """Fragments of 50 steps end mid-episode: the runner's memories are part of the checkpoint."""
+    tail = assert_resumes_exactly(lambda: recurrent_config(**previous), tmp_path / "ckpt", iterations=3, at=1)
     assert tail[-1]["training_iteration"] == 3
 
 
-def test_a_loaded_recurrent_policy_carries_its_state_like_the_runner(tmp_path: Path) -> None:
-    config = recurrent_config()
+@pytest.mark.parametrize("previous", [{}, PREVIOUS])
+def test_a_loaded_recurrent_policy_carries_its_state_like_the_runner(tmp_path: Path, previous: dict) -> None:
+    config = recurrent_config(**previous)
     algo = config.build_algo()
     try:
         algo.train()
         algo.save_to_path(tmp_path / "ckpt")
     finally:
         algo.stop()
-    policy_module = recurrent_config().env_runner_spec().module
+    policy_module = recurrent_config(**previous).env_runner_spec().module
     runner = EnvRunner(config.env_runner_spec())
     runner.set_weights({DEFAULT_MODULE_ID: load_module_weights(tmp_path / "ckpt")[DEFAULT_MODULE_ID]})
     batch = runner.sample(explore=False)
@@ -196,8 +209,12 @@ def test_a_loaded_recurrent_policy_carries_its_state_like_the_runner(tmp_path: P
     # The runner's greedy actions, step by step from the same observations, with episode starts marked.
     starts = episode_starts(batch[Columns.LOSS_MASK])
     for t in range(len(starts)):
-        actions = policy.compute_actions(batch[Columns.OBS][t], episode_start=starts[t] if t else np.ones(3, bool))
+        actions = policy.compute_actions(batch[Columns.OBS][t], episode_start=starts[t] if t else np.ones(3, bool),
+                                         rewards=batch[Columns.REWARDS][t - 1] if t else None)
         np.testing.assert_array_equal(actions, batch[Columns.ACTIONS][t])
+    if previous:  # a model that reads the previous reward needs it
+        with pytest.raises(ValueError, match="reads the previous reward"):
+            policy.compute_actions(batch[Columns.OBS][0])
     policy.reset()
     first = policy.compute_action(batch[Columns.OBS][0][0])
     assert first == batch[Columns.ACTIONS][0][0]
@@ -264,4 +281,4 @@ def test_rlrun_eval_films_a_recurrent_run_and_rlrun_load_acts_with_it(tmp_path: 
     assert policy.modules[DEFAULT_MODULE_ID].is_stateful()
     obs = np.zeros((4, 2), np.float32)
     first = policy.compute_actions(obs)
-    assert first.shape == (4,) and policy._states[DEFAULT_MODULE_ID].shape == (4, 16)  # policy's GRU, value's
+    assert first.shape == (4,) and policy._memories[DEFAULT_MODULE_ID].state.shape == (4, 16)  # policy's GRU, value's

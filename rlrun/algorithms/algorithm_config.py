@@ -483,7 +483,7 @@ class AlgorithmConfig:
               "other: pick the LSTM or the GRU", True)
         if not is_recurrent(model):
             defaults = ModelSchema()
-            for name in ("lstm_cell_size", "max_seq_len"):
+            for name in ("lstm_cell_size", "max_seq_len", "lstm_use_prev_action", "lstm_use_prev_reward"):
                 check(model.get(name) == getattr(defaults, name), f"model.{name} is for recurrent models; set "
                       "model.use_lstm=true (or model.use_gru=true) too", model.get(name))
             return

@@ -186,6 +186,12 @@ class ModelSchema:
     max_seq_len: int = key(
         20, "Longest sequence of steps a recurrent model trains on (backpropagation through time); a sequence also "
         "ends where an episode starts.", bounds=">= 1", integer=True)
+    lstm_use_prev_action: bool = key(
+        False, "The recurrent cell also reads the previous action (one-hot for Discrete and MultiDiscrete; zeros at "
+        "an episode's first step), as RLlib's key does.")
+    lstm_use_prev_reward: bool = key(
+        False, "The recurrent cell also reads the previous reward (the reward the learner trains on; 0 at an "
+        "episode's first step), as RLlib's key does.")
     encoder: str | None = key(
         None, "Your own encoder, `pkg.module:Class`, built as `Class(observation_space, model_config)`: an "
         "`nn.Module` with an integer `out_dim` whose forward maps observations to float features [N, out_dim]; "

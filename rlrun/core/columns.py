@@ -39,6 +39,13 @@ class Columns:
     STATE_IN = "state_in"
     STATE_OUT = "state_out"
     BOOTSTRAP_STATE_IN = "bootstrap_state_in"
+    # A recurrent module with `model.lstm_use_prev_action` / `lstm_use_prev_reward` (RLlib's names): the action
+    # taken and the reward received one step before each row (zeros at an episode's first step), and after a
+    # fragment's last step.
+    PREV_ACTIONS = "prev_actions"
+    PREV_REWARDS = "prev_rewards"
+    BOOTSTRAP_PREV_ACTIONS = "bootstrap_prev_actions"
+    BOOTSTRAP_PREV_REWARDS = "bootstrap_prev_rewards"
     # Replay: steps a transition spans (its bootstrap is discounted by gamma ** n_step),
     # its importance weight, and the buffer slot its new priority goes back to.
     N_STEP = "n_step"
@@ -54,4 +61,7 @@ class Columns:
 # A row column -> the column that holds its value after a fragment's last step ([B, ...], no time axis), which
 # value functions bootstrap from.
 BOOTSTRAP_COLUMNS = {Columns.OBS: Columns.BOOTSTRAP_OBS, Columns.STATE: Columns.BOOTSTRAP_STATE,
-                     Columns.STATE_IN: Columns.BOOTSTRAP_STATE_IN}
+                     Columns.STATE_IN: Columns.BOOTSTRAP_STATE_IN, Columns.PREV_ACTIONS: Columns.BOOTSTRAP_PREV_ACTIONS,
+                     Columns.PREV_REWARDS: Columns.BOOTSTRAP_PREV_REWARDS}
+# The row columns a recurrent module reads at every step of a sequence (its state only at the first).
+RECURRENT_STEP_INPUTS = (Columns.OBS, Columns.PREV_ACTIONS, Columns.PREV_REWARDS)

@@ -17,11 +17,12 @@ With `env.atari` the runner also derives Atari's training-only signals, a
 terminal row per lost life and clipped rewards (rlrun/env/training_signals.py);
 the episodes it reports are the env's own, whole games with their real scores.
 
-A recurrent module's state (`model.use_lstm`) is carried per env copy from step to step and from
-fragment to fragment, and set back to the module's initial state where an episode starts: after the
-autoreset row, which still belongs to the episode that ended. The batch records the state fed into each
-row (`Columns.STATE_IN`) and the state after the fragment (`BOOTSTRAP_STATE_IN`), from which learners
-replay sequences (rlrun/core/learner/sequences.py); checkpoints carry it with the episodes in flight.
+A recurrent module's memory (`model.use_lstm`: its state, and the previous action and reward where the model
+reads them; rlrun/core/rl_module/memory.py) is carried per env copy from step to step and from fragment to
+fragment, and set back to the initial state where an episode starts: after the autoreset row, which still
+belongs to the episode that ended. The batch records the memory fed into each row (`Columns.STATE_IN`,
+`PREV_ACTIONS`, `PREV_REWARDS`) and the memory after the fragment (their bootstrap columns), from which
+learners replay sequences (rlrun/core/learner/sequences.py); checkpoints carry it with the episodes in flight.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ import numpy as np
 import torch
 
 from rlrun.callbacks import CALLBACK_METRICS, Episode, EpisodeHooks, build_callbacks
-from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
+from rlrun.core.columns import BOOTSTRAP_COLUMNS, DEFAULT_MODULE_ID, Columns
 from rlrun.core.rl_module.action_masking import action_mask, check_legal
+from rlrun.core.rl_module.memory import Memory
 from rlrun.env import env_state
 from rlrun.env.env_creation import make_vector_env
 from rlrun.env.normalization import NORMALIZATION_KEY, RAW_COLUMNS, Normalizer
@@ -77,9 +79,8 @@ class EnvRunner:
         self.action_space = self.env.single_action_space
         self.module = spec.module.build(self.observation_space, self.action_space)
         self.module.eval()
-        # A recurrent module's state per env copy (None for a stateless module), set in `_reset`.
-        self._initial_state = self.module.get_initial_state() if self.module.is_stateful() else None
-        self._state: np.ndarray | None = None
+        # A recurrent module's memory per env copy (None for a stateless module), set in `_reset`.
+        self._memory: Memory | None = None
         self._generator = torch.Generator().manual_seed(self._seed)
         self.normalizer = Normalizer(spec.normalization, self.observation_space, self.num_envs)
         # The env's observation dtype, and the batch's (the filter's float32 when it normalizes observations).
@@ -105,8 +106,8 @@ class EnvRunner:
         self._obs = self.normalizer.observations(self._raw_obs, update_normalization)
         self.normalizer.reset_returns()
         self._prev_done[:] = False
-        if self._initial_state is not None:
-            self._state = np.tile(self._initial_state, (self.num_envs, 1))
+        if self.module.is_stateful():
+            self._memory = Memory(self.module, self.num_envs)
         self._episode_return[:] = 0.0
         self._episode_len[:] = 0
         if self.episode_hooks.start:
@@ -141,9 +142,10 @@ class EnvRunner:
         trunc_buf = np.empty((steps, num_envs), dtype=bool)
         mask_buf = np.empty((steps, num_envs), dtype=bool)
         dist_buf: np.ndarray | None = None
-        stateful = self._state is not None
-        if stateful:
-            state_buf = np.empty((steps, num_envs, self._state.shape[1]), dtype=np.float32)
+        memory = self._memory
+        if memory is not None:  # each row's memory: the state and previous action and reward fed into it
+            memory_bufs = {column: np.empty((steps, *value.shape), dtype=value.dtype)
+                           for column, value in memory.columns().items()}
         raw = keep_raw and self.normalizer.enabled
         if raw:
             raw_obs_buf = np.empty((steps, num_envs, *self._raw_obs.shape[1:]), dtype=self._env_obs_dtype)
@@ -161,13 +163,12 @@ class EnvRunner:
                 check_legal(action_mask(self.observation_space, obs), ~self._prev_done, self.action_space,
                             self.env_spec.id)
                 inputs = {Columns.OBS: obs}
-                if stateful:
-                    state_buf[t] = self._state
-                    inputs[Columns.STATE_IN] = torch.from_numpy(self._state)
+                if memory is not None:
+                    for column, value in memory.columns().items():
+                        memory_bufs[column][t] = value
+                    inputs.update(memory.inputs())
                 out = forward(inputs)
                 dist_inputs = out[Columns.ACTION_DIST_INPUTS]
-                if stateful:
-                    self._state = out[Columns.STATE_OUT].numpy()
                 dist = dist_cls.from_logits(dist_inputs)
                 actions = dist.sample(self._generator) if explore else dist.deterministic_sample()
                 logp = dist.logp(actions)
@@ -191,8 +192,10 @@ class EnvRunner:
             rew_buf[t] = self.normalizer.rewards(train_reward, live, done, update_normalization)
             term_buf[t], trunc_buf[t] = train_terminated, truncated
             mask_buf[t] = live
-            if stateful and not live.all():  # the autoreset row ended its episode: the next row starts one
-                self._state[~live] = self._initial_state
+            if memory is not None:
+                memory.step(out[Columns.STATE_OUT].numpy(), act_buf[t], rew_buf[t])
+                if not live.all():  # the autoreset row ended its episode: the next row starts one
+                    memory.reset(~live)
             self._track_episodes(reward, done)
             if self.episode_hooks.any:
                 self._call_episode_hooks(live, done, act_buf[t], reward, infos)
@@ -207,8 +210,9 @@ class EnvRunner:
             Columns.LOSS_MASK: mask_buf,
             Columns.BOOTSTRAP_OBS: self._obs.copy(),
         }
-        if stateful:
-            batch.update({Columns.STATE_IN: state_buf, Columns.BOOTSTRAP_STATE_IN: self._state.copy()})
+        if memory is not None:
+            batch.update(memory_bufs)
+            batch.update({BOOTSTRAP_COLUMNS[column]: value.copy() for column, value in memory.columns().items()})
         if raw:
             batch.update({RAW_COLUMNS[Columns.OBS]: raw_obs_buf, RAW_COLUMNS[Columns.REWARDS]: raw_rew_buf,
                           RAW_COLUMNS[Columns.BOOTSTRAP_OBS]: self._raw_obs.copy()})
@@ -352,7 +356,7 @@ class EnvRunner:
             "episode_return": self._episode_return.copy(),
             "episode_len": self._episode_len.copy(),
             "prev_done": self._prev_done.copy(),
-            **({"recurrent_state": self._state.copy()} if self._state is not None else {}),
+            **(self._memory.get_state() if self._memory is not None else {}),
             **({SIGNALS_KEY: self.training_signals.get_state()} if self.training_signals is not None else {}),
         }
 
@@ -363,8 +367,9 @@ class EnvRunner:
         self._episode_return = np.array(in_flight["episode_return"], dtype=np.float64)
         self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
         self._prev_done = np.array(in_flight["prev_done"], dtype=bool)
-        if self._initial_state is not None:
-            self._state = np.array(in_flight["recurrent_state"], dtype=np.float32)
+        if self.module.is_stateful():
+            self._memory = Memory(self.module, self.num_envs)
+            self._memory.set_state(in_flight)
         if self.training_signals is not None and SIGNALS_KEY in in_flight:
             self.training_signals.set_state(in_flight[SIGNALS_KEY])
 

@@ -192,6 +192,13 @@ class Normalizer:
         if update:
             self._add("returns", self.returns[live])
         self.returns[done] = 0.0
+        return self.scaled_rewards(rewards)
+
+    def scaled_rewards(self, rewards: np.ndarray) -> np.ndarray:
+        """`rewards` as the batches hold them (scaled and clipped with the current statistics), updating nothing:
+        what a recurrent model that reads the previous reward saw in training."""
+        if not self.scale_rewards:
+            return rewards
         scaled = rewards / np.sqrt(self.stats.parts["returns"].var + EPSILON)
         return np.minimum(np.maximum(scaled, -self.clip_rewards), self.clip_rewards)
 

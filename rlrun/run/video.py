@@ -20,6 +20,7 @@ import torch
 
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import Columns
+from rlrun.core.rl_module.memory import Memory
 from rlrun.env.env_creation import EnvError, has_display, headless_gl_problem, make_env
 from rlrun.env.env_runner import buffer_dtype
 from rlrun.env.env_spec import EnvSpec, as_env_spec
@@ -93,9 +94,9 @@ def _is_opengl_error(error: Exception) -> bool:
 
 
 def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[np.ndarray]:
-    """The frames of one greedy episode, the initial state included; a recurrent module carries its state."""
+    """The frames of one greedy episode, the initial state included; a recurrent module carries its memory."""
     dist_cls = module.get_inference_action_dist_cls()
-    memory = {Columns.STATE_IN: torch.as_tensor(module.get_initial_state())[None]} if module.is_stateful() else {}
+    memory = Memory(module, 1) if module.is_stateful() else None
     obs, _ = env.reset(seed=seed)
     frames = [env.render()]
     done = False
@@ -104,15 +105,18 @@ def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[
             # In the batches' dtype, as the env runners hand them over: packed rows and pixels stay uint8.
             seen = normalizer.observations(np.asarray(obs, dtype=buffer_dtype(env.observation_space))[None],
                                            update=False)
-            inputs = module.forward_inference({Columns.OBS: torch.as_tensor(seen), **memory})
-            if memory:
-                memory[Columns.STATE_IN] = inputs[Columns.STATE_OUT]
-            action = dist_cls.from_logits(inputs[Columns.ACTION_DIST_INPUTS]).deterministic_sample()[0].numpy()
+            out = module.forward_inference({Columns.OBS: torch.as_tensor(seen),
+                                            **(memory.inputs() if memory is not None else {})})
+            sampled = dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS]).deterministic_sample().numpy()
+        action = sampled[0]
         if isinstance(env.action_space, gym.spaces.Box):
             action = np.clip(action, env.action_space.low, env.action_space.high)
         elif isinstance(env.action_space, gym.spaces.Discrete):
             action = int(action)  # toy-text envs (FrozenLake) look actions up in tables: a 0-d array is unhashable
-        obs, _, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        if memory is not None:  # the reward as the learner saw it (scaled where the run normalizes rewards)
+            memory.step(out[Columns.STATE_OUT].numpy(), sampled,
+                        normalizer.scaled_rewards(np.array([reward], dtype=np.float32)))
         frames.append(env.render())
         done = terminated or truncated
     return frames

@@ -15,7 +15,7 @@ import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.core.arrays import as_tensor
-from rlrun.core.columns import BOOTSTRAP_COLUMNS, Columns
+from rlrun.core.columns import BOOTSTRAP_COLUMNS, RECURRENT_STEP_INPUTS, Columns
 from rlrun.core.learner import TorchLearner
 from rlrun.data.vtrace import VTraceReturns, vtrace
 
@@ -76,8 +76,9 @@ class IMPALATorchLearner(TorchLearner):
         module = self.module[module_id]
         if not module.is_stateful():
             return module.compute_values({Columns.OBS: batch[Columns.BOOTSTRAP_OBS]})
-        return module.compute_values({Columns.OBS: batch[Columns.BOOTSTRAP_OBS].unsqueeze(1),
-                                      Columns.STATE_IN: batch[Columns.BOOTSTRAP_STATE_IN]})[:, 0]
+        inputs = {column: batch[BOOTSTRAP_COLUMNS[column]].unsqueeze(1) for column in RECURRENT_STEP_INPUTS
+                  if BOOTSTRAP_COLUMNS[column] in batch}
+        return module.compute_values({**inputs, Columns.STATE_IN: batch[Columns.BOOTSTRAP_STATE_IN]})[:, 0]
 
     def compute_loss_for_module(
         self, *, module_id: str, config: AlgorithmConfig, batch: TensorDict, fwd_out: TensorDict

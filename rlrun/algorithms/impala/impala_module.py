@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rlrun.core.columns import Columns
+from rlrun.core.columns import RECURRENT_STEP_INPUTS, Columns
 from rlrun.core.learner.sequences import Sequences
 from rlrun.core.rl_module import DefaultActorCriticModule
 from rlrun.core.rl_module.recurrent_actor_critic import RecurrentActorCriticModule
@@ -32,9 +32,9 @@ class RecurrentIMPALAModule(RecurrentActorCriticModule):
     """
 
     def forward_train(self, batch: TensorDict) -> TensorDict:
-        time_major = {key: batch[key].transpose(0, 1) for key in (Columns.OBS, Columns.STATE_IN, Columns.LOSS_MASK)}
-        loss_mask = time_major[Columns.LOSS_MASK].cpu().numpy() > 0
+        loss_mask = batch[Columns.LOSS_MASK].transpose(0, 1).cpu().numpy() > 0
         sequences = Sequences.cut(loss_mask, int(self.model_config["max_seq_len"]))
-        out = super().forward_train({Columns.OBS: sequences.gather(time_major[Columns.OBS]),
-                                     Columns.STATE_IN: sequences.first(time_major[Columns.STATE_IN])})
+        inputs = {key: sequences.gather(batch[key].transpose(0, 1)) for key in RECURRENT_STEP_INPUTS if key in batch}
+        inputs[Columns.STATE_IN] = sequences.first(batch[Columns.STATE_IN].transpose(0, 1))
+        out = super().forward_train(inputs)
         return {key: sequences.scatter(value).transpose(0, 1) for key, value in out.items()}

@@ -25,6 +25,7 @@ from rlrun.core.columns import (
     COMPONENT_OPTIMIZER,
     COMPONENT_RL_MODULE,
     DEFAULT_MODULE_ID,
+    RECURRENT_STEP_INPUTS,
     Columns,
 )
 from rlrun.core.learner import distributed
@@ -165,8 +166,9 @@ class Learner:
         if module.is_stateful():
             loss_mask = np.concatenate([np.asarray(batch[Columns.LOSS_MASK], dtype=bool), np.ones((1, envs), bool)])
             sequences = Sequences.cut(loss_mask, self.config.model_config["max_seq_len"])
-            inputs = {Columns.OBS: as_tensor(sequences.gather(extended[Columns.OBS])).to(self.device),
-                      Columns.STATE_IN: as_tensor(sequences.first(extended[Columns.STATE_IN])).to(self.device)}
+            inputs = {column: as_tensor(sequences.gather(extended[column])).to(self.device)
+                      for column in RECURRENT_STEP_INPUTS if column in extended}
+            inputs[Columns.STATE_IN] = as_tensor(sequences.first(extended[Columns.STATE_IN])).to(self.device)
             with torch.no_grad():
                 values = sequences.scatter(module.compute_values(inputs).cpu().numpy())
         else:

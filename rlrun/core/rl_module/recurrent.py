@@ -7,16 +7,27 @@ A recurrent network is the catalog's encoder and hidden layers (MLP or CNN torso
 from zeros; learners replay sequences from the vector the runner recorded at their first step
 (rlrun/core/learner/sequences.py).
 
+With `model.lstm_use_prev_action` / `lstm_use_prev_reward` (RLlib's keys) the core also reads the previous
+step's action and reward (`Columns.PREV_ACTIONS` / `PREV_REWARDS`, zeros at an episode's first step), which
+env runners record for every row as they record the state: the core's input is then the encoder's features
+followed by those.
+
 Shapes: a network takes observations `[N, L, ...]` (N sequences of L steps) and a state `[N, S]`, and
 returns outputs `[N, L, out]` and the state after the last step, `[N, S]`. A sampling step is `L = 1`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
 import torch
 from torch import nn
 
+from rlrun.core.columns import Columns
 from rlrun.core.rl_module.catalog import Catalog, orthogonal
+from rlrun.core.rl_module.structured_encoder import part_encoder
 
 
 class RecurrentCore(nn.Module):
@@ -44,20 +55,49 @@ class RecurrentCore(nn.Module):
         return y, h[0]
 
 
-class RecurrentNetwork(nn.Module):
-    """encoder -> hidden layers -> recurrent core -> linear head (`out_dim` 0: no head, the core's output)."""
+class PreviousStep(nn.Module):
+    """The previous action (one-hot for Discrete and MultiDiscrete, as floats otherwise) and reward, as the
+    model keys ask, from `[N, L, ...]` columns to `[N, L, out_dim]` core inputs (`out_dim` 0: neither)."""
 
-    def __init__(self, catalog: Catalog, out_dim: int, out_gain: float) -> None:
+    def __init__(self, action_space: gym.Space, model_config: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.columns = [column for column, asked in ((Columns.PREV_ACTIONS, model_config.get("lstm_use_prev_action")),
+                                                     (Columns.PREV_REWARDS, model_config.get("lstm_use_prev_reward")))
+                        if asked]
+        self.action = part_encoder(action_space, model_config) if Columns.PREV_ACTIONS in self.columns else None
+        self.out_dim = (self.action.out_dim if self.action is not None else 0) + (Columns.PREV_REWARDS in self.columns)
+
+    def forward(self, batch: Mapping[str, torch.Tensor], n: int, length: int) -> torch.Tensor:
+        parts = []
+        if self.action is not None:
+            actions = batch[Columns.PREV_ACTIONS]
+            parts.append(self.action(actions.reshape(n * length, *actions.shape[2:])).reshape(n, length, -1))
+        if Columns.PREV_REWARDS in self.columns:
+            parts.append(batch[Columns.PREV_REWARDS].reshape(n, length, 1).float())
+        return torch.cat(parts, dim=-1)
+
+
+class RecurrentNetwork(nn.Module):
+    """encoder -> hidden layers -> recurrent core (also reading the previous step's action and reward where the
+    model keys ask) -> linear head (`out_dim` 0: no head, the core's output)."""
+
+    def __init__(self, catalog: Catalog, action_space: gym.Space, out_dim: int, out_gain: float) -> None:
         super().__init__()
         self.torso, features = catalog.build_torso()
-        self.core = RecurrentCore(features, recurrent_cell_size(catalog.config), recurrent_cell(catalog.config))
+        self.previous = PreviousStep(action_space, catalog.config)
+        self.core = RecurrentCore(features + self.previous.out_dim, recurrent_cell_size(catalog.config),
+                                  recurrent_cell(catalog.config))
         self.head = orthogonal(nn.Linear(self.core.out_dim, out_dim), out_gain) if out_dim else nn.Identity()
         self.out_dim = out_dim or self.core.out_dim
         self.state_size = self.core.state_size
 
-    def forward(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: Mapping[str, torch.Tensor], state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`batch`: `[N, L, ...]` observations and, as asked, the previous actions and rewards."""
+        obs = batch[Columns.OBS]
         n, length = obs.shape[:2]
         features = self.torso(obs.reshape(n * length, *obs.shape[2:])).reshape(n, length, -1)
+        if self.previous.out_dim:
+            features = torch.cat([features, self.previous(batch, n, length)], dim=-1)
         y, state = self.core(features, state)
         return self.head(y), state
 

@@ -7,8 +7,9 @@ an LSTM of its own by default: a value network without memory could not tell the
 
 The state (`Columns.STATE_IN` / `STATE_OUT`) is the policy core's state followed by the value core's. Env
 runners call `forward_exploration` / `forward_inference` on one step per env copy (`[B, ...]`
-observations and a `[B, S]` state); learners call `forward_train` and `compute_values` on padded
-sequences (`[N, L, ...]` observations, the `[N, S]` state at each sequence's first step).
+observations, previous actions and rewards, and a `[B, S]` state); learners call `forward_train` and
+`compute_values` on padded sequences (those columns `[N, L, ...]`, the `[N, S]` state at each sequence's
+first step).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from rlrun.core.columns import Columns
+from rlrun.core.columns import RECURRENT_STEP_INPUTS, Columns
 from rlrun.core.rl_module.catalog import Catalog, orthogonal
 from rlrun.core.rl_module.default_models import policy_dist_inputs
 from rlrun.core.rl_module.distributions import DiagGaussian, Distribution, policy_distribution
@@ -43,43 +44,46 @@ class RecurrentActorCriticModule(RLModule):
         self.gaussian = self._dist_cls is DiagGaussian
         self.vf_share_layers = bool(self.model_config.get("vf_share_layers"))
         if self.vf_share_layers:
-            self.torso = RecurrentNetwork(catalog, 0, 1.0)
+            self.torso = RecurrentNetwork(catalog, action_space, 0, 1.0)
             self.pi = orthogonal(nn.Linear(self.torso.out_dim, act_dim), 0.01)
             self.vf = orthogonal(nn.Linear(self.torso.out_dim, 1), 1.0)
             self.state_size = self.torso.state_size
         else:
-            self.pi = RecurrentNetwork(catalog, act_dim, 0.01)
-            self.vf = RecurrentNetwork(catalog, 1, 1.0)
+            self.pi = RecurrentNetwork(catalog, action_space, act_dim, 0.01)
+            self.vf = RecurrentNetwork(catalog, action_space, 1, 1.0)
             self.state_size = self.pi.state_size + self.vf.state_size
         if self.gaussian:
             self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self.previous_step_inputs = tuple((self.torso if self.vf_share_layers else self.pi).previous.columns)
 
-    def _unroll(self, obs: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(policy outputs, values, state after the last step) of `[N, L, ...]` observations from `[N, S]` states."""
-        state = state.to(dtype=torch.float32)
+    def _unroll(self, batch: TensorDict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(policy outputs, values, state after the last step) of `[N, L, ...]` step inputs (observations, and the
+        previous actions and rewards where the model reads them) from `[N, S]` states (`Columns.STATE_IN`)."""
+        state = batch[Columns.STATE_IN].to(dtype=torch.float32)
         if self.vf_share_layers:
-            features, state_out = self.torso(obs, state)
+            features, state_out = self.torso(batch, state)
             return self.pi(features), self.vf(features).squeeze(-1), state_out
         pi_state, vf_state = state.split([self.pi.state_size, self.vf.state_size], dim=-1)
-        logits, pi_state = self.pi(obs, pi_state)
-        values, vf_state = self.vf(obs, vf_state)
+        logits, pi_state = self.pi(batch, pi_state)
+        values, vf_state = self.vf(batch, vf_state)
         return logits, values.squeeze(-1), torch.cat([pi_state, vf_state], dim=-1)
 
     def _dist_inputs(self, obs: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return policy_dist_inputs(out, obs, self.observation_space, self.log_std if self.gaussian else None)
 
     def forward_exploration(self, batch: TensorDict) -> TensorDict:
-        obs = batch[Columns.OBS].unsqueeze(1)  # one step of each env copy: a sequence of length 1
-        out, _, state_out = self._unroll(obs, batch[Columns.STATE_IN])
-        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(obs, out).squeeze(1), Columns.STATE_OUT: state_out}
+        # One step of each env copy: sequences of length 1.
+        steps = {key: value.unsqueeze(1) for key, value in batch.items() if key in RECURRENT_STEP_INPUTS}
+        out, _, state_out = self._unroll({**steps, Columns.STATE_IN: batch[Columns.STATE_IN]})
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(steps[Columns.OBS], out).squeeze(1),
+                Columns.STATE_OUT: state_out}
 
     def forward_train(self, batch: TensorDict) -> TensorDict:
-        obs = batch[Columns.OBS]
-        out, values, _ = self._unroll(obs, batch[Columns.STATE_IN])
-        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(obs, out), Columns.VF_PREDS: values}
+        out, values, _ = self._unroll(batch)
+        return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(batch[Columns.OBS], out), Columns.VF_PREDS: values}
 
     def compute_values(self, batch: TensorDict) -> torch.Tensor:
-        return self._unroll(batch[Columns.OBS], batch[Columns.STATE_IN])[1]
+        return self._unroll(batch)[1]
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
         return self._dist_cls

@@ -25,10 +25,13 @@ class RLModule(nn.Module):
 
     A stateful (recurrent) module has `state_size > 0`: its forwards also read `Columns.STATE_IN`, one
     float vector per env copy, the runners' forwards return `Columns.STATE_OUT`, and `forward_train`
-    takes padded sequences `[N, L, ...]` (rlrun/core/rl_module/recurrent_actor_critic.py).
+    takes padded sequences `[N, L, ...]` (rlrun/core/rl_module/recurrent_actor_critic.py). Its forwards
+    may also read the previous step's action and reward, the columns named in `previous_step_inputs`
+    (`Columns.PREV_ACTIONS`, `PREV_REWARDS`), which whoever steps it keeps (rlrun/core/rl_module/memory.py).
     """
 
     state_size: int = 0
+    previous_step_inputs: tuple[str, ...] = ()
 
     def __init__(
         self,
