@@ -163,6 +163,63 @@ def test_a_recurrent_ppo_update_trains_on_sequences_and_counts_steps() -> None:
     assert 0 < learner["num_module_steps_trained"] <= 2 * 150
 
 
+def test_each_module_of_a_multi_agent_run_carries_its_columns_memories() -> None:
+    """Agents that leave early, join late or wait out a reset row (StaggeredEnv) start each stretch of play from
+    the initial state, and each module's learner replays its columns' batch exactly."""
+    from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
+
+    config = (PPOConfig().environment("multi_agent_envs:StaggeredEnv").env_runners(num_envs_per_env_runner=2)
+              .multi_agent(policies="independent")
+              .rl_module(model_config={"use_gru": True, "lstm_cell_size": 8, "max_seq_len": 3, **PREVIOUS}))
+    runner = MultiAgentEnvRunner(config.env_runner_spec())
+    batch = runner.sample(num_timesteps=2 * 8)
+    learner = config.build_learner(env=runner.env)
+    learner.build()
+    for module_id, columns in batch.items():
+        starts = episode_starts(columns[Columns.LOSS_MASK])
+        live = columns[Columns.LOSS_MASK]
+        assert not columns[Columns.STATE_IN][starts | ~live].any(), module_id
+        assert np.abs(columns[Columns.STATE_IN][live & ~starts]).sum(axis=-1).min() > 0, module_id
+        learner.module[module_id].set_state(runner.module[module_id].get_state())
+        rows = learner.sequence_batch(columns)
+        with torch.no_grad():
+            replayed = learner.module[module_id].forward_train(rows)[Columns.ACTION_DIST_INPUTS]
+        trains = rows[Columns.LOSS_MASK]
+        np.testing.assert_allclose(replayed[trains].numpy(), rows[Columns.ACTION_DIST_INPUTS][trains].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_a_multi_agent_recurrent_run_trains_and_resumes_exactly(tmp_path: Path) -> None:
+    from test_multi_agent import multi_cartpole
+
+    tail = assert_resumes_exactly(lambda: multi_cartpole().env_runners(rollout_fragment_length=24).rl_module(
+        model_config={"use_lstm": True, "lstm_cell_size": 8, "max_seq_len": 8}), tmp_path / "ckpt", iterations=2,
+        at=1)
+    assert set(tail[-1]["learners"]) >= {"agent_0", "agent_1"}
+
+
+def test_a_video_of_a_multi_agent_run_carries_each_agents_memory() -> None:
+    """rlrun-eval's episode player steps each agent of a recurrent module with its own memory, from the initial
+    state at the episode's first step on, for as long as the agent plays (a frame per step, and the first)."""
+    from test_multi_agent import multi_cartpole
+
+    from rlrun.env.multi_agent.env_runner import MultiAgentEnvRunner
+    from rlrun.env.multi_agent.multi_cartpole import MultiCartPole
+    from rlrun.run.video import _play_agents
+
+    config = multi_cartpole(num_agents=2).rl_module(model_config={"use_lstm": True, "lstm_cell_size": 8, **PREVIOUS})
+    runner = MultiAgentEnvRunner(config.env_runner_spec())
+    env = MultiCartPole(num_agents=2, max_steps=20, render_mode="rgb_array")
+    calls = []
+    module = runner.module["agent_0"]
+    original = module.forward_inference
+    module.forward_inference = lambda batch: (calls.append(batch[Columns.STATE_IN].clone()), original(batch))[1]
+    frames = _play_agents(runner.module, runner.mapping.agent_to_module, env, seed=0)
+    env.close()
+    assert len(frames) >= len(calls) + 1 > 2 and frames[0].ndim == 3  # agent_0's pole may fall first
+    assert not calls[0].any() and all(state.abs().sum() > 0 for state in calls[1:])  # carried from step to step
+
+
 # -- refusals ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("model", "algo", "message"), [
@@ -173,11 +230,17 @@ def test_a_recurrent_ppo_update_trains_on_sequences_and_counts_steps() -> None:
     ({"use_lstm": True}, "dqn", "model.use_lstm: algo=dqn has no recurrent models yet; algorithms that do: ppo, "
                                 "impala, appo"),
     ({"use_gru": True}, "sac", "model.use_gru: algo=sac has no recurrent models yet"),
+    ({"use_lstm": True, "central_value": True}, "multi_cartpole",
+     "model.central_value and model.use_lstm / model.use_gru exclude each other"),
+    ({"use_lstm": True}, "tictactoe", "is a turn-based game, whose runner does not carry recurrent states yet"),
 ])
 def test_recurrent_keys_that_cannot_apply_are_refused(model: dict, algo: str, message: str) -> None:
     from rlrun.algorithms.registry import get_algorithm_config_class
 
-    env = "StatelessPendulum-v1" if algo == "sac" else "StatelessCartPole-v1"
+    envs = {"sac": "StatelessPendulum-v1", "multi_cartpole": "rlrun.env.multi_agent.multi_cartpole:MultiCartPole",
+            "tictactoe": "pettingzoo.classic.tictactoe_v3"}
+    env = envs.get(algo, "StatelessCartPole-v1")
+    algo = "ppo" if algo in envs and algo != "sac" else algo
     config = get_algorithm_config_class(algo)().environment(env).rl_module(model_config=model)
     with pytest.raises(ConfigError, match=message):
         config.validate()

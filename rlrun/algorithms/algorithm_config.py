@@ -522,12 +522,16 @@ class AlgorithmConfig:
                 except EnvError as e:
                     raise ConfigError(str(e)) from None
                 return [env_spaces(spec)]
+            from rlrun.core.rl_module.recurrent import is_recurrent
             from rlrun.env.multi_agent.turn_based import TurnBasedEnv
 
             try:
                 check(not (self.model_config.get("central_value") and isinstance(env, TurnBasedEnv)),
                       f"model.central_value is for simultaneous-move envs; '{self.env}' is a turn-based game, which "
                       "has no global state per step", True)
+                check(not (is_recurrent(self.model_config) and isinstance(env, TurnBasedEnv)),
+                      f"model.use_lstm / model.use_gru: '{self.env}' is a turn-based game, whose runner does not carry "
+                      "recurrent states yet; simultaneous-move (parallel) envs do", True)
                 mapping = self.build_policy_mapping(env)
             finally:
                 env.close()
@@ -551,9 +555,9 @@ class AlgorithmConfig:
                               f"'{self.env}' yet; algorithms that do: ppo, impala, appo")
         from rlrun.core.rl_module.recurrent import is_recurrent
 
-        check(not is_recurrent(self.model_config), "model.use_lstm / model.use_gru are single-agent only so far",
-              True)
         central = self.model_config.get("central_value")
+        check(not (central and is_recurrent(self.model_config)), "model.central_value and model.use_lstm / "
+              "model.use_gru exclude each other for now: the central value network has no recurrent core", True)
         check(not central or self.algo_class.__name__ == "PPO", "model.central_value is a PPO feature (MAPPO); "
               f"algo={self.algo_class.__name__.lower()} trains a value function on the agent's own observation", True)
         check(not (central and self.model_config.get("vf_share_layers")),

@@ -123,21 +123,30 @@ def _play(module: Any, normalizer: Normalizer, env: gym.Env, seed: int) -> list[
 
 
 def _play_agents(module: Any, agent_to_module: dict[str, str], env: Any, seed: int) -> list[np.ndarray]:
-    """The frames of one greedy episode of a PettingZoo ParallelEnv; each agent acts with its own module."""
+    """The frames of one greedy episode of a PettingZoo ParallelEnv; each agent acts with its own module, and an
+    agent of a recurrent module carries its own memory."""
     obs, _ = env.reset(seed=seed)
     frames = [env.render()]
+    memories = {agent: Memory(module[m], 1) for agent, m in agent_to_module.items() if module[m].is_stateful()}
     while env.agents:
-        actions = {}
+        actions, steps = {}, {}
         for agent in env.agents:
             policy = module[agent_to_module[agent]]
+            memory = memories.get(agent)
             with torch.inference_mode():
                 seen = np.asarray(obs[agent], dtype=buffer_dtype(env.observation_space(agent)))[None]
-                inputs = policy.forward_inference({Columns.OBS: torch.as_tensor(seen)})
-                dist = policy.get_inference_action_dist_cls().from_logits(inputs[Columns.ACTION_DIST_INPUTS])
-                action = dist.deterministic_sample()[0].numpy()
+                out = policy.forward_inference({Columns.OBS: torch.as_tensor(seen),
+                                                **(memory.inputs() if memory is not None else {})})
+                dist = policy.get_inference_action_dist_cls().from_logits(out[Columns.ACTION_DIST_INPUTS])
+                sampled = dist.deterministic_sample().numpy()
+            if memory is not None:
+                steps[agent] = (out[Columns.STATE_OUT].numpy(), sampled)
             space = env.action_space(agent)
+            action = sampled[0]
             actions[agent] = np.clip(action, space.low, space.high) if isinstance(space, gym.spaces.Box) else action
-        obs, *_ = env.step(actions)
+        obs, rewards, *_ = env.step(actions)
+        for agent, (state_out, sampled) in steps.items():  # multi-agent runs do not scale rewards
+            memories[agent].step(state_out, sampled, np.array([rewards.get(agent, 0.0)], dtype=np.float32))
         frames.append(env.render())
     return frames
 

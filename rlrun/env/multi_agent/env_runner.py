@@ -9,6 +9,11 @@ bootstrap observation its truncated episode needs. When every agent of a copy ha
 left, the copy resets on the next step, a row masked for all of its agents: the same
 NEXT_STEP convention as the single-agent EnvRunner. Observations keep their space's dtype
 (`buffer_dtype`: uint8 stays uint8, floats are float32), as in the single-agent EnvRunner.
+
+A recurrent module (`model.use_lstm`) keeps a memory per column (rlrun/core/rl_module/memory.py), recorded
+per row as in the single-agent runner, and held at the initial state while its agent is not in play and on
+the columns of a copy that resets: the row after a masked one starts a learner's sequence, from the initial
+state recorded there.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import numpy as np
 import torch
 
 from rlrun.callbacks import CALLBACK_METRICS, Episode, EpisodeHooks, build_callbacks
-from rlrun.core.columns import Columns
+from rlrun.core.columns import BOOTSTRAP_COLUMNS, Columns
 from rlrun.core.rl_module import MultiRLModule
 from rlrun.core.rl_module.action_masking import action_mask, check_legal
+from rlrun.core.rl_module.memory import Memory
 from rlrun.env import env_state
 from rlrun.env.env_runner import WORKER_SEED_STRIDE, EnvRunner, buffer_dtype
 from rlrun.env.multi_agent.creation import make_parallel_env
@@ -75,6 +81,7 @@ class MultiAgentEnvRunner(EnvRunner):
         # Multi-agent runs do not normalise (validated); the disabled normaliser answers the group's queries.
         self.normalizer = Normalizer(spec.normalization, self._obs_space(self.mapping.modules[0]), self.num_envs)
         self._obs: dict[str, np.ndarray] | None = None
+        self._memories: dict[str, Memory] = {}  # recurrent modules' memories, made with the episodes (`_reset`)
         self._finished: dict[str, Any] = _no_episodes()
         self.episode_hooks = EpisodeHooks(build_callbacks(spec.callbacks), self)
 
@@ -89,9 +96,15 @@ class MultiAgentEnvRunner(EnvRunner):
         if self._central:
             state_space = self.mapping.state_space
             self._state = np.zeros((self.num_envs, *state_space.shape), dtype=state_space.dtype)
+        self._new_memories()
         for c, env in enumerate(self.envs):
             obs, infos = env.reset(seed=seed + c)
             self._start_episode(c, obs, infos)
+
+    def _new_memories(self) -> None:
+        """Each recurrent module's memory of its columns, every one at an episode's start."""
+        self._memories = {m: Memory(self.module[m], len(cols)) for m, cols in self.columns.items()
+                          if self.module[m].is_stateful()}
 
     def _seed_for(self, worker_index: int) -> int:
         return self.spec.seed + WORKER_SEED_STRIDE * worker_index
@@ -141,19 +154,28 @@ class MultiAgentEnvRunner(EnvRunner):
         env_steps = 0
         for t in range(steps):
             actions: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-            for m, buf in bufs.items():
-                self._act(m, buf, t, explore, actions)
+            states_out = {m: self._act(m, buf, t, explore, actions) for m, buf in bufs.items()}
+            started = np.zeros(self.num_envs, dtype=bool)
             for c, env in enumerate(self.envs):
                 if self._resetting[c]:
                     self._resetting[c] = False
                     obs, infos = env.reset()
                     self._start_episode(c, obs, infos)
+                    started[c] = True
                     continue
                 env_steps += 1
                 self._step_copy(c, env, actions[c], bufs, t)
+            for m, memory in self._memories.items():
+                memory.step(states_out[m], bufs[m][Columns.ACTIONS][t], bufs[m][Columns.REWARDS][t])
+                # Fresh after a row an agent was not in play (its forward pass was a placeholder), for agents not in
+                # play now, and for those of a copy that starts an episode: an agent joining later starts fresh.
+                memory.reset(~bufs[m][Columns.LOSS_MASK][t] | ~self._live[m] | started[self._column_copy[m]])
         batches = {}
         for m, buf in bufs.items():
             buf[Columns.BOOTSTRAP_OBS] = self._obs[m].copy()
+            if m in self._memories:
+                buf.update({BOOTSTRAP_COLUMNS[column]: value.copy()
+                            for column, value in self._memories[m].columns().items()})
             if self._central:
                 buf[Columns.BOOTSTRAP_STATE] = self._state[self._column_copy[m]]
             batches[m] = buf
@@ -167,8 +189,11 @@ class MultiAgentEnvRunner(EnvRunner):
         state_space = self.mapping.state_space
         state = ({Columns.STATE: np.empty((steps, cols, *state_space.shape), dtype=state_space.dtype)}
                  if self._central else {})
+        memory = ({column: np.empty((steps, *value.shape), dtype=value.dtype)
+                   for column, value in self._memories[module].columns().items()} if module in self._memories else {})
         return {
             **state,
+            **memory,
             Columns.OBS: np.empty((steps, cols, *obs_space.shape), dtype=buffer_dtype(obs_space)),
             Columns.ACTIONS: np.empty((steps, cols, *act_space.shape), dtype=act_space.dtype),
             Columns.ACTION_LOGP: np.empty((steps, cols), dtype=np.float32),
@@ -179,8 +204,9 @@ class MultiAgentEnvRunner(EnvRunner):
         }
 
     def _act(self, module: str, buf: dict[str, np.ndarray], t: int, explore: bool,
-             actions: list[dict[str, Any]]) -> None:
-        """One batched forward pass over all of `module`'s columns; live agents' actions go to their copies."""
+             actions: list[dict[str, Any]]) -> np.ndarray | None:
+        """One batched forward pass over all of `module`'s columns; live agents' actions go to their copies.
+        Returns a recurrent module's state after the step (None for a stateless one)."""
         rl_module = self.module[module]
         forward = rl_module.forward_exploration if explore else rl_module.forward_inference
         dist_cls = (rl_module.get_exploration_action_dist_cls() if explore
@@ -190,7 +216,14 @@ class MultiAgentEnvRunner(EnvRunner):
             obs_t = torch.from_numpy(obs)
             check_legal(action_mask(self._obs_space(module), obs_t), self._live[module], self.mapping.spaces[module][1],
                         self.env_spec.id)
-            dist_inputs = forward({Columns.OBS: obs_t})[Columns.ACTION_DIST_INPUTS]
+            inputs = {Columns.OBS: obs_t}
+            memory = self._memories.get(module)
+            if memory is not None:
+                for column, value in memory.columns().items():
+                    buf[column][t] = value
+                inputs.update(memory.inputs())
+            out = forward(inputs)
+            dist_inputs = out[Columns.ACTION_DIST_INPUTS]
             dist = dist_cls.from_logits(dist_inputs)
             sampled = dist.sample(self._generator) if explore else dist.deterministic_sample()
             logp = dist.logp(sampled)
@@ -211,6 +244,7 @@ class MultiAgentEnvRunner(EnvRunner):
             if isinstance(act_space, gym.spaces.Box):
                 action = np.clip(action, act_space.low, act_space.high)
             actions[c][agent] = action
+        return out[Columns.STATE_OUT].numpy() if memory is not None else None
 
     def _step_copy(self, c: int, env: Any, actions: dict[str, Any], bufs: dict[str, dict[str, np.ndarray]],
                    t: int) -> None:
@@ -282,6 +316,7 @@ class MultiAgentEnvRunner(EnvRunner):
             "agent_return": [dict(returns) for returns in self._agent_return],
             "episode_len": self._episode_len.copy(),
             **({"state": self._state.copy()} if self._central else {}),
+            **({"memories": {m: memory.get_state() for m, memory in self._memories.items()}} if self._memories else {}),
         }
 
     def _restore_episodes(self, in_flight: dict[str, Any]) -> None:
@@ -295,6 +330,9 @@ class MultiAgentEnvRunner(EnvRunner):
         self._episode_len = np.array(in_flight["episode_len"], dtype=np.int64)
         if self._central:
             self._state = np.array(in_flight["state"], dtype=self.mapping.state_space.dtype)
+        self._new_memories()
+        for m, memory in self._memories.items():
+            memory.set_state(in_flight["memories"][m])
 
     def stop(self) -> None:
         for env in self.envs:
