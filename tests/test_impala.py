@@ -281,3 +281,15 @@ def test_preset_solves_cartpole_within_300k_env_steps(run_cli, preset: str, seed
     rows = read_metrics(Path(proc.args[-2].removeprefix("hydra.run.dir=")))
     solved = [r for r in rows if r.get("env_runners/episode_return_mean", 0) >= 450]
     assert solved and solved[0]["num_env_steps_sampled_lifetime"] <= 300_000
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recurrent_appo_preset_learns_stateless_cartpole_within_1m_env_steps(run_cli, seed: int) -> None:
+    """Issue 27's goal: with an LSTM, on CartPole without velocities, training return >= 350 within 1M env
+    steps (2 env runners, 1 learner)."""
+    proc = run_cli("experiment=stateless_cartpole_appo_lstm", f"seed={seed}", "evaluation.episodes=2", timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    rows = read_metrics(Path(proc.args[-2].removeprefix("hydra.run.dir=")))
+    solved = [r for r in rows if r.get("env_runners/episode_return_mean", 0) >= 350]
+    assert solved and solved[0]["num_env_steps_sampled_lifetime"] <= 1_000_000
