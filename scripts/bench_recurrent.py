@@ -9,8 +9,8 @@ Two measurements, in one script run on one machine:
    RecurrentPPO with rl-zoo3's tuned CartPoleNoVel-v1 entry, stopped by the same
    criterion or at that entry's 100k budget), both timed from process spawn to exit.
    Target: rlrun's median at most half of SB3's. An SB3 run that ends its budget
-   below the goal has no time to the goal; its spawn-to-exit time is then a lower
-   bound, and the median is taken over the solved runs.
+   below the goal has no time to the goal; its spawn-to-exit time, a lower bound,
+   stands in for it, and the ratio is then an upper bound.
 2. **What the memory costs.** Training env steps per second (env steps over
    training time, start-up excluded) of the preset over a fixed 60k env steps, and
    of the same run with the MLP in place of the LSTM (same envs, batch, minibatches
@@ -93,9 +93,14 @@ def main() -> None:
         solved = sum(int(r["solved"]) for r in runs)
         print(f"{name:>5}: median spawn-to-exit to the goal {median_of(runs, 'exit_s'):.1f} s, "
               f"median env steps {median_of(runs, 'steps'):,.0f}, {solved}/{len(runs)} solved")
-    ratio = median_of(rlrun_runs, "exit_s") / median_of(sb3_runs, "exit_s")
-    print(f"time ratio rlrun / sb3: {ratio:.3f} (target <= {TIME_RATIO_TARGET}): "
-          f"{'met' if ratio <= TIME_RATIO_TARGET else 'MISSED'}")
+    # An SB3 run that ended its budget below the goal counts with its whole run time, a lower bound on its time to
+    # the goal: the ratio is then an upper bound.
+    bound = any(not r["solved"] for r in sb3_runs)
+    sb3_time = median_of([{"t": r["exit_s"] if r["solved"] else r["run_s"]} for r in sb3_runs], "t")
+    ratio = median_of(rlrun_runs, "exit_s") / sb3_time
+    print(f"time ratio rlrun / sb3: {'<= ' if bound else ''}{ratio:.3f} (target <= {TIME_RATIO_TARGET}): "
+          f"{'met' if ratio <= TIME_RATIO_TARGET else 'MISSED'}"
+          + (" (SB3's unsolved runs count with their whole run time)" if bound else ""))
     lstm, mlp = (median_of([{"r": r} for r in rates[k]], "r") for k in ("lstm", "mlp"))
     print(f"training env steps/s over {args.throughput_steps:,} env steps (median of seeds): LSTM {lstm:,.0f}, "
           f"MLP {mlp:,.0f}; ratio {lstm / mlp:.3f} (target >= {RATE_RATIO_TARGET}): "

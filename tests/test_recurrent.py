@@ -21,6 +21,7 @@ from rlrun.algorithms.ppo import PPOConfig
 from rlrun.config.errors import ConfigError
 from rlrun.core.columns import BOOTSTRAP_COLUMNS, DEFAULT_MODULE_ID, RECURRENT_STEP_INPUTS, Columns
 from rlrun.core.learner.sequences import Sequences, episode_starts
+from rlrun.core.rl_module.catalog import CNNEncoder
 from rlrun.env.env_runner import EnvRunner
 from rlrun.policy import Policy
 
@@ -65,7 +66,20 @@ def test_the_learner_replays_exactly_what_the_runner_sampled(cell: str, previous
     assert_replayed_exactly(config, runner.sample(), runner.module.get_state(), num_envs=3)
 
 
-def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], weights: dict, num_envs: int) -> None:
+def test_pixels_go_through_the_cnn_then_the_lstm_and_replay_exactly() -> None:
+    """The recurrent core sits after whichever encoder the catalog picks: uint8 frames, a CNN, then the LSTM."""
+    config = recurrent_config().environment("pixel_envs:PixelEnv", env_config={"size": 8}).rl_module(
+        model_config={"use_lstm": True, "lstm_cell_size": 8, "max_seq_len": 7, "cnn": "small"})
+    runner = EnvRunner(config.env_runner_spec())
+    assert isinstance(runner.module.pi.torso[0], CNNEncoder)
+    runner.sample()
+    batch = runner.sample()
+    assert batch[Columns.OBS].dtype == np.uint8
+    assert_replayed_exactly(config, batch, runner.module.get_state(), num_envs=3, env=runner.env)
+
+
+def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], weights: dict, num_envs: int,
+                            env: gym.Env | None = None) -> None:
     """`batch`, a runner's second fragment (it starts mid-episode), carried each env copy's state: each episode
     starts from the initial state, and a learner with the runner's `weights` replays every action's inputs
     and the bootstrap values from the states the batch recorded."""
@@ -82,7 +96,7 @@ def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], wei
             assert not batch[column][starts].any()
             np.testing.assert_array_equal(batch[column][1:][~starts[1:]], batch[of][:-1][~starts[1:]])
 
-    learner = config.build_learner(env=gym.make(config.env))
+    learner = config.build_learner(env=env or gym.make(config.env))
     learner.build()
     learner.module[DEFAULT_MODULE_ID].set_state(weights)
     rows = learner.sequence_batch(batch)
