@@ -98,13 +98,7 @@ def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], wei
 
     learner = config.build_learner(env=env or gym.make(config.env))
     learner.build()
-    learner.module[DEFAULT_MODULE_ID].set_state(weights)
-    rows = learner.sequence_batch(batch)
-    with torch.no_grad():
-        replayed = learner.module[DEFAULT_MODULE_ID].forward_train(rows)[Columns.ACTION_DIST_INPUTS]
-    trains = rows[Columns.LOSS_MASK]
-    np.testing.assert_allclose(replayed[trains].numpy(), rows[Columns.ACTION_DIST_INPUTS][trains].numpy(),
-                               rtol=1e-5, atol=1e-6)
+    trains = assert_sequences_replay(learner, DEFAULT_MODULE_ID, batch, weights)
     assert int(trains.sum()) == int(loss_mask.sum())  # every trained row once, no autoreset row
     assert trains.shape[1] == 7
 
@@ -118,6 +112,19 @@ def assert_replayed_exactly(config: PPOConfig, batch: dict[str, np.ndarray], wei
         one_step = module.compute_values({**bootstrap_inputs,
                                           Columns.STATE_IN: torch.as_tensor(batch[Columns.BOOTSTRAP_STATE_IN])})
     np.testing.assert_allclose(bootstrap, one_step[:, 0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def assert_sequences_replay(learner, module_id: str, batch: dict[str, np.ndarray], weights: dict) -> torch.Tensor:
+    """With the runner's `weights`, the learner's sequences of `batch` give every trained row the action inputs
+    the runner sampled with; returns the trained rows' mask."""
+    learner.module[module_id].set_state(weights)
+    rows = learner.sequence_batch(batch)
+    with torch.no_grad():
+        replayed = learner.module[module_id].forward_train(rows)[Columns.ACTION_DIST_INPUTS]
+    trains = rows[Columns.LOSS_MASK]
+    np.testing.assert_allclose(replayed[trains].numpy(), rows[Columns.ACTION_DIST_INPUTS][trains].numpy(),
+                               rtol=1e-5, atol=1e-6)
+    return trains
 
 
 def test_env_runner_actors_carry_the_state_the_learner_replays(ray_cluster) -> None:
@@ -194,13 +201,7 @@ def test_each_module_of_a_multi_agent_run_carries_its_columns_memories() -> None
         live = columns[Columns.LOSS_MASK]
         assert not columns[Columns.STATE_IN][starts | ~live].any(), module_id
         assert np.abs(columns[Columns.STATE_IN][live & ~starts]).sum(axis=-1).min() > 0, module_id
-        learner.module[module_id].set_state(runner.module[module_id].get_state())
-        rows = learner.sequence_batch(columns)
-        with torch.no_grad():
-            replayed = learner.module[module_id].forward_train(rows)[Columns.ACTION_DIST_INPUTS]
-        trains = rows[Columns.LOSS_MASK]
-        np.testing.assert_allclose(replayed[trains].numpy(), rows[Columns.ACTION_DIST_INPUTS][trains].numpy(),
-                                   rtol=1e-5, atol=1e-6)
+        assert_sequences_replay(learner, module_id, columns, runner.module[module_id].get_state())
 
 
 def test_a_multi_agent_recurrent_run_trains_and_resumes_exactly(tmp_path: Path) -> None:

@@ -164,9 +164,7 @@ class EnvRunner:
                             self.env_spec.id)
                 inputs = {Columns.OBS: obs}
                 if memory is not None:
-                    for column, value in memory.columns().items():
-                        memory_bufs[column][t] = value
-                    inputs.update(memory.inputs())
+                    memory.feed(inputs, memory_bufs, t)
                 out = forward(inputs)
                 dist_inputs = out[Columns.ACTION_DIST_INPUTS]
                 dist = dist_cls.from_logits(dist_inputs)

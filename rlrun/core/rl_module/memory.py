@@ -43,6 +43,13 @@ class Memory:
     def inputs(self) -> dict[str, torch.Tensor]:
         return {column: torch.from_numpy(value) for column, value in self.columns().items()}
 
+    def feed(self, inputs: dict[str, torch.Tensor], buffers: dict[str, np.ndarray], t: int) -> None:
+        """A runner's step: record the memory in row `t` of the batch's `buffers` and add it to the forward
+        pass's `inputs`."""
+        for column, value in self.columns().items():
+            buffers[column][t] = value
+        inputs.update(self.inputs())
+
     def step(self, state_out: np.ndarray, actions: np.ndarray, rewards: np.ndarray | None) -> None:
         """After a step: the state the module returned, and the action taken and reward received (`rewards` may be
         None where the module does not read them)."""

@@ -219,9 +219,7 @@ class MultiAgentEnvRunner(EnvRunner):
             inputs = {Columns.OBS: obs_t}
             memory = self._memories.get(module)
             if memory is not None:
-                for column, value in memory.columns().items():
-                    buf[column][t] = value
-                inputs.update(memory.inputs())
+                memory.feed(inputs, buf, t)
             out = forward(inputs)
             dist_inputs = out[Columns.ACTION_DIST_INPUTS]
             dist = dist_cls.from_logits(dist_inputs)
