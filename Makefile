@@ -8,17 +8,15 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# --no-compile: Python writes each module's bytecode when it is first imported; compiling all of torch and Ray
-	# up front took about 50 s of the install's 105 s here, mostly for modules nothing imports.
-	$(PY) -m pip install -q --no-compile --upgrade pip
+	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
-	$(PY) -m pip install -q --no-compile torch==2.13.0
+	$(PY) -m pip install -q torch==2.13.0
 	# The tracker extras too: tests/test_trackers.py runs a real MLflow server and W&B offline.
-	$(PY) -m pip install -q --no-compile -e ".[dev,docs,mlflow,wandb,multiagent,atari,mujoco,minigrid,envpool]"
+	$(PY) -m pip install -q -e ".[dev,docs,mlflow,wandb,multiagent,atari,mujoco,minigrid,envpool]"
 	# gymnasium's render extras bring pygame, mpe2 brings pygame-ce: both install the `pygame` module into one
 	# folder, so whichever pip wrote last wins file by file. pygame-ce alone, written whole, renders both.
 	$(PY) -m pip uninstall -q -y pygame
-	$(PY) -m pip install -q --no-compile --force-reinstall --no-deps pygame-ce
+	$(PY) -m pip install -q --force-reinstall --no-deps pygame-ce
 	touch $(STAMP)
 
 install: $(STAMP)
