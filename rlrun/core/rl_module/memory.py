@@ -54,10 +54,11 @@ class Memory:
         """After a step: the state the module returned, and the action taken and reward received (`rewards` may be
         None where the module does not read them)."""
         self.state = np.asarray(state_out, dtype=np.float32)
+        # Copies: `reset` writes into these in place, and the callers' arrays are a batch's rows or a user's actions.
         if Columns.PREV_ACTIONS in self.previous:
-            self.previous[Columns.PREV_ACTIONS] = np.asarray(actions, dtype=self.previous[Columns.PREV_ACTIONS].dtype)
+            self.previous[Columns.PREV_ACTIONS] = np.array(actions, dtype=self.previous[Columns.PREV_ACTIONS].dtype)
         if Columns.PREV_REWARDS in self.previous:
-            self.previous[Columns.PREV_REWARDS] = np.asarray(rewards, dtype=np.float32)
+            self.previous[Columns.PREV_REWARDS] = np.array(rewards, dtype=np.float32)
 
     def reset(self, rows: np.ndarray | slice = slice(None)) -> None:
         """Start the episodes of `rows` (a bool mask or a slice) afresh."""
