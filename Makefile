@@ -4,19 +4,25 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+# Python writes a module's bytecode the first time a process imports it, so only what runs gets compiled
+# (pip --no-compile below: compiling all of torch, Ray and the extras up front took ~50 s of a ~105 s install).
+# This needs bytecode writing on: with PYTHONDONTWRITEBYTECODE=1 (set on some machines) every process, each
+# test's and each Ray worker's, would compile torch again from source.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: install run test test-all lint docs bench bench-presets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# CPU build of torch first: an unpinned torch would pull several GB of CUDA packages.
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q --no-compile torch==2.13.0
 	# The tracker extras too: tests/test_trackers.py runs a real MLflow server and W&B offline.
-	$(PY) -m pip install -q -e ".[dev,docs,mlflow,wandb,multiagent,atari,mujoco,minigrid,envpool]"
+	$(PY) -m pip install -q --no-compile -e ".[dev,docs,mlflow,wandb,multiagent,atari,mujoco,minigrid,envpool]"
 	# gymnasium's render extras bring pygame, mpe2 brings pygame-ce: both install the `pygame` module into one
 	# folder, so whichever pip wrote last wins file by file. pygame-ce alone, written whole, renders both.
 	$(PY) -m pip uninstall -q -y pygame
-	$(PY) -m pip install -q --force-reinstall --no-deps pygame-ce
+	$(PY) -m pip install -q --no-compile --force-reinstall --no-deps pygame-ce
 	touch $(STAMP)
 
 install: $(STAMP)
