@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-
 from rlrun.config.fields import key, override
 
 
@@ -346,6 +344,10 @@ _ALGORITHM_SCHEMAS: dict[str, type] = {}
 def register_schemas(algorithm_schemas: Mapping[str, type]) -> None:
     """Put every group's schema into Hydra's ConfigStore (group files inherit from them), with the algorithms'
     schemas by name: `register_schemas(rlrun.algorithms.registry.algorithm_schemas())`."""
+    # Imported here, not at the top: env runner and learner actors read the schemas but never compose, and Hydra's
+    # import is ~0.25 s of each actor's start.
+    from hydra.core.config_store import ConfigStore
+
     _ALGORITHM_SCHEMAS.clear()
     _ALGORITHM_SCHEMAS.update(algorithm_schemas)
     cs = ConfigStore.instance()
