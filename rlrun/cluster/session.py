@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -126,8 +127,10 @@ def _connection(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[tuple[str, bo
         # on, which the launcher owns and which outlives the job, so it is neither started nor stopped here.
         yield ray.get_runtime_context().gcs_address, False, None
         return
-    context = connect(ray_cfg, required_resources(config.run_resources())["CPU"])
     local = not ray_cfg.address
+    if local:
+        check_before_starting(ray_cfg, config.run_resources())
+    context = connect(ray_cfg, required_resources(config.run_resources())["CPU"])
     try:
         yield context.address_info["address"], local, context.dashboard_url or None
     finally:
@@ -171,22 +174,39 @@ def _totals(resources: dict[str, float]) -> dict[str, float]:
     return {"num_cpus": resources.get("CPU", 0.0), "num_gpus": resources.get("GPU", 0.0)}
 
 
-def check_resources(info: ClusterInfo, resources: RunResources) -> None:
+def check_before_starting(ray_cfg: Any, resources: RunResources) -> None:
+    """What a local instance will have is known before it starts, so a run it cannot host fails before Ray spends
+    seconds starting: its CPUs are `ray.num_cpus` (by default it grows to fit the run), its GPUs `ray.num_gpus`,
+    else the CUDA devices of this machine that torch can use (what Ray would detect; a GPU that torch cannot use
+    would fail the learners anyway)."""
+    need = required_resources(resources)
+    num_gpus = ray_cfg.num_gpus
+    if num_gpus is None and need["GPU"]:
+        import torch
+
+        num_gpus = torch.cuda.device_count()
+    check_resources(ClusterInfo(local=True, num_cpus=math.inf if ray_cfg.num_cpus is None else ray_cfg.num_cpus,
+                                num_gpus=math.inf if num_gpus is None else num_gpus), resources,
+                    where="the local Ray instance would have")
+
+
+def check_resources(info: ClusterInfo, resources: RunResources, where: str | None = None) -> None:
     """Fail fast, naming the keys to change, when the whole cluster has less than the run reserves."""
     need = required_resources(resources)
+    where = where or f"the Ray cluster at {info.address} has"
     if need["GPU"] > info.num_gpus:
         raise ClusterError(
             f"learners.num={resources.num_learners} x "
             f"learners.num_gpus_per_learner={resources.num_gpus_per_learner:g} "
-            f"needs {need['GPU']:g} GPUs but the Ray cluster at {info.address} has {info.num_gpus:g}; lower them "
+            f"needs {need['GPU']:g} GPUs but {where} {info.num_gpus:g}; lower them "
             "or join a cluster with GPUs (ray.address=...)"
         )
     if need["CPU"] > info.num_cpus:
         raise ClusterError(
             f"env_runners.num={resources.num_env_runners} x env_runners.num_cpus_per_env_runner="
             f"{resources.num_cpus_per_env_runner:g} + learners.num={resources.num_learners} x "
-            f"learners.num_cpus_per_learner={resources.num_cpus_per_learner:g} needs {need['CPU']:g} CPUs but the "
-            f"Ray cluster at {info.address} has {info.num_cpus:g}; lower them or "
+            f"learners.num_cpus_per_learner={resources.num_cpus_per_learner:g} needs {need['CPU']:g} CPUs but {where} "
+            f"{info.num_cpus:g}; lower them or "
             + ("set ray.num_cpus" if info.local else "join a cluster with more CPUs")
         )
 
