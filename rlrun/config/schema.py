@@ -344,6 +344,8 @@ _ALGORITHM_SCHEMAS: dict[str, type] = {}
 def register_schemas(algorithm_schemas: Mapping[str, type]) -> None:
     """Put every group's schema into Hydra's ConfigStore (group files inherit from them), with the algorithms'
     schemas by name: `register_schemas(rlrun.algorithms.registry.algorithm_schemas())`."""
+    if _ALGORITHM_SCHEMAS and dict(algorithm_schemas) == _ALGORITHM_SCHEMAS:
+        return  # stored already: the CLI, a run's job and its config checks each ask (~0.07 s a time)
     # Imported here, not at the top: env runner and learner actors read the schemas but never compose, and Hydra's
     # import is ~0.25 s of each actor's start.
     from hydra.core.config_store import ConfigStore
