@@ -48,12 +48,12 @@ SUMMARY_FILE = "study_summary.yaml"
 
 def run_study(sweep_config: DictConfig, arguments: list[str], settings: Mapping[str, Any]) -> None:
     """Run the study `settings` (the `hydra.sweeper` node) over rlrun composed with `arguments`."""
+    _check_settings(settings)  # before Ray Tune's import (search_space), ~1.8 s
     from rlrun.algorithms.registry import get_algorithm_config_class
     from rlrun.cluster.session import required_resources
     from rlrun.tune.compose import base_config
     from rlrun.tune.search_space import search_space
 
-    _check_settings(settings)
     # Trials compose the config as this command did: its overrides, and the config dirs it added (custom studies).
     searchpath = list(sweep_config.hydra.searchpath)
     arguments = [*arguments, *([f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else [])]
