@@ -7,7 +7,10 @@ Tune's import (~1.8 s): a bad setting is a one-line error at once.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers and the API reference (mkdocstrings reads the source, not __getattr__)
+    from rlrun.tune.trainable import RLrunTrainable, make_trainable
 
 __all__ = ["RLrunTrainable", "make_trainable"]
 
