@@ -36,6 +36,7 @@ from rlrun.core.schedules import PiecewiseSchedule
 
 if TYPE_CHECKING:
     from rlrun.core.learner.config import LearnerConfig
+    from rlrun.core.rl_module.rl_module import RLModule
 
 TensorDict = dict[str, torch.Tensor]
 ALL_COMPONENTS = (COMPONENT_RL_MODULE, COMPONENT_OPTIMIZER, COMPONENT_LEARNER_VARS)
@@ -154,29 +155,38 @@ class Learner:
         """The value function on a time-major batch: `[T, B]` values of its rows and `[B]` of its bootstrap
         observations (after the fragment's last step), with the learner's current weights.
 
-        A recurrent module replays the fragment as sequences from its recorded states, the bootstrap
-        observation as one more step of each copy (from `BOOTSTRAP_STATE_IN`).
+        A recurrent module replays the fragment as sequences from its recorded states, and its bootstrap
+        observations as one step of each copy from the states recorded for them (`BOOTSTRAP_STATE_IN`).
         """
         module = self.module[module_id]
         steps, envs = np.shape(batch[Columns.OBS])[:2]
+        if module.is_stateful():
+            return self._recurrent_fragment_values(module, batch)
         # Each column of the value inputs with its bootstrap row appended (a central value function reads the
-        # state too; a recurrent one its memory): [T + 1, B, ...].
+        # state too): [T + 1, B, ...].
         extended = {column: np.concatenate([np.asarray(batch[column]), np.asarray(batch[bootstrap])[None]])
                     for column, bootstrap in BOOTSTRAP_COLUMNS.items() if column in batch}
-        if module.is_stateful():
-            loss_mask = np.concatenate([np.asarray(batch[Columns.LOSS_MASK], dtype=bool), np.ones((1, envs), bool)])
-            sequences = Sequences.cut(loss_mask, self.config.model_config["max_seq_len"])
-            inputs = {column: as_tensor(sequences.gather(extended[column])).to(self.device)
-                      for column in RECURRENT_STEP_INPUTS if column in extended}
-            inputs[Columns.STATE_IN] = as_tensor(sequences.first(extended[Columns.STATE_IN])).to(self.device)
-            with torch.no_grad():
-                values = sequences.scatter(module.compute_values(inputs).cpu().numpy())
-        else:
-            inputs = {column: as_tensor(value.reshape((steps + 1) * envs, *value.shape[2:])).to(self.device)
-                      for column, value in extended.items()}
-            with torch.no_grad():
-                values = module.compute_values(inputs).cpu().numpy().reshape(steps + 1, envs)
+        inputs = {column: as_tensor(value.reshape((steps + 1) * envs, *value.shape[2:])).to(self.device)
+                  for column, value in extended.items()}
+        with torch.no_grad():
+            values = module.compute_values(inputs).cpu().numpy().reshape(steps + 1, envs)
         return values[:steps], values[steps]
+
+    def _recurrent_fragment_values(self, module: RLModule, batch: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """`fragment_values` of a recurrent module: the `[T, B]` rows as the sequences training cuts, and the
+        bootstrap observations as sequences of one step, each from the state its env runner recorded for it."""
+        sequences = Sequences.cut(np.asarray(batch[Columns.LOSS_MASK], dtype=bool),
+                                  self.config.model_config["max_seq_len"])
+        inputs = {column: as_tensor(sequences.gather(np.asarray(batch[column]))).to(self.device)
+                  for column in RECURRENT_STEP_INPUTS if column in batch}
+        inputs[Columns.STATE_IN] = as_tensor(sequences.first(np.asarray(batch[Columns.STATE_IN]))).to(self.device)
+        last = {column: as_tensor(np.asarray(batch[BOOTSTRAP_COLUMNS[column]])[:, None]).to(self.device)
+                for column in RECURRENT_STEP_INPUTS if column in batch}
+        last[Columns.STATE_IN] = as_tensor(np.asarray(batch[Columns.BOOTSTRAP_STATE_IN])).to(self.device)
+        with torch.no_grad():
+            values = sequences.scatter(module.compute_values(inputs).cpu().numpy())
+            bootstrap = module.compute_values(last).cpu().numpy()[:, 0]
+        return values, bootstrap
 
     # -- the update loop --------------------------------------------------------------
 

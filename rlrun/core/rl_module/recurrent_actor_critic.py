@@ -83,7 +83,11 @@ class RecurrentActorCriticModule(RLModule):
         return {Columns.ACTION_DIST_INPUTS: self._dist_inputs(batch[Columns.OBS], out), Columns.VF_PREDS: values}
 
     def compute_values(self, batch: TensorDict) -> torch.Tensor:
-        return self._unroll(batch)[1]
+        # The value network alone: GAE's values need none of the policy's outputs.
+        state = batch[Columns.STATE_IN].to(dtype=torch.float32)
+        if self.vf_share_layers:
+            return self.vf(self.torso(batch, state)[0]).squeeze(-1)
+        return self.vf(batch, state[..., self.pi.state_size:])[0].squeeze(-1)
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
         return self._dist_cls
