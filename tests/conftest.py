@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -115,6 +116,13 @@ RAY_GROUP = "ray"
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The test process's modules and collected tests live all session: frozen, its garbage collections skip them
+    (each full collection otherwise walks every object torch, Ray and the test modules created)."""
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `pytest -n 2` (make test), the tests that share Ray run on one worker, one after another.
 
