@@ -115,7 +115,6 @@ def ray_disconnected(_ray_worker_path):
 RAY_GROUP = "ray"
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The test process's modules and collected tests live all session: frozen, its garbage collections skip them
     (each full collection otherwise walks every object torch, Ray and the test modules created)."""
@@ -123,6 +122,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `pytest -n 2` (make test), the tests that share Ray run on one worker, one after another.
 
