@@ -128,9 +128,10 @@ def _connection(ray_cfg: Any, config: AlgorithmConfig) -> Iterator[tuple[str, bo
         yield ray.get_runtime_context().gcs_address, False, None
         return
     local = not ray_cfg.address
+    resources = config.run_resources()
     if local:
-        check_before_starting(ray_cfg, config.run_resources())
-    context = connect(ray_cfg, required_resources(config.run_resources())["CPU"])
+        check_before_starting(ray_cfg, resources)
+    context = connect(ray_cfg, required_resources(resources)["CPU"])
     try:
         yield context.address_info["address"], local, context.dashboard_url or None
     finally:

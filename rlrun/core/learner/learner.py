@@ -159,9 +159,9 @@ class Learner:
         observations as one step of each copy from the states recorded for them (`BOOTSTRAP_STATE_IN`).
         """
         module = self.module[module_id]
-        steps, envs = np.shape(batch[Columns.OBS])[:2]
         if module.is_stateful():
             return self._recurrent_fragment_values(module, batch)
+        steps, envs = np.shape(batch[Columns.OBS])[:2]
         # Each column of the value inputs with its bootstrap row appended (a central value function reads the
         # state too): [T + 1, B, ...].
         extended = {column: np.concatenate([np.asarray(batch[column]), np.asarray(batch[bootstrap])[None]])
