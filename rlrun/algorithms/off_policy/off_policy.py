@@ -157,6 +157,8 @@ class OffPolicyConfig(AlgorithmConfig):
     """Builder keys and checks of every replay-buffer algorithm (`replay_buffer`, `n_step`, `tau`, ...)."""
 
     supports_multi_agent: ClassVar[bool] = False  # one replay buffer of single-agent rows
+    # An actor-critic's own learning-rate keys (SAC: actor_lr, critic_lr, alpha_lr), each null = `lr`.
+    learning_rate_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         super().__init__()
@@ -180,6 +182,11 @@ class OffPolicyConfig(AlgorithmConfig):
         return REPLAY_BUFFERS[buffer["type"]](buffer["capacity"], seed=self.seed, num_envs=num_envs,
                                               frame_stack=self.frame_stack(), **extra)
 
+    def lr_of(self, key: str) -> float:
+        """One of `learning_rate_keys`, falling back to `lr`."""
+        value = getattr(self, key)
+        return self.lr if value is None else value
+
     def frame_stack(self) -> int:
         """Frames each observation stacks on axis 0 (`env.atari.frame_stack`), which the replay buffer stores
         once each instead of once per stack; 1 without Atari preprocessing (whole observations are stored)."""
@@ -194,3 +201,10 @@ class OffPolicyConfig(AlgorithmConfig):
         if buffer["beta_schedule"] is not None:
             check_schedule(buffer["beta_schedule"], "algo.replay_buffer.beta_schedule", "beta", upper=1.0,
                            starts_at=("algo.replay_buffer.beta", buffer["beta"]))
+        rates = {2: "both", 3: "all three"}.get(len(self.learning_rate_keys))
+        for name in self.learning_rate_keys:
+            value = getattr(self, name)
+            # The lr schedule sets every optimizer's rate, so it is one rate for all of them.
+            check(value is None or self.lr_schedule is None,
+                  f"algo.{name} cannot go with algo.lr_schedule, which sets {rates} {self.schema.name.upper()} "
+                  f"learning rates; set algo.{name}=null", value)

@@ -62,10 +62,16 @@ class OffPolicyTorchLearner(TorchLearner):
         return results
 
     def after_gradient_step(self, *, module_id: str) -> None:
-        """`target_network_update_freq: 0`: the targets follow every gradient step (SAC's polyak averaging)."""
+        """`target_network_update_freq: 0`: the targets follow every gradient step (SAC's polyak averaging) that
+        `targets_follow`."""
         super().after_gradient_step(module_id=module_id)
-        if self.config.target_network_update_freq == 0:
+        if self.config.target_network_update_freq == 0 and self.targets_follow(module_id):
             self.update_target_networks(module_id, self.config.tau)
+
+    def targets_follow(self, module_id: str) -> bool:
+        """Whether the targets follow the gradient step just taken: every one here; TD3's only its delayed policy
+        steps."""
+        return True
 
     def after_gradient_based_update(self, *, timesteps: Mapping[str, int]) -> None:
         """Every `target_network_update_freq` env steps: target <- tau * online + (1 - tau) * target."""

@@ -52,3 +52,13 @@ class OffPolicySchema(AlgoSchema):
     training_intensity: float | None = key(
         None, "Rows trained per env step sampled (updates per iteration = this x env steps / train_batch_size); "
         "null = one update per iteration.", bounds="> 0", note="one update per iteration")
+
+
+@dataclass
+class ActorCriticSchema(OffPolicySchema):
+    """Keys of the Box-action actor-critics (SAC, TD3): an optimizer each for the actor and the critics."""
+
+    actor_lr: float | None = key(None, "Learning rate of the policy network; null = lr.", bounds="> 0",
+                                 note="= algo.lr")
+    critic_lr: float | None = key(None, "Learning rate of the Q networks; null = lr.", bounds="> 0",
+                                  note="= algo.lr")

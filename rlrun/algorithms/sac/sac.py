@@ -23,8 +23,6 @@ from rlrun.core.learner import Learner
 from rlrun.core.rl_module import RLModuleSpec
 from rlrun.core.rl_module.custom import DIST_INPUTS, PER_ROW, ModuleContract
 
-LEARNING_RATES = ("actor_lr", "critic_lr", "alpha_lr")
-
 
 class SAC(OffPolicyAlgorithm):
     """The off-policy training step; the policy explores by itself."""
@@ -36,6 +34,7 @@ class SACConfig(OffPolicyConfig):
     schema: ClassVar[type[AlgoSchema]] = SACSchema
     algo_class: ClassVar[type[Algorithm]] = SAC
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
+    learning_rate_keys: ClassVar[tuple[str, ...]] = ("actor_lr", "critic_lr", "alpha_lr")
     # A SACModule keeps the optimizers' parts (pi, qf, log_alpha) and the target critics: replace its networks.
     module_contract: ClassVar[ModuleContract] = ModuleContract(
         {Columns.ACTION_DIST_INPUTS: DIST_INPUTS, QF_PREDS: PER_ROW, QF_TWIN_PREDS: PER_ROW}, base=SACModule)
@@ -51,19 +50,8 @@ class SACConfig(OffPolicyConfig):
 
         return RLModuleSpec(SACModule, {**self.model_config, "initial_alpha": self.initial_alpha})
 
-    def lr_of(self, key: str) -> float:
-        """`actor_lr`, `critic_lr` or `alpha_lr`, falling back to `lr`."""
-        value = getattr(self, key)
-        return self.lr if value is None else value
-
     def validate(self) -> None:
         super().validate()
-        for name in LEARNING_RATES:
-            value = getattr(self, name)
-            # The lr schedule sets every optimizer's rate, so it is one rate for all three.
-            check(value is None or self.lr_schedule is None,
-                  f"algo.{name} cannot go with algo.lr_schedule, which sets all three SAC learning rates; "
-                  f"set algo.{name}=null", value)
         target = self.target_entropy
         check(target == "auto" or (isinstance(target, (int, float)) and not isinstance(target, bool)),
               "algo.target_entropy must be 'auto' (= -action dimensions) or a number", target)

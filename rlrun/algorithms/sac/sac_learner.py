@@ -10,30 +10,20 @@ Target-network updates and the TD errors for priorities come from
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.off_policy import OffPolicyTorchLearner
+from rlrun.algorithms.off_policy.continuous import frozen
 from rlrun.algorithms.sac.sac_module import QF_PREDS, QF_TWIN_PREDS, SACModule, TanhGaussian
 from rlrun.core.columns import Columns
 
 TensorDict = dict[str, torch.Tensor]
 # Standard normal noise per row, [rows, 2, action dims]: [:, 0] for the action at obs, [:, 1] at new_obs.
 NOISE = "sac_noise"
-
-
-@contextlib.contextmanager
-def frozen(network: torch.nn.Module) -> Iterator[None]:
-    """Inside, `network`'s weights record no gradient (its inputs still do); they train again after."""
-    network.requires_grad_(False)
-    try:
-        yield
-    finally:
-        network.requires_grad_(True)
 
 
 class SACTorchLearner(OffPolicyTorchLearner):

@@ -3,9 +3,9 @@
 The policy outputs `[mean, log_std]` of a Gaussian over `u`; the action is
 `tanh(u)` in [-1, 1], which the distribution scales to the env's bounds, so
 the env runners and the replay buffer see env units. The Q networks take
-actions in [-1, 1] (`normalize_actions` maps stored ones back), which keeps
-their inputs the same size on every env. `log_alpha` lives in the module so
-that checkpoints and DDP's gradient average hold it like any weight.
+actions in [-1, 1] (the distribution's `to_unit` maps stored ones back), which
+keeps their inputs the same size on every env (rlrun/algorithms/off_policy/continuous.py).
+`log_alpha` lives in the module so that checkpoints and DDP's gradient average hold it like any weight.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -21,14 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rlrun.algorithms.off_policy.continuous import QF_PREDS, QF_TWIN_PREDS, BoxBounds, Critics
 from rlrun.core.columns import Columns
 from rlrun.core.rl_module import Distribution, RLModule
 from rlrun.core.rl_module.catalog import Catalog
 from rlrun.core.rl_module.rl_module import TensorDict
 
-# forward_train's twin Q-values of the replayed actions, each [batch].
-QF_PREDS = "qf_preds"
-QF_TWIN_PREDS = "qf_twin_preds"
 # The policy's log std is clipped to this range (as in SB3 / CleanRL): a std near 0 or huge breaks the log-prob.
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -41,22 +39,13 @@ def squash_log_det(u: torch.Tensor) -> torch.Tensor:
     return (2.0 * (math.log(2.0) - u - F.softplus(-2.0 * u))).sum(-1)
 
 
-class TanhGaussian(Distribution):
+class TanhGaussian(BoxBounds, Distribution):
     """`a = bias + scale * tanh(u)`, `u ~ N(mean, std)`; inputs are `[mean, log_std]`.
 
     `logp` is the exact density of env-unit actions (change of variables
     through tanh and the affine scale). Subclasses made by `bounded` carry
     the env's bounds; the base class acts in [-1, 1].
     """
-
-    scale: ClassVar[torch.Tensor] = torch.ones(1)
-    bias: ClassVar[torch.Tensor] = torch.zeros(1)
-
-    @classmethod
-    def bounded(cls, low: np.ndarray, high: np.ndarray) -> type[TanhGaussian]:
-        """The distribution class for a Box action space `[low, high]`."""
-        low_t, high_t = torch.as_tensor(low, dtype=torch.float32), torch.as_tensor(high, dtype=torch.float32)
-        return type(cls.__name__, (cls,), {"scale": (high_t - low_t) / 2, "bias": (high_t + low_t) / 2})
 
     def __init__(self, inputs: torch.Tensor) -> None:
         self.mean, self.log_std = torch.chunk(inputs, 2, dim=-1)
@@ -69,30 +58,17 @@ class TanhGaussian(Distribution):
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         squashed, _ = self.rsample(torch.randn(self.mean.shape, generator=generator))
-        return self.bias + self.scale * squashed
+        return self.to_env(squashed)
 
     def deterministic_sample(self) -> torch.Tensor:
-        return self.bias + self.scale * torch.tanh(self.mean)
+        return self.to_env(torch.tanh(self.mean))
 
     def logp(self, actions: torch.Tensor) -> torch.Tensor:
-        squashed = ((actions - self.bias) / self.scale).clamp(-1 + _ATANH_EPS, 1 - _ATANH_EPS)
+        squashed = self.to_unit(actions).clamp(-1 + _ATANH_EPS, 1 - _ATANH_EPS)
         u = torch.atanh(squashed)
         z = (u - self.mean) / self.log_std.exp()
         gaussian_logp = (-0.5 * z.pow(2) - self.log_std - 0.5 * _LOG_2PI).sum(-1)
         return gaussian_logp - squash_log_det(u) - torch.log(self.scale).sum()
-
-
-class TwinQ(nn.Module):
-    """Two independent networks from `(observation, action in [-1, 1])` to a Q-value; the action joins the
-    encoder's features (for vectors, the observation itself)."""
-
-    def __init__(self, catalog: Catalog, act_dim: int) -> None:
-        super().__init__()
-        self.q1 = catalog.build_network(1, 1.0, extra_inputs=act_dim)
-        self.q2 = catalog.build_network(1, 1.0, extra_inputs=act_dim)
-
-    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.q1(obs, actions).squeeze(-1), self.q2(obs, actions).squeeze(-1)
 
 
 class SACModule(RLModule):
@@ -107,17 +83,13 @@ class SACModule(RLModule):
         catalog = Catalog(observation_space, self.model_config)
         act_dim = int(np.prod(action_space.shape))
         self.pi = catalog.build_network(2 * act_dim, 0.01)  # starts near mean 0, std 1
-        self.qf = TwinQ(catalog, act_dim)
+        self.qf = Critics(catalog, act_dim)
         self.target_qf = copy.deepcopy(self.qf).requires_grad_(False)
         self.log_alpha = nn.Parameter(torch.tensor([math.log(cfg["initial_alpha"])]))  # 1-d: safetensors has no 0-d
         self._dist_cls = TanhGaussian.bounded(action_space.low, action_space.high)
 
     def get_target_network_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         return [(self.qf, self.target_qf)]
-
-    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Env-unit actions (as stored) -> [-1, 1], the Q networks' input."""
-        return (actions - self._dist_cls.bias.to(actions.device)) / self._dist_cls.scale.to(actions.device)
 
     def forward_inference(self, batch: TensorDict) -> TensorDict:
         mean, log_std = torch.chunk(self.pi(batch[Columns.OBS]), 2, dim=-1)
@@ -127,7 +99,7 @@ class SACModule(RLModule):
         return self.forward_inference(batch)
 
     def forward_train(self, batch: TensorDict) -> TensorDict:
-        q1, q2 = self.qf(batch[Columns.OBS], self.normalize_actions(batch[Columns.ACTIONS]))
+        q1, q2 = self.qf(batch[Columns.OBS], self._dist_cls.to_unit(batch[Columns.ACTIONS]))
         return {**self.forward_inference(batch), QF_PREDS: q1, QF_TWIN_PREDS: q2}
 
     def get_train_action_dist_cls(self) -> type[Distribution]:

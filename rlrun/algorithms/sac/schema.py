@@ -6,21 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rlrun.algorithms.off_policy.schema import OffPolicySchema, ReplayBufferSchema
+from rlrun.algorithms.off_policy.schema import ActorCriticSchema, OffPolicySchema, ReplayBufferSchema
 from rlrun.config.fields import key, override
 
 
 @dataclass
-class SACSchema(OffPolicySchema):
+class SACSchema(ActorCriticSchema):
     """The `algo=sac` keys (RLlib's names and meanings; twin Q networks always)."""
 
     name: str = override(OffPolicySchema, "name", "sac")
     lr: float = override(OffPolicySchema, "lr", 3e-4, "Learning rate of the actor's, the critics' and alpha's Adam "
                          "optimizers, unless actor_lr, critic_lr or alpha_lr sets its own.")
-    actor_lr: float | None = key(None, "Learning rate of the policy network; null = lr.", bounds="> 0",
-                                 note="= algo.lr")
-    critic_lr: float | None = key(None, "Learning rate of the twin Q networks; null = lr.", bounds="> 0",
-                                  note="= algo.lr")
     alpha_lr: float | None = key(None, "Learning rate of the entropy temperature alpha; null = lr.", bounds="> 0",
                                  note="= algo.lr")
     train_batch_size: int = override(OffPolicySchema, "train_batch_size", 256)

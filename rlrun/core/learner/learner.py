@@ -346,12 +346,15 @@ class Learner:
         """Means over all minibatches (each weighted over the ranks by its rows), fetched in one transfer.
 
         Every rank reports the same numbers, the ones a local learner would
-        report for the same minibatches (exactly so for per-row means).
+        report for the same minibatches (exactly so for per-row means). A metric that only some minibatches
+        log (TD3's policy loss, on its delayed policy steps) is the mean over those.
         """
-        keys = list(self._minibatch_metrics[0])
+        keys = list(dict.fromkeys(k for m in self._minibatch_metrics for k in m))
         weights = torch.tensor(self._minibatch_weights, device=self.device)
-        per_minibatch = torch.stack([torch.stack([m[k] for m in self._minibatch_metrics]) for k in keys])
-        means = (per_minibatch * weights).sum(dim=1) / len(weights)
+        zero = torch.zeros((), device=self.device)
+        logged = torch.tensor([[k in m for m in self._minibatch_metrics] for k in keys], device=self.device)
+        per_minibatch = torch.stack([torch.stack([m.get(k, zero) for m in self._minibatch_metrics]) for k in keys])
+        means = (per_minibatch * weights).sum(dim=1) / logged.sum(dim=1)
         if self._world_size > 1:
             means = distributed.all_reduce_sum(means)
         return dict(zip(keys, means.tolist()))
