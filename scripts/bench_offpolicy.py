@@ -4,8 +4,8 @@ For each preset and seed, one after the other (so both sides see the same machin
 
 - rlrun: `rlrun experiment=<preset> seed=S` in .venv, to the preset's step budget;
 - SB3: scripts/sb3_offpolicy.py in .venv-bench, rl-zoo3's tuned hyperparameters for
-  the same algorithm and env (read from the installed rl_zoo3's hyperparams/dqn.yml
-  and sac.yml), the same seed, for as many env steps as the rlrun run sampled
+  the same algorithm and env (read from the installed rl_zoo3's hyperparams/dqn.yml,
+  sac.yml and td3.yml), the same seed, for as many env steps as the rlrun run sampled
   (SB3's DQN collects `train_freq` = 256 steps at a time, so it may take up to 255 more).
 
 Each run is a fresh process timed from spawn to exit (what a user waits for; both
@@ -36,7 +36,7 @@ A preset whose yaml does not exist (yet) is skipped with a note. `--quick` check
 the script end to end (2k env steps, seed 0, a small buffer, few repetitions); its
 numbers are no benchmark.
 
-Usage: python scripts/bench_offpolicy.py [--presets cartpole_dqn pendulum_sac] [--seeds 0 1 2]
+Usage: python scripts/bench_offpolicy.py [--presets cartpole_dqn pendulum_sac pendulum_td3] [--seeds 0 1 2]
        [--return-episodes 100] [--quick]
 """
 
@@ -77,7 +77,8 @@ class Preset:
     env_id: str
 
 
-PRESETS = {"cartpole_dqn": Preset("dqn", "CartPole-v1"), "pendulum_sac": Preset("sac", "Pendulum-v1")}
+PRESETS = {"cartpole_dqn": Preset("dqn", "CartPole-v1"), "pendulum_sac": Preset("sac", "Pendulum-v1"),
+           "pendulum_td3": Preset("td3", "Pendulum-v1")}
 
 
 @dataclass(frozen=True)

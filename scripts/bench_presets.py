@@ -81,6 +81,8 @@ ANCHORS = {
                            goal_on_eval=True),
     "pendulum_sac": Anchor("rl-zoo3 SAC -157 ± 89 @ 20k; RLlib example -250 @ 20k", goal=-200,
                            goal_on_eval=True),
+    # Issue 28: TD3's fast learning test, on the final greedy evaluation.
+    "pendulum_td3": Anchor("rl-zoo3 TD3 -160 @ 20k", goal=-200, goal_on_eval=True),
     "cartpole_impala": Anchor("RLlib IMPALA CartPole example: 450 within 2M env steps"),
     "cartpole_appo": Anchor("RLlib APPO CartPole example: 450 within 2M env steps"),
     "cartpole_bc": Anchor("RLlib BC CartPole example: eval 350", goal=475),

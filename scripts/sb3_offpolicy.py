@@ -1,4 +1,4 @@
-"""Stable-Baselines3 DQN or SAC with rl-zoo3's tuned hyperparameters: the reference side of bench_offpolicy.py.
+"""Stable-Baselines3 DQN, SAC or TD3 with rl-zoo3's tuned hyperparameters: the reference side of bench_offpolicy.py.
 
 Runs in the bench venv (.venv-bench, which has stable-baselines3 and rl_zoo3 but not
 rlrun), never in .venv. The hyperparameters are rl-zoo3's own, read by sb3_zoo.py
@@ -26,13 +26,13 @@ import json
 import time
 
 import torch
-from sb3_zoo import training_env, zoo_setup
-from stable_baselines3 import DQN, SAC
+from sb3_zoo import action_noise, training_env, zoo_setup
+from stable_baselines3 import DQN, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "sac": SAC}
+ALGOS: dict[str, type[BaseAlgorithm]] = {"dqn": DQN, "sac": SAC, "td3": TD3}
 # The evaluation env gets its own seed, so its episodes are not the training env's next ones.
 EVAL_SEED_OFFSET = 10_000
 
@@ -62,7 +62,7 @@ def main() -> None:
         print(json.dumps({"seed": args.seed, "eval_returns": [float(r) for r in returns]}))
         return
     env = training_env(zoo, args.env, args.seed)
-    model = ALGOS[args.algo](zoo.policy, env, seed=args.seed, verbose=0, **zoo.kwargs)
+    model = ALGOS[args.algo](zoo.policy, env, seed=args.seed, verbose=0, **action_noise(zoo, env), **zoo.kwargs)
     start = time.perf_counter()
     model.learn(total_timesteps=args.timesteps or zoo.n_timesteps)
     learn_s = time.perf_counter() - start

@@ -97,7 +97,7 @@ def test_cli_refuses_dqn_on_box_actions_in_one_line(run_cli, tmp_path: Path) -> 
     assert proc.returncode == EXIT_USAGE, proc.stderr
     assert proc.stderr.splitlines() == [
         "rlrun: error: algo=dqn does not support env 'Pendulum-v1' with action space Box(-2.0, 2.0, (1,), float32); "
-        "supported: Discrete; algorithms that take Box: ppo, sac, impala, appo, bc, marwil"], proc.stderr
+        "supported: Discrete; algorithms that take Box: ppo, sac, td3, impala, appo, bc, marwil"], proc.stderr
     assert not (tmp_path / "run").exists()
 
 
