@@ -17,6 +17,7 @@ import gymnasium as gym
 import hydra
 import numpy as np
 import pytest
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm import EVALUATION_WORKER_INDEX
@@ -40,8 +41,9 @@ if str(TESTS_DIR) not in sys.path:  # `user_envs` must be importable for env.id=
 
 # The options each group is known to ship; the parametrization below discovers them from the package.
 EXPECTED_OPTIONS = {
-    "algo": {"ppo"},
-    "env": {"cartpole", "acrobot", "pendulum", "lunarlander", "lunarlander_continuous"},
+    "algo": {"ppo", "td3"},
+    "env": {"cartpole", "acrobot", "pendulum", "lunarlander", "lunarlander_continuous", "halfcheetah", "hopper",
+            "walker2d", "ant", "humanoid"},
     "model": {"default"},
     "learners": {"default"},
     "env_runners": {"default"},
@@ -53,7 +55,8 @@ ENV_IDS = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1", "pendulum": "Pend
            "multi_cartpole": "rlrun.env.multi_agent.multi_cartpole:MultiCartPole",
            "simple_spread": "mpe2.simple_spread_v3", "atari": "ALE/Pong-v5", "minigrid": "MiniGrid-DoorKey-5x5-v0",
            "tictactoe": "pettingzoo.classic.tictactoe_v3", "stateless_cartpole": "StatelessCartPole-v1",
-           "stateless_pendulum": "StatelessPendulum-v1"}
+           "stateless_pendulum": "StatelessPendulum-v1", "halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5",
+           "walker2d": "Walker2d-v5", "ant": "Ant-v5", "humanoid": "Humanoid-v5"}
 
 
 def group_options(group: str) -> list[str]:
@@ -189,6 +192,17 @@ def test_composed_value_reaches_the_builder(overrides: list[str], attr: str, exp
 def test_model_value_reaches_model_config(override: str, key: str, expected):
     _, config = build(override)
     assert config.model_config[key] == expected
+
+
+def test_log_std_init_starts_the_gaussian_policys_log_std_weight_and_is_refused_where_there_is_none():
+    _, config = build("env=pendulum", "model.log_std_init=-2")
+    module = config.get_rl_module_spec().build(*config._env_spaces()[0])
+    torch.testing.assert_close(module.log_std.detach(), torch.tensor([-2.0]))
+    for overrides in (["env=cartpole"], ["env=pendulum", "algo=sac"]):
+        with pytest.raises(ConfigError, match=r"^model.log_std_init starts the log std weight of a Gaussian policy: "
+                           r"algo=\w+ on action space .* has none; it is for Box actions with ppo, impala, appo, bc "
+                           r"and marwil \(got -2.0\)$"):
+            build(*overrides, "model.log_std_init=-2")
 
 
 def test_rollout_fragment_length_auto_splits_the_batch():

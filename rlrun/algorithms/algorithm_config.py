@@ -71,6 +71,9 @@ class AlgorithmConfig:
     supports_multi_agent: ClassVar[bool] = True
     # Whether its learner trains recurrent modules (`model.use_lstm`) on sequences.
     supports_recurrent: ClassVar[bool] = False
+    # Whether its default module's Box-action policy is a Gaussian with a trained, state-independent log std (the
+    # actor-critic's), which `model.log_std_init` starts; off-policy algorithms have their own policies.
+    has_log_std_weight: ClassVar[bool] = True
     # Training keys a run can take new values of when it continues from a checkpoint (what Tune's PBT may
     # perturb): read afresh at every update, or (lr) re-applied to the restored optimizer state.
     mutable_keys: ClassVar[frozenset[str]] = frozenset({"lr", "gamma", "grad_clip", "num_epochs", "minibatch_size"})
@@ -609,6 +612,10 @@ class AlgorithmConfig:
             raise ConfigError(f"env '{self.env}' has action space {act_space}: the policies act in 0..n-1, so a "
                               "Discrete action space must start at 0 (MultiDiscrete may start elsewhere)")
         self._validate_action_mask(obs_space, act_space)
+        log_std_init, algo = self.model_config.get("log_std_init", 0.0), self.algo_class.__name__.lower()
+        check(log_std_init == 0.0 or (self.has_log_std_weight and isinstance(act_space, gym.spaces.Box)),
+              f"model.log_std_init starts the log std weight of a Gaussian policy: algo={algo} on action space "
+              f"{act_space} has none; it is for Box actions with ppo, impala, appo, bc and marwil", log_std_init)
         from rlrun.core.packed_space import PackedSpace
         from rlrun.core.rl_module.catalog import Catalog, ModelError
 

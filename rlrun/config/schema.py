@@ -172,6 +172,9 @@ class ModelSchema:
         "none after conv_filters); 0 = none.", bounds=">= 0")
     vf_share_layers: bool = key(False, "The value head sits on the policy's encoder and hidden layers instead of "
                                 "a network of its own (the usual choice for CNNs: one encoder, not two).")
+    log_std_init: float = key(0.0, "Initial log std of a Gaussian policy (Box actions: PPO, IMPALA, APPO), whose "
+                              "std is one trained weight per action dimension, not an output; SB3's name. rl-zoo3's "
+                              "MuJoCo PPO starts at -2 (std 0.14).")
     central_value: bool = key(
         False, "Multi-agent PPO (MAPPO): the value network sees the env's global state (PettingZoo's `state()`, "
         "else all agents' observations), the policy only its agent's observation.")

@@ -157,6 +157,7 @@ class OffPolicyConfig(AlgorithmConfig):
     """Builder keys and checks of every replay-buffer algorithm (`replay_buffer`, `n_step`, `tau`, ...)."""
 
     supports_multi_agent: ClassVar[bool] = False  # one replay buffer of single-agent rows
+    has_log_std_weight: ClassVar[bool] = False  # DQN's Q-values; SAC's log std is an output; TD3's actor has none
     # An actor-critic's own learning-rate keys (SAC: actor_lr, critic_lr, alpha_lr), each null = `lr`.
     learning_rate_keys: ClassVar[tuple[str, ...]] = ()
 

@@ -59,7 +59,7 @@ class DefaultActorCriticModule(RLModule):
             self.vf = catalog.build_network(1, 1.0, extra_inputs=state_dim)
         if self.gaussian:
             # State-independent log std: the standard choice for PPO on continuous control.
-            self.log_std = nn.Parameter(torch.zeros(act_dim))
+            self.log_std = nn.Parameter(torch.full((act_dim,), float(self.model_config.get("log_std_init", 0.0))))
 
     def _dist_inputs(self, batch: TensorDict, features: torch.Tensor) -> torch.Tensor:
         return policy_dist_inputs(self.pi(features), batch[Columns.OBS], self.policy_space,

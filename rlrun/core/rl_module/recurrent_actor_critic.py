@@ -53,7 +53,7 @@ class RecurrentActorCriticModule(RLModule):
             self.vf = RecurrentNetwork(catalog, action_space, 1, 1.0)
             self.state_size = self.pi.state_size + self.vf.state_size
         if self.gaussian:
-            self.log_std = nn.Parameter(torch.zeros(act_dim))
+            self.log_std = nn.Parameter(torch.full((act_dim,), float(self.model_config.get("log_std_init", 0.0))))
         self.previous_step_inputs = tuple((self.torso if self.vf_share_layers else self.pi).previous.columns)
 
     def _unroll(self, batch: TensorDict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
