@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 from hydra.errors import HydraException
+from off_policy_checks import assert_ddp_updates_equal_the_local_learner, assert_resume_is_exact
 from omegaconf.errors import OmegaConfBaseException
 from target_env import TargetEnv
 from test_config import build
-from test_dqn import deterministic, train
+from test_dqn import train
 from test_sac import fixed_replay_batch
 
-from rlrun.algorithms.off_policy.off_policy import TD_ERROR
 from rlrun.algorithms.td3 import TD3Config
 from rlrun.algorithms.td3.td3_learner import NOISE
 from rlrun.algorithms.td3.td3_module import GaussianExploration
 from rlrun.cli import EXIT_USAGE, one_line
 from rlrun.config.errors import ConfigError
-from rlrun.core.columns import COMPONENT_RL_MODULE, DEFAULT_MODULE_ID, Columns
+from rlrun.core.columns import DEFAULT_MODULE_ID, Columns
 
 DDPG = {"twin_q": False, "policy_delay": 1, "smooth_target_policy": False}
 
@@ -235,24 +235,7 @@ def test_resume_is_exact_with_the_replay_buffer_in_the_checkpoint(tmp_path) -> N
     def config() -> TD3Config:
         return target_config(num_steps_sampled_before_learning_starts=32, training_intensity=16, policy_delay=3)
 
-    straight = config().build_algo()
-    try:
-        expected = [deterministic(r) for r in train(straight, 8)]
-    finally:
-        straight.stop()
-    first = config().build_algo()
-    try:
-        train(first, 4)
-        first.save_to_path(tmp_path / "ckpt")
-    finally:
-        first.stop()
-    resumed = config().build_algo()
-    try:
-        resumed.restore_from_path(tmp_path / "ckpt")
-        got = [deterministic(r) for r in train(resumed, 4)]
-    finally:
-        resumed.stop()
-    assert expected[4]["learners"] and got == expected[4:]
+    assert_resume_is_exact(config, tmp_path)
 
 
 @pytest.mark.ray
@@ -270,19 +253,7 @@ def test_ray_mode_trains_and_a_ddp_update_equals_the_local_learner(ray_cluster, 
         assert last["num_learner_updates_lifetime"] > 0
         assert np.isfinite(last["learners"][DEFAULT_MODULE_ID]["qf_loss"])
 
-        local = config.copy().learners(num_learners=0).build_learner(env=TargetEnv())
-        local.build()
-        local.restore_from_path(algo.learner_group.save_to_path(tmp_path / "learners"))
-        batch = algo.replay_buffer.sample(33, n_step=2, gamma=0.9, beta=0.5)
-        batch.pop(Columns.INDICES)
-        for step in range(3):
-            timesteps = {"num_env_steps_sampled_lifetime": 10_000 + step}
-            expected = local.update(batch=batch, timesteps=timesteps)[DEFAULT_MODULE_ID][TD_ERROR]
-            for rank in algo.learner_group.update(batch=batch, timesteps=timesteps):
-                np.testing.assert_allclose(rank[DEFAULT_MODULE_ID][TD_ERROR], expected, rtol=1e-4, atol=1e-5)
-        remote = algo.learner_group.get_weights()[DEFAULT_MODULE_ID]
-        for name, value in local.get_state(COMPONENT_RL_MODULE)[COMPONENT_RL_MODULE][DEFAULT_MODULE_ID].items():
-            np.testing.assert_allclose(remote[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+        assert_ddp_updates_equal_the_local_learner(algo, config, TargetEnv(), tmp_path)
     finally:
         algo.stop()
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from rlrun.core.rl_module.catalog import Catalog
+
+if TYPE_CHECKING:
+    from rlrun.algorithms.off_policy.off_policy import OffPolicyConfig
 
 # forward_train's Q-values of the replayed actions, each [batch]: the first critic's, and the twin's.
 QF_PREDS = "qf_preds"
@@ -65,6 +68,15 @@ class Critics(nn.Module):
         """The smaller of the critics' Q-values per row (the only one's without a twin)."""
         values = self(obs, actions)
         return torch.min(*values) if len(values) == 2 else values[0]
+
+
+def actor_critic_optimizers(module: nn.Module, config: OffPolicyConfig) -> dict[str, torch.optim.Optimizer]:
+    """An Adam each for the actor (`module.pi`) and the critics (`module.qf`), at `actor_lr` and `critic_lr`
+    (`config.lr_of`: null = `lr`)."""
+    return {
+        "actor": torch.optim.Adam(module.pi.parameters(), lr=config.lr_of("actor_lr"), fused=True),
+        "critic": torch.optim.Adam(module.qf.parameters(), lr=config.lr_of("critic_lr"), fused=True),
+    }
 
 
 @contextlib.contextmanager

@@ -56,7 +56,18 @@ class OffPolicySchema(AlgoSchema):
 
 @dataclass
 class ActorCriticSchema(OffPolicySchema):
-    """Keys of the Box-action actor-critics (SAC, TD3): an optimizer each for the actor and the critics."""
+    """Keys of the Box-action actor-critics (SAC, TD3): an optimizer each for the actor and the critics, and the
+    defaults their papers share (RLlib's too)."""
+
+    train_batch_size: int = override(OffPolicySchema, "train_batch_size", 256)
+    # 1M env steps (preallocated: about 23 MB for Pendulum).
+    replay_buffer: ReplayBufferSchema = override(OffPolicySchema, "replay_buffer",
+                                                 default_factory=lambda: ReplayBufferSchema(capacity=1_000_000))
+    grad_clip: float | None = override(OffPolicySchema, "grad_clip", None)
+    tau: float = override(OffPolicySchema, "tau", 0.005)
+    target_network_update_freq: int = override(OffPolicySchema, "target_network_update_freq", 0)
+    # 256 = one gradient step of 256 rows per env step, as in both papers.
+    training_intensity: float | None = override(OffPolicySchema, "training_intensity", 256.0)
 
     actor_lr: float | None = key(None, "Learning rate of the policy network; null = lr.", bounds="> 0",
                                  note="= algo.lr")

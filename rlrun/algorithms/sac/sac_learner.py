@@ -17,7 +17,7 @@ import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.off_policy import OffPolicyTorchLearner
-from rlrun.algorithms.off_policy.continuous import frozen
+from rlrun.algorithms.off_policy.continuous import actor_critic_optimizers, frozen
 from rlrun.algorithms.sac.sac_module import QF_PREDS, QF_TWIN_PREDS, SACModule, TanhGaussian
 from rlrun.core.columns import Columns
 
@@ -34,11 +34,8 @@ class SACTorchLearner(OffPolicyTorchLearner):
     ) -> dict[str, torch.optim.Optimizer]:
         """Actor, critics and alpha each with its own Adam and learning rate (`lr_of`: null = `lr`)."""
         module = self.module[module_id]
-        return {
-            "actor": torch.optim.Adam(module.pi.parameters(), lr=config.lr_of("actor_lr"), fused=True),
-            "critic": torch.optim.Adam(module.qf.parameters(), lr=config.lr_of("critic_lr"), fused=True),
-            "alpha": torch.optim.Adam([module.log_alpha], lr=config.lr_of("alpha_lr"), fused=True),
-        }
+        return {**actor_critic_optimizers(module, config),
+                "alpha": torch.optim.Adam([module.log_alpha], lr=config.lr_of("alpha_lr"), fused=True)}
 
     def build_train_batch(self, module_id: str, batch: Mapping[str, Any]) -> TensorDict:
         """Adds the reparameterisation noise of every row, drawn from the learner's (checkpointed) generator:

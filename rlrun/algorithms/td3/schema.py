@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rlrun.algorithms.off_policy.schema import ActorCriticSchema, OffPolicySchema, ReplayBufferSchema
+from rlrun.algorithms.off_policy.schema import ActorCriticSchema, OffPolicySchema
 from rlrun.config.fields import key, override
 
 
@@ -17,18 +17,10 @@ class TD3Schema(ActorCriticSchema):
     name: str = override(OffPolicySchema, "name", "td3")
     lr: float = override(OffPolicySchema, "lr", 1e-3, "Learning rate of the actor's and the critics' Adam "
                          "optimizers, unless actor_lr or critic_lr sets its own.")
-    train_batch_size: int = override(OffPolicySchema, "train_batch_size", 256)
-    replay_buffer: ReplayBufferSchema = override(OffPolicySchema, "replay_buffer",
-                                                 default_factory=lambda: ReplayBufferSchema(capacity=1_000_000))
-    grad_clip: float | None = override(OffPolicySchema, "grad_clip", None)
-    tau: float = override(OffPolicySchema, "tau", 0.005)
-    target_network_update_freq: int = override(OffPolicySchema, "target_network_update_freq", 0)
     # The paper's start: 10k env steps of uniformly random actions before the first update.
     num_steps_sampled_before_learning_starts: int = override(
         OffPolicySchema, "num_steps_sampled_before_learning_starts", 10_000,
         "Env steps sampled, with uniformly random actions, before the first update.")
-    # 256 = one gradient step of 256 rows per env step, as in the paper.
-    training_intensity: float | None = override(OffPolicySchema, "training_intensity", 256.0)
     twin_q: bool = key(True, "Two critics, whose smaller Q-value is the TD target (clipped double Q-learning); "
                        "false = one, as in DDPG.")
     policy_delay: int = key(2, "Critic gradient steps per actor step; the target networks move with the actor's "

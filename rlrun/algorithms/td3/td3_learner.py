@@ -20,7 +20,7 @@ import torch
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.off_policy import OffPolicyTorchLearner
-from rlrun.algorithms.off_policy.continuous import QF_PREDS, QF_TWIN_PREDS, frozen
+from rlrun.algorithms.off_policy.continuous import QF_PREDS, QF_TWIN_PREDS, actor_critic_optimizers, frozen
 from rlrun.algorithms.td3.td3_module import TD3Module
 from rlrun.core.columns import Columns
 
@@ -43,11 +43,7 @@ class TD3TorchLearner(OffPolicyTorchLearner):
         self, module_id: str, config: AlgorithmConfig
     ) -> dict[str, torch.optim.Optimizer]:
         """The actor and the critics each with its own Adam and learning rate (`lr_of`: null = `lr`)."""
-        module = self.module[module_id]
-        return {
-            "actor": torch.optim.Adam(module.pi.parameters(), lr=config.lr_of("actor_lr"), fused=True),
-            "critic": torch.optim.Adam(module.qf.parameters(), lr=config.lr_of("critic_lr"), fused=True),
-        }
+        return actor_critic_optimizers(self.module[module_id], config)
 
     def build_train_batch(self, module_id: str, batch: Mapping[str, Any]) -> TensorDict:
         """Adds every row's smoothing noise, drawn from the learner's (checkpointed) generator: DDP ranks slice it
