@@ -1,8 +1,10 @@
 """Checks every replay-buffer actor-critic's tests make the same way (importable as `off_policy_checks` with tests/
-on the path): exact resume from a checkpoint with the buffer, and DDP learners that update as the local one."""
+on the path): exact resume from a checkpoint with the buffer, Ray mode whose DDP learners update as the local one,
+and a preset's final greedy evaluation within its env-step budget."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,6 +38,31 @@ def assert_resume_is_exact(config: Callable[[], OffPolicyConfig], tmp_path: Path
     finally:
         resumed.stop()
     assert expected[4]["learners"] and got == expected[4:]
+
+
+def assert_trains_on_ray_and_ddp_equals_local(config: OffPolicyConfig, env: gym.Env, tmp_path: Path) -> None:
+    """`config` (env runner actors and 2 learners) trains 4 iterations; then its DDP learners update as the local
+    learner does (`assert_ddp_updates_equal_the_local_learner`)."""
+    algo = config.build_algo()
+    try:
+        last = train(algo, 4)[-1]
+        assert last["env_runners"]["num_healthy_env_runners"] == config.num_env_runners
+        assert last["num_learner_updates_lifetime"] > 0
+        assert np.isfinite(last["learners"][DEFAULT_MODULE_ID]["qf_loss"])
+        assert_ddp_updates_equal_the_local_learner(algo, config, env, tmp_path)
+    finally:
+        algo.stop()
+
+
+def assert_preset_evaluates_at_least(run_cli: Callable, tmp_path: Path, preset: str, seed: int, max_steps: int,
+                                     goal: float) -> None:
+    """`rlrun experiment=<preset> seed=<seed>` ends within `max_steps` env steps with a final greedy evaluation of
+    at least `goal`."""
+    proc = run_cli(f"experiment={preset}", f"seed={seed}", "logger.tensorboard=false", timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["num_env_steps_sampled_lifetime"] <= max_steps
+    assert last["evaluation/episode_return_mean"] >= goal, last["evaluation/episode_return_mean"]
 
 
 def assert_ddp_updates_equal_the_local_learner(algo: Algorithm, config: OffPolicyConfig, env: gym.Env,

@@ -3,14 +3,17 @@ entropy tuning, a fast learning run, exact resume, Ray."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from hydra.errors import HydraException
-from off_policy_checks import assert_ddp_updates_equal_the_local_learner, assert_resume_is_exact
+from off_policy_checks import (
+    assert_preset_evaluates_at_least,
+    assert_resume_is_exact,
+    assert_trains_on_ray_and_ddp_equals_local,
+)
 from omegaconf.errors import OmegaConfBaseException
 from target_env import TargetEnv
 from test_config import build
@@ -269,16 +272,7 @@ def test_ray_mode_trains_and_a_ddp_update_equals_the_local_learner(ray_cluster, 
     checkpoint, RNG included: it draws the policy noise."""
     config = target_config(train_batch_size=33, training_intensity=8, num_steps_sampled_before_learning_starts=64,
                            tau=0.5).env_runners(num_env_runners=2, num_envs_per_env_runner=1).learners(num_learners=2)
-    algo = config.build_algo()
-    try:
-        last = train(algo, 4)[-1]
-        assert last["env_runners"]["num_healthy_env_runners"] == 2
-        assert last["num_learner_updates_lifetime"] > 0
-        assert np.isfinite(last["learners"][DEFAULT_MODULE_ID]["qf_loss"])
-
-        assert_ddp_updates_equal_the_local_learner(algo, config, TargetEnv(), tmp_path)
-    finally:
-        algo.stop()
+    assert_trains_on_ray_and_ddp_equals_local(config, TargetEnv(), tmp_path)
 
 
 @pytest.mark.slow
@@ -286,8 +280,4 @@ def test_ray_mode_trains_and_a_ddp_update_equals_the_local_learner(ray_cluster, 
 def test_pendulum_sac_preset_swings_up_within_25k_steps(run_cli, tmp_path: Path, seed: int) -> None:
     """The issue's bar: greedy evaluation return >= -200 (the preset's 20 episodes) after at most 25k env steps
     (about 2 minutes each)."""
-    proc = run_cli("experiment=pendulum_sac", f"seed={seed}", "logger.tensorboard=false", timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
-    assert last["num_env_steps_sampled_lifetime"] <= 25_000
-    assert last["evaluation/episode_return_mean"] >= -200, last["evaluation/episode_return_mean"]
+    assert_preset_evaluates_at_least(run_cli, tmp_path, "pendulum_sac", seed, 25_000, -200)
