@@ -81,8 +81,12 @@ ANCHORS = {
                            goal_on_eval=True),
     "pendulum_sac": Anchor("rl-zoo3 SAC -157 ± 89 @ 20k; RLlib example -250 @ 20k", goal=-200,
                            goal_on_eval=True),
-    # Issue 28: TD3's fast learning test, on the final greedy evaluation.
+    # Issue 28: TD3's fast learning test, and the MuJoCo presets, on the final greedy evaluation at 1M env steps
+    # (rl-zoo3's benchmark: one run each; CleanRL's: the mean over seeds).
     "pendulum_td3": Anchor("rl-zoo3 TD3 -160 @ 20k", goal=-200, goal_on_eval=True),
+    "halfcheetah_ppo": Anchor("rl-zoo3 PPO 5819 @ 1M; CleanRL PPO 1443 @ 1M", goal=5800, goal_on_eval=True),
+    "hopper_ppo": Anchor("rl-zoo3 PPO 2410 @ 1M; CleanRL PPO 2383 @ 1M", goal=2400, goal_on_eval=True),
+    "walker2d_ppo": Anchor("rl-zoo3 PPO 3479 @ 1M; CleanRL PPO 2288 @ 1M", goal=3400, goal_on_eval=True),
     "cartpole_impala": Anchor("RLlib IMPALA CartPole example: 450 within 2M env steps"),
     "cartpole_appo": Anchor("RLlib APPO CartPole example: 450 within 2M env steps"),
     "cartpole_bc": Anchor("RLlib BC CartPole example: eval 350", goal=475),
