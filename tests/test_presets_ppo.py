@@ -60,11 +60,11 @@ def test_lunarlander_preset_lands_at_1m_env_steps(run_cli, tmp_path: Path, prese
 
 # Issue 28: the MuJoCo presets' goals are on the greedy evaluation after 1M env steps (15-25 minutes a run on
 # these 2 cores; docs/benchmarks.md has the full runs). So a regression shows without them, each is checked at a
-# milestone of its own measured curve: the training return (the last 100 episodes) after its first env steps, about
-# half of what the measured seeds had there (halfcheetah_ppo at 200k: 2615, 2506; hopper_ppo at 300k: 2615, 1949,
-# 1103; walker2d_ppo at 300k: 1218, 1022). A random policy scores below 100 on all three.
+# milestone of its own measured curve: the training return (the last 100 episodes) after its first env steps, at
+# most about half of what seeds 0-2 had there (halfcheetah_ppo at 200k: 2615, 2506, 2793; hopper_ppo at 300k: 2615,
+# 1949, 1103; walker2d_ppo at 300k: 1218, 1022, 659). A random policy scores below 100 on all three.
 MUJOCO_MILESTONES = {"halfcheetah_ppo": (200_000, 1300.0), "hopper_ppo": (300_000, 550.0),
-                     "walker2d_ppo": (300_000, 550.0)}
+                     "walker2d_ppo": (300_000, 330.0)}
 
 
 @pytest.mark.slow
