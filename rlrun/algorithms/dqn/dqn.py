@@ -35,13 +35,10 @@ class DQN(OffPolicyAlgorithm):
         super().__init__(config, **kwargs)
         self._epsilon = self.config.epsilon_schedule()
 
-    def sync_weights(self) -> None:
-        """The learners' weights, with the exploration epsilon for the env steps sampled so far."""
-        weights = self.learner_group.get_weights()
+    def exploration_weights(self) -> dict[str, np.ndarray]:
+        """The exploration epsilon for the env steps sampled so far."""
         epsilon = self._epsilon.value(self.counters["num_env_steps_sampled_lifetime"])
-        for module_weights in weights.values():
-            module_weights["epsilon"] = np.array([epsilon], dtype=np.float32)
-        self.env_runner_group.sync_weights(weights)
+        return {"epsilon": np.array([epsilon], dtype=np.float32)}
 
     def exploration_metrics(self) -> dict[str, float]:
         return {"epsilon": self._epsilon.value(self.counters["num_env_steps_sampled_lifetime"])}

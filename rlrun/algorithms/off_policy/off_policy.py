@@ -104,8 +104,17 @@ class OffPolicyAlgorithm(Algorithm):
         return max(0, owed - (self.counters["num_learner_updates_lifetime"] - self._updates_at_start))
 
     def sync_weights(self) -> None:
-        """Send the learners' weights to the env runners; subclasses add exploration state to them."""
-        self.env_runner_group.sync_weights(self.learner_group.get_weights())
+        """Send the learners' weights to the env runners, each module's with `exploration_weights()` beside them."""
+        weights = self.learner_group.get_weights()
+        exploration = self.exploration_weights()
+        for module_weights in weights.values():
+            module_weights.update(exploration)
+        self.env_runner_group.sync_weights(weights)
+
+    def exploration_weights(self) -> dict[str, np.ndarray]:
+        """The env runners' module buffers that the algorithm sets for the env steps sampled so far, not the
+        learners (DQN's epsilon, TD3's noise and random start); none here."""
+        return {}
 
     def exploration_metrics(self) -> dict[str, float]:
         """`env_runners/*` metrics of the exploration schedule, if the algorithm has one."""

@@ -31,15 +31,11 @@ class TD3(OffPolicyAlgorithm):
 
     config: TD3Config
 
-    def sync_weights(self) -> None:
-        """The learners' weights, with the exploration for the env steps sampled so far: random until learning
-        starts (a resume without its buffer starts again), then the actor's action plus noise."""
-        weights = self.learner_group.get_weights()
+    def exploration_weights(self) -> dict[str, np.ndarray]:
+        """The exploration for the env steps sampled so far: random until learning starts (a resume without its
+        buffer starts again), then the actor's action plus noise."""
         random = self.counters["num_env_steps_sampled_lifetime"] < self._learning_starts
-        exploration = np.array([self.config.exploration_noise, float(random)], dtype=np.float32)
-        for module_weights in weights.values():
-            module_weights["exploration"] = exploration
-        self.env_runner_group.sync_weights(weights)
+        return {"exploration": np.array([self.config.exploration_noise, float(random)], dtype=np.float32)}
 
 
 class TD3Config(OffPolicyConfig):
