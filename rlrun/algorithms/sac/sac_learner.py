@@ -60,7 +60,7 @@ class SACTorchLearner(OffPolicyTorchLearner):
 
         critic_loss, td_error = self.critic_loss(module, batch, fwd_out, alpha)
         with frozen(module.qf):  # the actor improves against the critics as they are
-            q_pi = torch.min(*module.qf(batch[Columns.OBS], actions))
+            q_pi = module.qf.min(batch[Columns.OBS], actions)
         actor_loss = (alpha * logp - q_pi).mean()
         target_entropy = self.target_entropy(module_id)
         alpha_loss = -(module.log_alpha * (logp.detach() + target_entropy)).mean()
@@ -80,7 +80,7 @@ class SACTorchLearner(OffPolicyTorchLearner):
             next_obs = batch[Columns.NEXT_OBS]
             next_policy = TanhGaussian(module.forward_inference({Columns.OBS: next_obs})[Columns.ACTION_DIST_INPUTS])
             next_actions, next_logp = next_policy.rsample(batch[NOISE][:, 1])
-            soft_q_next = torch.min(*module.target_qf(next_obs, next_actions)) - alpha * next_logp
+            soft_q_next = module.target_qf.min(next_obs, next_actions) - alpha * next_logp
             discount = self.config.gamma ** batch[Columns.N_STEP] * (1.0 - batch[Columns.TERMINATEDS].float())
             td_target = batch[Columns.REWARDS] + discount * soft_q_next
         td1, td2 = fwd_out[QF_PREDS] - td_target, fwd_out[QF_TWIN_PREDS] - td_target
