@@ -612,10 +612,7 @@ class AlgorithmConfig:
             raise ConfigError(f"env '{self.env}' has action space {act_space}: the policies act in 0..n-1, so a "
                               "Discrete action space must start at 0 (MultiDiscrete may start elsewhere)")
         self._validate_action_mask(obs_space, act_space)
-        log_std_init, algo = self.model_config.get("log_std_init", 0.0), self.algo_class.__name__.lower()
-        check(log_std_init == 0.0 or (self.has_log_std_weight and isinstance(act_space, gym.spaces.Box)),
-              f"model.log_std_init starts the log std weight of a Gaussian policy: algo={algo} on action space "
-              f"{act_space} has none; it is for Box actions with ppo, impala, appo, bc and marwil", log_std_init)
+        self._validate_log_std_init(act_space)
         from rlrun.core.packed_space import PackedSpace
         from rlrun.core.rl_module.catalog import Catalog, ModelError
 
@@ -624,6 +621,19 @@ class AlgorithmConfig:
         except ModelError as e:
             shape = obs_space.original if isinstance(obs_space, PackedSpace) else obs_space.shape
             raise ConfigError(f"env '{self.env}' ({shape} observations): {e}") from None
+
+    def _validate_log_std_init(self, act_space: gym.Space) -> None:
+        """`model.log_std_init` only where it starts a weight: a Gaussian policy's log std (a key that changes
+        nothing would be ignored silently)."""
+        log_std_init = self.model_config.get("log_std_init", 0.0)
+        if log_std_init == 0.0 or (self.has_log_std_weight and isinstance(act_space, gym.spaces.Box)):
+            return
+        from rlrun.algorithms.registry import ALGORITHMS, get_algorithm_config_class
+
+        *others, last = [name for name in ALGORITHMS if get_algorithm_config_class(name).has_log_std_weight]
+        raise ConfigError(f"model.log_std_init starts the log std weight of a Gaussian policy: "
+                          f"algo={self.algo_class.__name__.lower()} on action space {act_space} has none; it is for "
+                          f"Box actions with {', '.join(others)} and {last} (got {log_std_init!r})")
 
     def _validate_action_mask(self, obs_space: gym.Space, act_space: gym.Space) -> None:
         """An `action_mask` observation entry needs a Discrete or MultiDiscrete action space and one entry per

@@ -59,7 +59,7 @@ class DefaultActorCriticModule(RLModule):
             self.vf = catalog.build_network(1, 1.0, extra_inputs=state_dim)
         if self.gaussian:
             # State-independent log std: the standard choice for PPO on continuous control.
-            self.log_std = nn.Parameter(torch.full((act_dim,), float(self.model_config.get("log_std_init", 0.0))))
+            self.log_std = initial_log_std(act_dim, self.model_config)
 
     def _dist_inputs(self, batch: TensorDict, features: torch.Tensor) -> torch.Tensor:
         return policy_dist_inputs(self.pi(features), batch[Columns.OBS], self.policy_space,
@@ -90,6 +90,11 @@ class DefaultActorCriticModule(RLModule):
 
     def get_train_action_dist_cls(self) -> type[Distribution]:
         return self._dist_cls
+
+
+def initial_log_std(act_dim: int, model_config: Mapping[str, Any]) -> nn.Parameter:
+    """A Gaussian policy's trained, state-independent log std, one per action dimension, at `model.log_std_init`."""
+    return nn.Parameter(torch.full((act_dim,), float(model_config.get("log_std_init", 0.0))))
 
 
 def policy_dist_inputs(out: torch.Tensor, obs: torch.Tensor, space: gym.Space,

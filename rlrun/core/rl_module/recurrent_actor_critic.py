@@ -23,7 +23,7 @@ from torch import nn
 
 from rlrun.core.columns import RECURRENT_STEP_INPUTS, Columns
 from rlrun.core.rl_module.catalog import Catalog, orthogonal
-from rlrun.core.rl_module.default_models import policy_dist_inputs
+from rlrun.core.rl_module.default_models import initial_log_std, policy_dist_inputs
 from rlrun.core.rl_module.distributions import DiagGaussian, Distribution, policy_distribution
 from rlrun.core.rl_module.recurrent import RecurrentNetwork
 from rlrun.core.rl_module.rl_module import RLModule, TensorDict
@@ -53,7 +53,7 @@ class RecurrentActorCriticModule(RLModule):
             self.vf = RecurrentNetwork(catalog, action_space, 1, 1.0)
             self.state_size = self.pi.state_size + self.vf.state_size
         if self.gaussian:
-            self.log_std = nn.Parameter(torch.full((act_dim,), float(self.model_config.get("log_std_init", 0.0))))
+            self.log_std = initial_log_std(act_dim, self.model_config)
         self.previous_step_inputs = tuple((self.torso if self.vf_share_layers else self.pi).previous.columns)
 
     def _unroll(self, batch: TensorDict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
