@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -74,6 +75,29 @@ def test_killed_env_runner_is_replaced_and_training_goes_on(ray_cluster, small_a
     assert replacement != victim
     steps = [first["num_env_steps_sampled_lifetime"]] + [r["num_env_steps_sampled_lifetime"] for r in results]
     assert steps == sorted(steps) and len(set(steps)) == 4
+
+
+def test_frozen_env_runner_is_replaced_after_the_timeout_in_a_synchronous_algorithm(ray_cluster) -> None:
+    """A SIGSTOPped runner answers nothing, so PPO's sample would wait for good: after `sample_timeout_s` it is
+    replaced as a dead one is, and the iteration goes on with the other runner's fragment."""
+    algo = small_config().env_runners(sample_timeout_s=3.0).build_algo()
+    frozen = runner_pid(algo, 1)
+    try:
+        first = algo.train()
+        os.kill(frozen, signal.SIGSTOP)
+        results = [algo.train() for _ in range(3)]
+        assert runner_pid(algo, 1) != frozen
+        with contextlib.suppress(psutil.NoSuchProcess):  # replacing it killed it: it holds no CPU of the cluster
+            psutil.Process(frozen).wait(timeout=30)
+    finally:
+        algo.stop()
+        with contextlib.suppress(ProcessLookupError):  # Ray kills the frozen runner when it replaces it
+            os.kill(frozen, signal.SIGKILL)
+    assert first["fault_tolerance"]["num_remote_worker_restarts"] == 0
+    assert [r["env_runners"]["num_healthy_env_runners"] for r in results] == [1, 2, 2]
+    assert all(r["fault_tolerance"]["num_remote_worker_restarts"] == 1 for r in results)
+    # The frozen iteration trained on runner 2's fragment alone (4 envs x 32 rows, autoreset rows not counted).
+    assert results[0]["env_runners"]["num_env_steps_sampled"] <= 128 < first["env_runners"]["num_env_steps_sampled"]
 
 
 def test_env_error_restarts_runner_within_limit_and_fails_clearly_beyond(ray_cluster, small_algo,

@@ -110,8 +110,9 @@ class EnvRunnersSchema:
         10, "Fault tolerance: how often per run a failed EnvRunner actor is replaced (and re-synced) before the "
         "run fails.", bounds=">= 0")
     sample_timeout_s: float = key(
-        60.0, "Seconds without a fragment after which an asynchronous runner (IMPALA, APPO) is taken for hung "
-        "and replaced.", bounds="> 0")
+        60.0, "Seconds without an answer (a fragment, weights, its state) after which an EnvRunner actor is taken "
+        "for hung (a SIGSTOP, a deadlocked env) and replaced like a dead one; a replacement's clock starts once it "
+        "is up.", bounds="> 0")
     # The filters of rlrun/env/normalization.py (OBSERVATION_FILTERS; tests/test_config_fields.py keeps the two equal).
     observation_filter: str = key(
         "NoFilter", "`MeanStdFilter` normalizes observations by running mean and std (synced across runners, "

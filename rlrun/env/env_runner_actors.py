@@ -8,8 +8,11 @@ fails with one line naming the limit and the runner's error.
 Two ways to sample: `sample()` asks every runner for one fragment and waits for
 all (PPO); `sample_async()` keeps one request in flight per runner and takes
 whichever fragments are ready (IMPALA, APPO), each tagged with the weights
-version the runner sampled with. There a runner that has not answered within
-the sample timeout is taken for hung and replaced like a dead one.
+version the runner sampled with. In both, and in every other call the driver
+waits on (weights, state), a runner that has not answered within
+`sample_timeout_s` is taken for hung (a SIGSTOP, a deadlocked env) and replaced
+like a dead one. The clock of a replacement starts once it is up: start-up,
+which may wait for the cluster's resources, is no hang.
 """
 
 from __future__ import annotations
@@ -106,16 +109,16 @@ class EnvRunnerActors:
             runner_cls = SamplingTurnBasedEnvRunner if turn_based else SamplingMultiAgentEnvRunner
         self._actor_cls = ray.remote(runner_cls).options(num_cpus=spec.num_cpus_per_env_runner)
         self.num_restarts = 0
+        # For each runner still starting up, the call whose answer says it is up (start-up is no hang).
+        self._starting: dict[int, Any] = {}
         self._actors = {i: self._start(i) for i in range(1, spec.num_env_runners + 1)}
         self._weights_ref: Any = None
         self._metrics: list[dict[str, list[float]]] = []
         self.num_healthy = len(self._actors)
-        # Asynchronous sampling: the weights version each runner has queued, its request in flight, and, for a
-        # replacement still starting up, the call whose answer says it is up (start-up is no hang).
+        # Asynchronous sampling: the weights version each runner has queued and its request in flight.
         self.weights_version = 0
         self._versions = dict.fromkeys(self._actors, 0)
         self._requests: dict[int, _Request] = {}
-        self._starting: dict[int, Any] = {}
         # The merged normalisation statistics and their latest broadcast.
         normalizer = Normalizer(spec.runner.normalization, obs_space, num_envs=0)
         self._normalization_enabled = normalizer.enabled
@@ -123,12 +126,15 @@ class EnvRunnerActors:
         self._normalization_ref: Any = None
 
     def _start(self, index: int) -> Any:
+        """A new actor for runner `index`; it counts as starting until it has answered (its constructor ran)."""
         runner = self.spec.runner
-        return self._actor_cls.remote(runner.replace(seed=runner.seed + RESTART_SEED_STRIDE * self.num_restarts),
-                                      worker_index=index)
+        actor = self._actor_cls.remote(runner.replace(seed=runner.seed + RESTART_SEED_STRIDE * self.num_restarts),
+                                       worker_index=index)
+        self._starting[index] = actor.__ray_ready__.remote()
+        return actor
 
     def sample(self) -> list[dict[str, np.ndarray]]:
-        """One fragment from every healthy runner; if all failed, sample again from their replacements."""
+        """One fragment from every healthy runner; if all failed or hung, sample again from their replacements."""
         results: dict[int, Any] = {}
         while not results:
             results = self._gather({i: a.sample_with_metrics.remote() for i, a in self._actors.items()})
@@ -165,8 +171,7 @@ class EnvRunnerActors:
                 fragments.append(Fragment(batch, request.weights_version))
             elif request.started is not None and now - request.started > timeout_s:
                 del self._requests[index]
-                self._restart(index, TimeoutError(f"no sample within sample_timeout_s={timeout_s:g} s; "
-                                                  "the runner seems hung"))
+                self._restart(index, _hung(timeout_s))
         self.num_healthy = len(self._actors) - len(self._starting)
         self._merge_normalization(deltas)
         self._submit_requests()
@@ -203,9 +208,7 @@ class EnvRunnerActors:
         now = time.monotonic()
         for index, ref in list(self._starting.items()):
             if ray.wait([ref], timeout=0)[0]:
-                del self._starting[index]
-                if index in self._requests:
-                    self._requests[index].started = now
+                self._mark_up(index, now)
         for index, actor in self._actors.items():
             if index not in self._requests:
                 started = None if index in self._starting else now
@@ -265,12 +268,44 @@ class EnvRunnerActors:
             self._normalization_ref = ray.put(self._normalization.get_state())
         self._gather({i: a.set_state.remote(state[str(i)]) for i, a in self._actors.items() if str(i) in state})
 
-    def _gather(self, refs: Mapping[int, Any]) -> dict[int, Any]:
-        """Results of the runners that answered; each failed runner is replaced."""
+    def _mark_up(self, index: int, now: float) -> None:
+        """Replacement `index` answered its first call: the clock of its request in flight starts now."""
+        del self._starting[index]
+        if index in self._requests:
+            self._requests[index].started = now
+
+    def _await_replacements(self) -> None:
+        """Wait until every starting runner is up, saying so each `sample_timeout_s`. No deadline: a replacement
+        may wait for the cluster to free or add resources, and it joins the next iteration, so runs reproduce."""
         import ray
 
+        timeout_s = self.spec.sample_timeout_s
+        waited = 0.0
+        while self._starting:
+            ready, _ = ray.wait(list(self._starting.values()), num_returns=len(self._starting), timeout=timeout_s)
+            now = time.monotonic()
+            for index, ref in list(self._starting.items()):
+                if ref in ready:
+                    self._mark_up(index, now)
+            if self._starting:
+                waited += timeout_s
+                free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}
+                log.warning("env runner(s) %s still starting after %g s (the cluster has %s free)",
+                            sorted(self._starting), waited, free or "no CPU")
+
+    def _gather(self, refs: Mapping[int, Any]) -> dict[int, Any]:
+        """Results of the runners that answered within `sample_timeout_s`; each failed or hung runner is replaced."""
+        import ray
+
+        self._await_replacements()
+        timeout_s = self.spec.sample_timeout_s
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=timeout_s)
+        answered = set(ready)
         results = {}
         for index, ref in refs.items():
+            if ref not in answered:
+                self._restart(index, _hung(timeout_s))
+                continue
             try:
                 results[index] = ray.get(ref)
             except ray.exceptions.RayError as error:
@@ -296,7 +331,7 @@ class EnvRunnerActors:
             self._actors[index].sync_normalization.remote(self._normalization_ref)
         if self._weights_ref is not None:
             # Queued before its next sample, so the replacement never samples with initial weights.
-            self._starting[index] = self._actors[index].set_weights.remote(self._weights_ref)
+            self._actors[index].set_weights.remote(self._weights_ref)
 
     def stop(self) -> None:
         import ray
@@ -305,6 +340,10 @@ class EnvRunnerActors:
             ray.get([a.stop.remote() for a in self._actors.values()], timeout=10)
         for actor in self._actors.values():
             ray.kill(actor)
+
+
+def _hung(timeout_s: float) -> TimeoutError:
+    return TimeoutError(f"no answer within env_runners.sample_timeout_s={timeout_s:g} s; the runner seems hung")
 
 
 def _first_line(error: Exception) -> str:

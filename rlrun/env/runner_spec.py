@@ -70,7 +70,7 @@ class EnvRunnerSpec:
 class EnvRunnerGroupSpec:
     """The runners of an EnvRunnerGroup: `num_env_runners` Ray actors of `runner` (0: one in this process),
     each reserving `num_cpus_per_env_runner`, replaced up to `max_restarts` times in a run, and taken for hung
-    after `sample_timeout_s` without a fragment (asynchronous sampling)."""
+    (and replaced) after `sample_timeout_s` without an answer."""
 
     runner: EnvRunnerSpec
     num_env_runners: int = EnvRunnersSchema.num
