@@ -37,9 +37,11 @@ RLRUN = str(Path(sys.executable).with_name("rlrun"))
 BENCH_VENV = REPO / ".venv-bench"
 BENCH_PY = BENCH_VENV / "bin" / "python"
 # CPU torch first (an unpinned torch pulls the CUDA packages), then the versions the benches were written on
-# (sb3-contrib for RecurrentPPO), then what CleanRL's ppo_atari.py / ppo_atari_envpool.py (../shared/anchors) import.
+# (sb3-contrib for RecurrentPPO), then what CleanRL's ppo_atari.py / ppo_atari_envpool.py (../shared/anchors) import
+# and gymnasium's MuJoCo envs for the SB3 side of the MuJoCo benchmarks.
 BENCH_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl_zoo3==2.9.2", "sb3-contrib==2.9.2"],
-                  ["gymnasium[atari]", "ale-py", "tyro", "tensorboard", "opencv-python-headless", "envpool==1.2.5"])
+                  ["gymnasium[atari,mujoco]", "ale-py", "tyro", "tensorboard", "opencv-python-headless",
+                   "envpool==1.2.5"])
 INSTALLED_STAMP = BENCH_VENV / ".installed"
 # CleanRL's reference scripts, kept outside the project (never copied into it): /work/shared beside the checkout.
 ANCHORS = REPO.parent / "shared" / "anchors"
