@@ -6,7 +6,15 @@ configs. Heavy imports (torch, ray) stay out of this module so `rlrun --help`
 and config errors answer fast.
 """
 
+import os
+
 __version__ = "0.1.0"
+
+# Bitwise-reproducible float math from MKL (torch's CPU BLAS) whatever the memory alignment: on AVX-512 CPUs its
+# default picks kernels by the alignment of each matrix, which differs between processes, so a resumed run's first
+# forward passes differed from the straight run's in the last bits (and an action could flip). STRICT keeps the
+# fastest instruction set; set before torch's first BLAS call, and inherited by Ray's workers.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 # The Python API (rlrun/api.py, rlrun/policy.py), imported on first use: `import rlrun` stays light.
 _API = {"train": "rlrun.api", "RunResult": "rlrun.api", "load": "rlrun.policy", "Policy": "rlrun.policy"}
