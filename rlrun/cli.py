@@ -72,7 +72,8 @@ def _train(cfg: DictConfig) -> float | None:
 
 
 def _is_user_error(error: Exception) -> bool:
-    """Errors whose message says all (an env that keeps crashing names itself and the restart limit).
+    """Errors whose message says all (an env that keeps crashing names itself and the restart limit; a loss that
+    stays non-finite names the iteration and its term).
 
     The env runners' error is imported only for an error of another kind: its module imports the envs and
     torch, which a config error, refused before the run imported them, should not pay for.
@@ -81,9 +82,10 @@ def _is_user_error(error: Exception) -> bool:
 
     if isinstance(error, (ConfigError, CheckpointError)):
         return True
+    from rlrun.core.learner.failures import LearnerFailure, NonFiniteUpdateError
     from rlrun.env.env_runner_actors import EnvRunnerFailure
 
-    return isinstance(error, EnvRunnerFailure)
+    return isinstance(error, (EnvRunnerFailure, LearnerFailure, NonFiniteUpdateError))
 
 
 def _record_failed_job(hydra_cfg: HydraConf, run_dir: Path, error: Exception, user_error: bool) -> None:

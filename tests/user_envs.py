@@ -128,3 +128,23 @@ class CrashAtStepEnv(gym.Wrapper):
         if self.first_seed == self.crash_seed and self.num_steps == self.crash_at_step:
             raise RuntimeError("CrashAtStepEnv crashed on purpose")
         return self.env.step(action)
+
+
+class NaNRewardEnv(gym.Env):
+    """One endless episode (no terminal or truncated step, so every sampled row is a real step) whose reward turns
+    NaN after its first `nan_from_step` steps: a loss that becomes non-finite at a known iteration."""
+
+    def __init__(self, nan_from_step: int = 128) -> None:
+        self.nan_from_step = nan_from_step
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self._t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        return self.np_random.uniform(-1, 1, size=2).astype(np.float32), {}
+
+    def step(self, action):
+        self._t += 1
+        reward = float("nan") if self._t > self.nan_from_step else float(action == 0)
+        return self.np_random.uniform(-1, 1, size=2).astype(np.float32), reward, False, False, {}

@@ -24,6 +24,7 @@ from rlrun.cluster import ensure_ray
 from rlrun.core import COMPONENT_RL_MODULE
 from rlrun.core import checkpointing as ckpt
 from rlrun.core.arrays import map_leaves
+from rlrun.core.learner.failures import NonFiniteUpdateError, cause_of
 from rlrun.core.learner.learner import load_learner_checkpoint
 from rlrun.core.space_json import space_from_json, space_to_json
 from rlrun.env import EnvRunner, EnvRunnerGroup
@@ -109,7 +110,10 @@ class Algorithm:
         """Run one iteration; returns RLlib-style nested results."""
         start = time.perf_counter()
         steps_before = self.counters["num_env_steps_sampled_lifetime"]
-        results = self.training_step()
+        try:
+            results = self.training_step()
+        except NonFiniteUpdateError as error:  # the learner knows the module and term, the run the iteration
+            raise NonFiniteUpdateError(f"iteration {self.iteration + 1}: {cause_of(error)}") from None
         episodes = self.env_runner_group.get_metrics()
         self._episode_returns.extend(episodes["episode_returns"])
         self._episode_lens.extend(episodes["episode_lens"])

@@ -52,7 +52,8 @@ _SECTION_SCHEMAS: dict[str, type] = {"env": EnvSchema, "learners": LearnersSchem
 # Builder attributes named after RLlib's builder arguments rather than the YAML key (the rest share the name).
 _BUILDER_NAMES: dict[str, dict[str, str]] = {
     "env": {"id": "env", "backend": "env_backend", "wrappers": "env_wrappers"},
-    "learners": {"num": "num_learners", "num_threads": "num_threads_per_learner"},
+    "learners": {"num": "num_learners", "num_threads": "num_threads_per_learner",
+                 "max_restarts": "max_num_learner_restarts"},
     "env_runners": {"num": "num_env_runners", "num_envs_per_runner": "num_envs_per_env_runner",
                     "max_restarts": "max_num_env_runner_restarts", "num_threads": "num_threads_per_env_runner"},
 }
@@ -106,6 +107,8 @@ class AlgorithmConfig:
         self.num_gpus_per_learner: float = learners.num_gpus_per_learner
         self.num_cpus_per_learner: float = learners.num_cpus_per_learner
         self.num_threads_per_learner: int | None = learners.num_threads
+        self.max_num_learner_restarts: int = learners.max_restarts
+        self.max_non_finite_updates: int = learners.max_non_finite_updates
         self.model_config: dict[str, Any] = dataclasses.asdict(ModelSchema())
         offline = OfflineSchema()
         self.dataset: str | None = offline.dataset
@@ -167,8 +170,14 @@ class AlgorithmConfig:
         """Sampling resources, and the normalisation the runners apply (`rlrun.env.normalization`)."""
         return self._set(locals())
 
-    def fault_tolerance(self, max_num_env_runner_restarts: int | None = None) -> AlgorithmConfig:
-        """How many times per run a failed EnvRunner actor is replaced before the run fails."""
+    def fault_tolerance(
+        self,
+        max_num_env_runner_restarts: int | None = None,
+        max_num_learner_restarts: int | None = None,
+        max_non_finite_updates: int | None = None,
+    ) -> AlgorithmConfig:
+        """How many times per run a failed EnvRunner actor is replaced, and the learner actors are rebuilt, before
+        the run fails; how many gradient steps in a row may be non-finite (each is skipped) before it stops."""
         return self._set(locals())
 
     def learners(

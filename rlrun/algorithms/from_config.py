@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlrun.algorithms.algorithm_config import AlgorithmConfig
 from rlrun.algorithms.registry import algorithm_schemas, get_algorithm_config_class
-from rlrun.config.schema import register_schemas
+from rlrun.config.schema import LearnersSchema, register_schemas
 from rlrun.config.validation import validate_run
 
 
@@ -41,7 +41,12 @@ def build_algorithm_config(cfg: DictConfig) -> AlgorithmConfig:
         clip_normalized_rewards=cfg.env_runners.clip_normalized_rewards,
         num_threads_per_env_runner=cfg.env_runners.num_threads,
     )
-    config.fault_tolerance(max_num_env_runner_restarts=cfg.env_runners.max_restarts)
+    config.fault_tolerance(
+        max_num_env_runner_restarts=cfg.env_runners.max_restarts,
+        # .get: as above, a run directory saved before the learners' fault-tolerance keys existed.
+        max_num_learner_restarts=cfg.learners.get("max_restarts", LearnersSchema.max_restarts),
+        max_non_finite_updates=cfg.learners.get("max_non_finite_updates", LearnersSchema.max_non_finite_updates),
+    )
     config.learners(
         num_learners=cfg.learners.num,
         num_gpus_per_learner=cfg.learners.num_gpus_per_learner,

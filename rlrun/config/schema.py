@@ -145,6 +145,13 @@ class LearnersSchema:
         None, "torch threads of each learner; null = 1 for MLPs (their matrices are too small to split), and for "
         "CNNs the learner's CPUs: a learner actor's num_cpus_per_learner, the local learner's this machine's "
         "cores less those of the env runner actors.", bounds=">= 1")
+    max_restarts: int = key(
+        3, "Fault tolerance: how often per run the learner actors are rebuilt (a new DDP process group, from the "
+        "newest learner state) after one of them died, before the run stops with a final checkpoint of the last "
+        "good state.", bounds=">= 0")
+    max_non_finite_updates: int = key(
+        32, "Gradient steps in a row with a non-finite loss or gradient (each skipped and counted in "
+        "learners/<module>/num_non_finite_updates) after which the run stops.", bounds=">= 1")
 
 
 @dataclass

@@ -29,6 +29,9 @@ class LearnerConfig(Protocol):
     num_learners: int
     num_cpus_per_learner: float
     num_gpus_per_learner: float
+    # Learner actors rebuilt after a death, at most (LearnerGroup); non-finite gradient steps in a row, at most.
+    max_num_learner_restarts: int
+    max_non_finite_updates: int
 
     @property
     def minibatch_size(self) -> int:

@@ -29,6 +29,7 @@ from rlrun.core.columns import (
     Columns,
 )
 from rlrun.core.learner import distributed
+from rlrun.core.learner.failures import NonFiniteUpdateError
 from rlrun.core.learner.sequences import Sequences
 from rlrun.core.rl_module import MultiRLModule
 from rlrun.core.rl_module.catalog import is_image
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 TensorDict = dict[str, torch.Tensor]
 ALL_COMPONENTS = (COMPONENT_RL_MODULE, COMPONENT_OPTIMIZER, COMPONENT_LEARNER_VARS)
 DEFAULT_OPTIMIZER = "default_optimizer"
+# The learner variable that counts a module's skipped gradient steps (`learners/<module>/num_non_finite_updates`).
+NUM_NON_FINITE_UPDATES = "num_non_finite_updates"
 
 
 class Learner:
@@ -215,9 +218,12 @@ class Learner:
         self._generator = torch.Generator().manual_seed(config.seed)
         # Metrics logged outside `update()` (e.g. calling the loss by hand) land here and are dropped.
         self._minibatch_metrics: list[TensorDict] = [{}]
-        # This rank's share of each minibatch's rows (1.0 outside a process group), beside its metrics.
+        # This rank's share of each minibatch's rows (1.0 outside a process group), beside its metrics, and
+        # whether its gradient step was taken (a non-finite one is skipped; its metrics are left out of the means).
         self._minibatch_weights: list[float] = []
-        self.learner_vars: dict[str, dict[str, float]] = {mid: {} for mid in self._module}
+        self._minibatch_stepped: list[bool] = []
+        self.learner_vars: dict[str, dict[str, float]] = {mid: {NUM_NON_FINITE_UPDATES: 0} for mid in self._module}
+        self._non_finite_in_a_row = dict.fromkeys(self._module, 0)
 
     def _module_spaces(self) -> dict[str, tuple[gym.Space, gym.Space]]:
         """Module id -> (observation, action) space: a multi-agent run's spaces are Dicts keyed by module id."""
@@ -310,6 +316,7 @@ class Learner:
         clip = self.config.grad_clip if self.config.grad_clip else math.inf
         self._minibatch_metrics = []
         self._minibatch_weights = []
+        self._minibatch_stepped = []
         rows_trained = 0
         for _ in range(self.config.num_epochs):
             for own, weight, minibatch_rows in self.minibatch_shares(num_rows, steps):
@@ -330,11 +337,14 @@ class Learner:
                     distributed.average_gradients(all_params, weight)
                 norms = {f"gradients_{name}_global_norm": torch.nn.utils.clip_grad_norm_(params[name], clip)
                          for name in optimizers}
-                for optimizer in optimizers.values():
-                    optimizer.step()
-                self.after_gradient_step(module_id=module_id)
                 self.log_metrics(total_loss=loss.detach(), **norms)
-                rows_trained += minibatch_rows
+                stepped = self._is_finite(module_id, loss, norms)
+                self._minibatch_stepped.append(stepped)
+                if stepped:
+                    for optimizer in optimizers.values():
+                        optimizer.step()
+                    self.after_gradient_step(module_id=module_id)
+                    rows_trained += minibatch_rows
         metrics = self._mean_minibatch_metrics()
         for name, optimizer in optimizers.items():
             metrics[f"{name}_learning_rate"] = optimizer.param_groups[0]["lr"]
@@ -342,19 +352,46 @@ class Learner:
         metrics["num_module_steps_trained"] = rows_trained
         return metrics
 
+    def _is_finite(self, module_id: str, loss: torch.Tensor, norms: Mapping[str, torch.Tensor]) -> bool:
+        """Whether this gradient step's loss and gradients are finite; a step that is not is skipped and counted.
+
+        DDP ranks decide together (a loss that is non-finite on one rank only skips the step on all), so they
+        stay identical. `max_non_finite_updates` skipped steps in a row raise NonFiniteUpdateError naming the
+        first non-finite term the loss logged (else the total loss, else a gradient norm).
+        """
+        finite = torch.stack([loss.detach(), *norms.values()]).isfinite().all()
+        if self._world_size > 1:
+            finite = distributed.all_reduce_sum((~finite).float()) == 0
+        if bool(finite):
+            self._non_finite_in_a_row[module_id] = 0
+            return True
+        self.learner_vars[module_id][NUM_NON_FINITE_UPDATES] += 1
+        self._non_finite_in_a_row[module_id] += 1
+        in_a_row, limit = self._non_finite_in_a_row[module_id], self.config.max_non_finite_updates
+        if in_a_row >= limit:
+            term, value = next(((k, v) for k, v in self._minibatch_metrics[-1].items() if not v.isfinite()),
+                               ("the loss on another DDP rank", torch.tensor(math.nan)))
+            raise NonFiniteUpdateError(f"module '{module_id}': {in_a_row} gradient steps in a row were non-finite "
+                                       f"({term} = {float(value)}; learners.max_non_finite_updates={limit}); each "
+                                       "was skipped, so the weights are those of the last finite step")
+        return False
+
     def _mean_minibatch_metrics(self) -> dict[str, float]:
-        """Means over all minibatches (each weighted over the ranks by its rows), fetched in one transfer.
+        """Means over the minibatches whose gradient step was taken (each weighted over the ranks by its rows),
+        fetched in one transfer.
 
         Every rank reports the same numbers, the ones a local learner would
         report for the same minibatches (exactly so for per-row means). A metric that only some minibatches
-        log (TD3's policy loss, on its delayed policy steps) is the mean over those.
+        log (TD3's policy loss, on its delayed policy steps) is the mean over those. If every step was skipped
+        (non-finite), the means are NaN: there is no finite update to report.
         """
         keys = list(dict.fromkeys(k for m in self._minibatch_metrics for k in m))
-        weights = torch.tensor(self._minibatch_weights, device=self.device)
+        stepped = torch.tensor(self._minibatch_stepped, device=self.device)
+        weights = torch.tensor(self._minibatch_weights, device=self.device) * stepped
         zero = torch.zeros((), device=self.device)
-        logged = torch.tensor([[k in m for m in self._minibatch_metrics] for k in keys], device=self.device)
+        logged = torch.tensor([[k in m for m in self._minibatch_metrics] for k in keys], device=self.device) & stepped
         per_minibatch = torch.stack([torch.stack([m.get(k, zero) for m in self._minibatch_metrics]) for k in keys])
-        means = (per_minibatch * weights).sum(dim=1) / logged.sum(dim=1)
+        means = torch.where(logged, per_minibatch, zero).mul(weights).sum(dim=1) / logged.sum(dim=1)
         if self._world_size > 1:
             means = distributed.all_reduce_sum(means)
         return dict(zip(keys, means.tolist()))
@@ -436,7 +473,16 @@ def trained_steps(sequences: TensorDict, mask: torch.Tensor) -> TensorDict:
 
 
 def save_learner_checkpoint(path: str | Path, state: Mapping[str, Any], rng: torch.Tensor) -> Path:
-    """Atomically write a learner's full state (as `get_state()` returns it) and its shuffling RNG."""
+    """Atomically write a learner's full state (as `get_state()` returns it) and its shuffling RNG.
+
+    Weights that are not all finite are refused before anything is written: a checkpoint never holds them (the
+    learner skips non-finite steps, so this only trips on a module changed by other means).
+    """
+    for mid, weights in state[COMPONENT_RL_MODULE].items():
+        bad = next((name for name, w in weights.items() if not np.isfinite(w).all()), None)
+        if bad is not None:
+            raise ckpt.CheckpointError(f"checkpoint {path} not written: weight '{bad}' of module '{mid}' is not "
+                                       "finite")
     with ckpt.atomic_directory(path) as tmp:
         for mid, weights in state[COMPONENT_RL_MODULE].items():
             ckpt.save_arrays(tmp / f"module_{mid}.safetensors", weights)
