@@ -15,7 +15,7 @@ from safetensors.numpy import load_file
 from rlrun.algorithms.ppo import PPOConfig
 from rlrun.core import COMPONENT_OPTIMIZER, COMPONENT_RL_MODULE, DEFAULT_MODULE_ID
 from rlrun.core import checkpointing as ckpt
-from rlrun.core.checkpointing import CheckpointError, atomic_directory
+from rlrun.core.checkpointing import CheckpointError, CheckpointWriteError, atomic_directory
 from rlrun.env import EnvRunner
 
 MID = DEFAULT_MODULE_ID
@@ -353,7 +353,8 @@ def test_atomic_directory_keeps_old_when_replacing_fails_midway(tmp_path, monkey
         return real_replace(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(ckpt.os, "replace", failing_replace)
-    with pytest.raises(OSError, match="simulated"), atomic_directory(target) as tmp:
+    with pytest.raises(CheckpointWriteError, match=f"could not write checkpoint {target}: simulated failure"), \
+            atomic_directory(target) as tmp:
         (tmp / "a.txt").write_text("new")
     monkeypatch.undo()
 
@@ -373,7 +374,7 @@ def test_atomic_directory_save_of_learner_that_fails_keeps_previous_checkpoint(t
         raise OSError("disk full (simulated)")
 
     monkeypatch.setattr(ckpt, "save_torch", failing_save_torch)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match=f"could not write checkpoint {tmp_path / 'ckpt'}: disk full"):
         learner.save_to_path(tmp_path / "ckpt")
     monkeypatch.undo()
     fresh = _learner(seed=3)

@@ -4,6 +4,7 @@ the path, by Ray's workers too: tests/conftest.py's fixtures put tests/ on their
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,23 @@ class EpisodeCounter(Callback):
     def on_episode_end(self, *, episode, metrics_logger, **kwargs) -> None:
         metrics_logger.log_value("ends", 1, reduce="sum")
         metrics_logger.log_value("end_return", episode.episode_return)
+
+
+class FillDiskAfterFirstCheckpoint(Callback):
+    """Fills the run directory's file system once the first periodic checkpoint is saved, all but FILL_SLACK bytes:
+    room for the metrics rows of the next iterations, none for another checkpoint. A disk that fills during a run,
+    once: a run resumed after the user freed the space (removed `filler`) finds `filled` and goes on."""
+
+    FILL_SLACK = 48 * 1024
+
+    def on_checkpoint_saved(self, *, path: Path, **kwargs: Any) -> None:
+        run_dir = path.parent.parent
+        if not path.name.startswith("checkpoint_") or (run_dir / "filled").exists():
+            return
+        (run_dir / "filled").touch()
+        filler = run_dir / "filler"
+        stat = os.statvfs(path)
+        size = stat.f_bavail * stat.f_frsize - self.FILL_SLACK
+        with open(filler, "wb") as f:
+            f.write(bytes(size))
+

@@ -25,31 +25,97 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, incomplete or corrupt."""
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint that could not be written (a full disk, a read-only directory); nothing of it was left behind."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"could not write checkpoint {path}: {reason}; the previous checkpoints are intact")
+        self.path, self.reason = path, reason
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory that replaces `path` only when the block succeeds."""
+    """Yield a temporary directory that replaces `path` only when the block succeeds.
+
+    A write the OS refuses (no space left, a read-only directory), in the block or here, raises
+    CheckpointWriteError naming `path` and the OS's reason; the temporary directory is removed and a
+    previous `path` stays as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
-        yield tmp
-        _fsync_tree(tmp)
-        if path.exists():
-            old = path.parent / f".old-{path.name}-{os.getpid()}"
-            os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-            except BaseException:
-                os.replace(old, path)  # put the previous checkpoint back
-                raise
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        with _write_errors_name(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            yield tmp
+            _fsync_tree(tmp)
+            _replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Move the finished `tmp` to `path`; a previous `path` is put back if the move fails."""
+    if path.exists():
+        old = path.parent / f".old-{path.name}-{os.getpid()}"
+        os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old, path)
+            raise
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def _write_errors_name(path: Path) -> Iterator[None]:
+    """An OSError (also one a serializer hid in its own error type, see `_writing`) -> CheckpointWriteError naming
+    `path`; one from a directory written inside it (the learner's) is renamed after `path` too, not its temporary
+    parent."""
+    try:
+        yield
+    except OSError as e:
+        raise CheckpointWriteError(path, e.strerror or str(e)) from None
+    except CheckpointWriteError as e:
+        raise CheckpointWriteError(path, e.reason) from None
+
+
+class _File:
+    """A file a serializer writes that keeps the OSError of a failed write: torch's archive writer reports a full
+    disk as `RuntimeError: ... unexpected pos`, which hides the cause."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "wb")  # noqa: SIM115 (closed by _writing)
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[_File]:
+    """`path` opened for a serializer; if the OS refused its bytes, that OSError is raised, whatever the serializer
+    made of it."""
+    file = _File(path)
+    try:
+        yield file
+        file.file.close()
+    except Exception:
+        file.file.close()
+        if file.error is not None:
+            raise file.error from None
+        raise
 
 
 def restore_interrupted_replacements(parent: str | os.PathLike) -> list[Path]:
@@ -87,9 +153,11 @@ def _fsync_dir(path: Path) -> None:
 def save_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     # numpy, safetensors and torch are imported where used: the CLI imports CheckpointError at every start-up.
     import numpy as np
-    from safetensors.numpy import save_file
+    from safetensors.numpy import save
 
-    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+    data = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})  # weights: small enough to hold twice
+    with _writing(path) as file:
+        file.write(data)
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -102,7 +170,8 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
 def save_torch(path: Path, obj: Any) -> None:
     import torch
 
-    torch.save(obj, path)
+    with _writing(path) as file:
+        torch.save(obj, file)
 
 
 def load_torch(path: Path, mmap: bool = False) -> Any:

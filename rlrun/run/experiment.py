@@ -18,6 +18,7 @@ from rlrun.algorithms.off_policy import OffPolicyAlgorithm
 from rlrun.callbacks import build_callbacks
 from rlrun.cluster import ClusterInfo
 from rlrun.config.errors import ConfigError
+from rlrun.core.checkpointing import CheckpointWriteError
 from rlrun.run.checkpoints import best_return, prune_checkpoints, save_best, save_checkpoint
 from rlrun.run.console import make_display
 from rlrun.run.interrupts import ImmediateInterrupt, stop_between_iterations
@@ -154,12 +155,17 @@ class ExperimentRun:
         """Final checkpoint, stop the workers, learning curve, close the records (trackers: failed if `error`)."""
         cfg, algo = self.cfg, self.algo
         try:
-            if not isinstance(error, ImmediateInterrupt):  # an abandoned iteration is no state to resume from
+            # An abandoned iteration is no state to resume from; after a checkpoint the disk refused, the
+            # previous checkpoint is the one to resume from and a final one would fail the same way.
+            if not isinstance(error, (ImmediateInterrupt, CheckpointWriteError)):
                 self._saved(save_checkpoint(algo, self.run_dir, final=True))
         finally:
             algo.stop()
-            plot_learning_curve(read_metrics(self.run_dir), self.run_dir / "learning_curve.png",
-                                f"{cfg.algo.name} on {cfg.env.id}")
+            try:
+                plot_learning_curve(read_metrics(self.run_dir), self.run_dir / "learning_curve.png",
+                                    f"{cfg.algo.name} on {cfg.env.id}")
+            except OSError as e:  # a full disk: the run's error (or end) is the news, not the missing plot
+                log.warning("learning curve not written: %s", e.strerror or e)
             self.recorder.close(error)  # after the plot and the final checkpoint: trackers upload both
             self.display.finish(self.metrics, self.run_dir, self.reason)
             log.info("finished (%s) after %d iterations at %s", self.reason, algo.iteration, time.strftime("%X"))
