@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,18 @@ class FillDiskAfterFirstCheckpoint(Callback):
         with open(filler, "wb") as f:
             f.write(bytes(size))
 
+
+def learner_pids(algorithm: Any) -> list[int]:
+    """The process ids of a run's learner actors, by rank (asked of each actor)."""
+    import ray
+
+    return ray.get([actor.__ray_call__.remote(lambda self: os.getpid())
+                    for actor in algorithm.learner_group._learner._actors])
+
+
+class KillLearnerAfterIteration2(Callback):
+    """SIGKILLs learner actor 0's process once iteration 2's results are in: a learner that dies mid-run."""
+
+    def on_train_result(self, *, algorithm: Any, result: dict[str, Any], **kwargs: Any) -> None:
+        if result["training_iteration"] == 2:
+            os.kill(learner_pids(algorithm)[0], signal.SIGKILL)

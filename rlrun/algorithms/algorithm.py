@@ -130,7 +130,8 @@ class Algorithm:
         results["env_runners"] = {**runner_metrics(episodes), **results.get("env_runners", {}),
                                   **self._episode_stats(len(episodes["episode_returns"]))}
         results["env_runners"]["num_healthy_env_runners"] = self.env_runner_group.num_healthy_env_runners
-        results["fault_tolerance"] = {"num_remote_worker_restarts": self.env_runner_group.num_restarts}
+        results["fault_tolerance"] = {"num_remote_worker_restarts": self.env_runner_group.num_restarts,
+                                      "num_learner_restarts": self.learner_group.num_restarts}
         return {
             "training_iteration": self.iteration,
             **self.counters,

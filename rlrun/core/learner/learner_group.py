@@ -43,6 +43,11 @@ class LearnerGroup:
     def is_remote(self) -> bool:
         return self.config.num_learners > 0
 
+    @property
+    def num_restarts(self) -> int:
+        """How often the learner actors were rebuilt after one died (a local learner dies with the run)."""
+        return self._learner.num_restarts if self.is_remote else 0
+
     def update(
         self,
         *,
