@@ -98,3 +98,37 @@ def reconnect(head: Head, env: dict[str, str] | None = None) -> float:
                           env=driver_env(env, RAY_AUTH_MODE="token"))
     assert done.returncode == 0, done.stderr
     return float(done.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def ray_worker_node(head: Head, num_cpus: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """A second node of the head's cluster on this machine: `ray start --address=<head> --block`, a raylet of its own
+    on free ports. Stopped afterwards unless it is already gone (a test that kills its raylet loses the node)."""
+    log = Path(head.tmpdir) / f"node-{free_port()}.log"
+    with open(log, "w") as out:
+        node = subprocess.Popen(
+            [RAY, "start", f"--address={head.address}", "--block", f"--num-cpus={num_cpus}",
+             f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+             f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+             f"--runtime-env-agent-port={free_port()}", "--disable-usage-stats"],
+            stdout=out, stderr=subprocess.STDOUT, env=driver_env(env, RAY_AUTH_MODE="token", RAY_TMPDIR=head.tmpdir),
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log.read_text():
+            assert node.poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield node
+    finally:
+        tree = process_tree(node.pid)
+        if node.poll() is None:
+            node.send_signal(signal.SIGTERM)
+            node.wait(timeout=60)
+        for proc in psutil.wait_procs(tree, timeout=30)[1]:
+            proc.kill()
+
+
+def raylet(node: subprocess.Popen) -> psutil.Process:
+    """The raylet `ray start` started for a node: killing it loses the node and every actor on it."""
+    return next(p for p in process_tree(node.pid) if p.name() == "raylet")
