@@ -83,7 +83,8 @@ def test_a_checkpoint_of_non_finite_weights_is_refused(tmp_path: Path) -> None:
         weights = algo.learner_group.get_weights()
         weights["default_policy"][next(iter(weights["default_policy"]))][0] = np.nan
         algo.learner_group.set_weights(weights)
-        with pytest.raises(CheckpointError, match="not written: weight '.*' of module 'default_policy' is not"):
+        with pytest.raises(CheckpointError, match=f"could not write checkpoint {tmp_path / 'checkpoint'}: weight "
+                                                  "'.*' of module 'default_policy' is not finite"):
             algo.save_to_path(tmp_path / "checkpoint")
     finally:
         algo.stop()

@@ -480,9 +480,8 @@ def save_learner_checkpoint(path: str | Path, state: Mapping[str, Any], rng: tor
     """
     for mid, weights in state[COMPONENT_RL_MODULE].items():
         bad = next((name for name, w in weights.items() if not np.isfinite(w).all()), None)
-        if bad is not None:
-            raise ckpt.CheckpointError(f"checkpoint {path} not written: weight '{bad}' of module '{mid}' is not "
-                                       "finite")
+        if bad is not None:  # a write error: an algorithm checkpoint around this one names itself, not this part
+            raise ckpt.CheckpointWriteError(Path(path), f"weight '{bad}' of module '{mid}' is not finite")
     with ckpt.atomic_directory(path) as tmp:
         for mid, weights in state[COMPONENT_RL_MODULE].items():
             ckpt.save_arrays(tmp / f"module_{mid}.safetensors", weights)
