@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
-from conftest import pythonpath_with_tests
+from conftest import connect_shared_ray, pythonpath_with_tests
 from user_callbacks import learner_pids
 
 from rlrun.algorithms.algorithm import load_module_weights
@@ -25,9 +26,9 @@ RUN = ("learners.num=1", "env_runners.num_envs_per_runner=2", "algo.train_batch_
        "algo.num_epochs=1", "stop.timesteps=null", "evaluation.episodes=1")
 
 
-def ppo_on_two_learners() -> PPOConfig:
+def ppo_on(num_learners: int) -> PPOConfig:
     return (PPOConfig().env_runners(num_envs_per_env_runner=4)
-            .training(train_batch_size=256, minibatch_size=64, num_epochs=2).learners(num_learners=2))
+            .training(train_batch_size=256, minibatch_size=64, num_epochs=2).learners(num_learners=num_learners))
 
 
 def kill(pid: int) -> None:
@@ -35,20 +36,35 @@ def kill(pid: int) -> None:
     psutil.Process(pid).wait(timeout=30)
 
 
-@pytest.mark.parametrize("victim", [0, 1])
-def test_a_killed_ddp_learner_is_rebuilt_and_the_run_trains_as_if_undisturbed(ray_cluster, victim: int) -> None:
-    """Rank `victim` is killed between iterations 1 and 2: iteration 2's update finds it dead, the two learners
-    are rebuilt from the state after update 1 (weights, Adam moments, shuffling RNG) and train on the same batch,
-    so the weights after iteration 3 are those of an undisturbed run of the same seed."""
-    undisturbed = ppo_on_two_learners().build_algo()
-    try:
-        for _ in range(3):
-            undisturbed.train()
-        expected = undisturbed.learner_group.get_weights()
-    finally:
-        undisturbed.stop()
+@pytest.fixture(scope="module")
+def undisturbed_weights(_ray_worker_path) -> Callable[[int], dict]:
+    """Learners -> the weights of ppo_on(learners) after 3 iterations with no failure, each computed when first
+    asked for (the 1-learner case runs only with the slow tests)."""
+    connect_shared_ray()  # as `ray_cluster`, which every test using this also requests
+    weights: dict[int, dict] = {}
 
-    algo = ppo_on_two_learners().build_algo()
+    def of(num_learners: int) -> dict:
+        if num_learners not in weights:
+            algo = ppo_on(num_learners).build_algo()
+            try:
+                for _ in range(3):
+                    algo.train()
+                weights[num_learners] = algo.learner_group.get_weights()
+            finally:
+                algo.stop()
+        return weights[num_learners]
+
+    return of
+
+
+@pytest.mark.parametrize(("num_learners", "victim"), [(2, 0), (2, 1), pytest.param(1, 0, marks=pytest.mark.slow)])
+def test_a_killed_learner_is_rebuilt_and_the_run_trains_as_if_undisturbed(ray_cluster, undisturbed_weights,
+                                                                          num_learners: int, victim: int) -> None:
+    """Rank `victim` is killed between iterations 1 and 2: iteration 2's update finds it dead, the learners are
+    rebuilt (a new process group for two) from the state after update 1 (weights, Adam moments, shuffling RNG)
+    and train on the same batch, so the weights after iteration 3 are those of an undisturbed run of the same
+    seed."""
+    algo = ppo_on(num_learners).build_algo()
     try:
         first = algo.train()
         before = learner_pids(algo)
@@ -60,21 +76,22 @@ def test_a_killed_ddp_learner_is_rebuilt_and_the_run_trains_as_if_undisturbed(ra
         algo.stop()
     assert first["fault_tolerance"]["num_learner_restarts"] == 0
     assert [r["fault_tolerance"]["num_learner_restarts"] for r in results] == [1, 1]
-    assert not set(after) & set(before)  # both ranks are new processes, in a new process group
-    for key, value in expected["default_policy"].items():
+    assert not set(after) & set(before)  # every rank is a new process
+    for key, value in undisturbed_weights(num_learners)["default_policy"].items():
         np.testing.assert_array_equal(weights["default_policy"][key], value, err_msg=key)
 
 
 @pytest.mark.slow
-def test_asynchronous_updates_go_on_after_a_learner_died(ray_cluster) -> None:
-    """APPO on two DDP learners: the updates in flight when rank 1 dies are dropped, the rebuilt pair trains on."""
+@pytest.mark.parametrize("num_learners", [1, 2])
+def test_asynchronous_updates_go_on_after_a_learner_died(ray_cluster, num_learners: int) -> None:
+    """APPO: the updates in flight when the last rank dies are dropped, the rebuilt learners train on."""
     config = (APPOConfig().env_runners(num_env_runners=2, num_envs_per_env_runner=4, rollout_fragment_length=32)
-              .learners(num_learners=2))
+              .learners(num_learners=num_learners))
     algo = config.build_algo()
     try:
         for _ in range(3):
             algo.train()
-        kill(learner_pids(algo)[1])
+        kill(learner_pids(algo)[-1])
         results = [algo.train() for _ in range(10)]
     finally:
         algo.stop()
