@@ -54,21 +54,9 @@ def ray_head(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[Head]
                    env=driver_env(env))
     port = free_port()
     tmpdir = tempfile.mkdtemp(prefix="rayhead-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
-    log = Path(tmpdir) / "head.log"
-    with open(log, "w") as out:
-        head = subprocess.Popen(
-            [RAY, "start", "--head", "--block", f"--port={port}", f"--num-cpus={num_cpus}",
-             "--include-dashboard=false", f"--ray-client-server-port={free_port()}",
-             f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
-             "--disable-usage-stats"],
-            stdout=out, stderr=subprocess.STDOUT, env=driver_env(env, RAY_AUTH_MODE="token", RAY_TMPDIR=tmpdir),
-            start_new_session=True,
-        )
+    head = _ray_start(["--head", f"--port={port}", "--include-dashboard=false",
+                       f"--ray-client-server-port={free_port()}"], num_cpus, Path(tmpdir) / "head.log", tmpdir, env)
     try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in log.read_text():
-            assert head.poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
-            time.sleep(0.2)
         yield Head(address=f"127.0.0.1:{port}", port=port, tmpdir=tmpdir)
     finally:
         tree = process_tree(head.pid)
@@ -79,6 +67,26 @@ def ray_head(num_cpus: int, env: dict[str, str] | None = None) -> Iterator[Head]
         _, alive = psutil.wait_procs(tree, timeout=30)
         shutil.rmtree(tmpdir, ignore_errors=True)
     assert not alive, f"processes of the head outlived it: {[p.pid for p in alive]}"
+
+
+def _ray_start(args: list[str], num_cpus: int, log: Path, tmpdir: str,
+               env: dict[str, str] | None) -> subprocess.Popen:
+    """`ray start --block <args>` on free ports of its own, logging to `log`, once it says the runtime started."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [RAY, "start", "--block", *args, f"--num-cpus={num_cpus}", f"--dashboard-agent-listen-port={free_port()}",
+             f"--metrics-export-port={free_port()}", "--disable-usage-stats"],
+            stdout=out, stderr=subprocess.STDOUT, env=driver_env(env, RAY_AUTH_MODE="token", RAY_TMPDIR=tmpdir),
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            for child in process_tree(proc.pid):
+                child.kill()
+            raise AssertionError(f"ray start failed:\n{log.read_text()}")
+        time.sleep(0.2)
+    return proc
 
 
 def process_tree(pid: int) -> list[psutil.Process]:
@@ -104,21 +112,10 @@ def reconnect(head: Head, env: dict[str, str] | None = None) -> float:
 def ray_worker_node(head: Head, num_cpus: int, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """A second node of the head's cluster on this machine: `ray start --address=<head> --block`, a raylet of its own
     on free ports. Stopped afterwards unless it is already gone (a test that kills its raylet loses the node)."""
-    log = Path(head.tmpdir) / f"node-{free_port()}.log"
-    with open(log, "w") as out:
-        node = subprocess.Popen(
-            [RAY, "start", f"--address={head.address}", "--block", f"--num-cpus={num_cpus}",
-             f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
-             f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
-             f"--runtime-env-agent-port={free_port()}", "--disable-usage-stats"],
-            stdout=out, stderr=subprocess.STDOUT, env=driver_env(env, RAY_AUTH_MODE="token", RAY_TMPDIR=head.tmpdir),
-            start_new_session=True,
-        )
+    node = _ray_start([f"--address={head.address}", f"--node-manager-port={free_port()}",
+                       f"--object-manager-port={free_port()}", f"--runtime-env-agent-port={free_port()}"],
+                      num_cpus, Path(head.tmpdir) / f"node-{free_port()}.log", head.tmpdir, env)
     try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in log.read_text():
-            assert node.poll() is None and time.monotonic() < deadline, f"ray start failed:\n{log.read_text()}"
-            time.sleep(0.2)
         yield node
     finally:
         tree = process_tree(node.pid)
