@@ -57,7 +57,9 @@ def undisturbed_weights(_ray_worker_path) -> Callable[[int], dict]:
     return of
 
 
-@pytest.mark.parametrize(("num_learners", "victim"), [(2, 0), (2, 1), pytest.param(1, 0, marks=pytest.mark.slow)])
+# Rank 0 in `make test`: the harder case (the rank that holds the snapshots); the others with the slow tests.
+@pytest.mark.parametrize(("num_learners", "victim"), [(2, 0), pytest.param(2, 1, marks=pytest.mark.slow),
+                                                      pytest.param(1, 0, marks=pytest.mark.slow)])
 def test_a_killed_learner_is_rebuilt_and_the_run_trains_as_if_undisturbed(ray_cluster, undisturbed_weights,
                                                                           num_learners: int, victim: int) -> None:
     """Rank `victim` is killed between iterations 1 and 2: iteration 2's update finds it dead, the learners are

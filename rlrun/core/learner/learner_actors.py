@@ -82,8 +82,9 @@ class LearnerActor:
     def set_state(self, state: Mapping[str, Any]) -> None:
         self._learner.set_state(state)
 
-    def get_rng_state(self) -> Any:
-        return self._learner.get_rng_state()
+    def snapshot(self) -> tuple[dict[str, Any], Any]:
+        """State and shuffling RNG in one call: what a rebuilt group restores."""
+        return self._learner.get_state(), self._learner.get_rng_state()
 
     def set_rng_state(self, state: Any) -> None:
         self._learner.set_rng_state(state)
@@ -111,9 +112,9 @@ class LearnerActors:
         self.num_restarts = 0
         self._start()
         self._in_flight: collections.deque[list[Any]] = collections.deque()
-        # (state, rng) refs queued on rank 0 after each update, newest last; the oldest still answers if rank 0
+        # `snapshot()` refs queued on rank 0 after each update, newest last; an older one still answers if rank 0
         # died before running the newer ones. `_final` holds the last one once the group has stopped for good.
-        self._snapshots: collections.deque[tuple[Any, Any]] = collections.deque(maxlen=MAX_REQUESTS_IN_FLIGHT + 2)
+        self._snapshots: collections.deque[Any] = collections.deque(maxlen=MAX_REQUESTS_IN_FLIGHT + 2)
         self._final: tuple[dict[str, Any], Any] | None = None
 
     def _start(self) -> None:
@@ -215,7 +216,7 @@ class LearnerActors:
 
     def _snapshot(self) -> None:
         """Queue rank 0's state behind its update: the newest state to rebuild from if a learner dies."""
-        self._snapshots.append((self._actors[0].get_state.remote(), self._actors[0].get_rng_state.remote()))
+        self._snapshots.append(self._actors[0].snapshot.remote())
 
     def _get(self, refs: list[Any]) -> list[Any]:
         """Every rank's answer; _LearnerDied if a rank's process died (the others' errors then follow from it)."""
@@ -262,9 +263,9 @@ class LearnerActors:
     def _newest_snapshot(self) -> tuple[dict[str, Any], Any]:
         import ray
 
-        for state_ref, rng_ref in reversed(self._snapshots):
+        for ref in reversed(self._snapshots):
             with contextlib.suppress(ray.exceptions.RayError):
-                return ray.get(state_ref), ray.get(rng_ref)
+                return ray.get(ref)
         raise LearnerFailure("a learner actor died before any of its updates finished; nothing to rebuild from")
 
     def get_state(self, components: Any = None) -> dict[str, Any]:
@@ -288,8 +289,7 @@ class LearnerActors:
 
         if self._final is not None:
             return save_learner_checkpoint(path, *self._final)
-        state, rng = ray.get([self._actors[0].get_state.remote(), self._actors[0].get_rng_state.remote()])
-        return save_learner_checkpoint(path, state, rng)
+        return save_learner_checkpoint(path, *ray.get(self._actors[0].snapshot.remote()))
 
     def restore_from_path(self, path: str | Path) -> None:
         import ray
