@@ -205,10 +205,9 @@ class EnvRunnerActors:
         """One request in flight per runner; start the clock of requests whose (new) runner is now up."""
         import ray
 
+        if self._starting:
+            self._mark_up(ray.wait(list(self._starting.values()), num_returns=len(self._starting), timeout=0)[0])
         now = time.monotonic()
-        for index, ref in list(self._starting.items()):
-            if ray.wait([ref], timeout=0)[0]:
-                self._mark_up(index, now)
         for index, actor in self._actors.items():
             if index not in self._requests:
                 started = None if index in self._starting else now
@@ -268,11 +267,15 @@ class EnvRunnerActors:
             self._normalization_ref = ray.put(self._normalization.get_state())
         self._gather({i: a.set_state.remote(state[str(i)]) for i, a in self._actors.items() if str(i) in state})
 
-    def _mark_up(self, index: int, now: float) -> None:
-        """Replacement `index` answered its first call: the clock of its request in flight starts now."""
-        del self._starting[index]
-        if index in self._requests:
-            self._requests[index].started = now
+    def _mark_up(self, ready: list[Any]) -> None:
+        """The starting runners whose `__ray_ready__` call is among `ready` are up: the clocks of their requests in
+        flight start now."""
+        now, answered = time.monotonic(), set(ready)
+        for index, ref in list(self._starting.items()):
+            if ref in answered:
+                del self._starting[index]
+                if index in self._requests:
+                    self._requests[index].started = now
 
     def _await_replacements(self) -> None:
         """Wait until every starting runner is up, saying so each `sample_timeout_s`. No deadline: a replacement
@@ -282,11 +285,8 @@ class EnvRunnerActors:
         timeout_s = self.spec.sample_timeout_s
         waited = 0.0
         while self._starting:
-            ready, _ = ray.wait(list(self._starting.values()), num_returns=len(self._starting), timeout=timeout_s)
-            now = time.monotonic()
-            for index, ref in list(self._starting.items()):
-                if ref in ready:
-                    self._mark_up(index, now)
+            self._mark_up(ray.wait(list(self._starting.values()), num_returns=len(self._starting),
+                                   timeout=timeout_s)[0])
             if self._starting:
                 waited += timeout_s
                 free = {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU")}

@@ -408,7 +408,7 @@ class Learner:
     def get_state(self, components: str | Sequence[str] | None = None) -> dict[str, Any]:
         """Weights (numpy), optimizer states (CPU tensors) and learner variables, by component."""
         self._check_built()
-        wanted = _components(components)
+        wanted = state_components(components)
         state: dict[str, Any] = {}
         if COMPONENT_RL_MODULE in wanted:
             state[COMPONENT_RL_MODULE] = self._module.get_state()
@@ -519,7 +519,8 @@ def _by_optimizer_name(opt_states: Mapping[str, Any]) -> Mapping[str, Any]:
     return {DEFAULT_OPTIMIZER: opt_states} if "param_groups" in opt_states else opt_states
 
 
-def _components(components: str | Sequence[str] | None) -> tuple[str, ...]:
+def state_components(components: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The state components `get_state(components)` names (None: all); ValueError for an unknown one."""
     if components is None:
         return ALL_COMPONENTS
     wanted = (components,) if isinstance(components, str) else tuple(components)

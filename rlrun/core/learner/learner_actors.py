@@ -31,7 +31,7 @@ import gymnasium as gym
 
 from rlrun.core.learner import distributed
 from rlrun.core.learner.failures import LearnerFailure
-from rlrun.core.learner.learner import Learner, load_learner_checkpoint, save_learner_checkpoint
+from rlrun.core.learner.learner import Learner, load_learner_checkpoint, save_learner_checkpoint, state_components
 
 if TYPE_CHECKING:
     from rlrun.core.learner.config import LearnerConfig
@@ -242,8 +242,6 @@ class LearnerActors:
 
     def _rebuild(self, died: _LearnerDied) -> None:
         """A new group from the newest snapshot that answers; past the restart limit, LearnerFailure."""
-        import ray
-
         reason = _first_line(died.args[0])
         self._kill()  # first: a surviving rank blocked in a collective would never run its queued snapshot
         state, rng = self._newest_snapshot()
@@ -256,9 +254,7 @@ class LearnerActors:
         log.warning("a learner actor died (%s); rebuilding the %d learner(s) from the newest learner state",
                     reason, self._config.num_learners)
         self._start()
-        state_ref = ray.put(state)
-        ray.get([a.set_state.remote(state_ref) for a in self._actors])
-        ray.get([a.set_rng_state.remote(rng) for a in self._actors])
+        self._restore(state, rng)
 
     def _newest_snapshot(self) -> tuple[dict[str, Any], Any]:
         import ray
@@ -272,8 +268,7 @@ class LearnerActors:
         import ray
 
         if self._final is not None:
-            state = self._final[0]
-            return state if components is None else {k: state[k] for k in _as_tuple(components)}
+            return {k: self._final[0][k] for k in state_components(components)}
         return ray.get(self._actors[0].get_state.remote(components))
 
     def set_state(self, state: Mapping[str, Any]) -> None:
@@ -292,9 +287,12 @@ class LearnerActors:
         return save_learner_checkpoint(path, *ray.get(self._actors[0].snapshot.remote()))
 
     def restore_from_path(self, path: str | Path) -> None:
+        self._restore(*load_learner_checkpoint(path))
+
+    def _restore(self, state: Mapping[str, Any], rng: Any) -> None:
+        """Every rank continues from `state` and the shuffling RNG `rng` (a checkpoint's, or a snapshot's)."""
         import ray
 
-        state, rng = load_learner_checkpoint(path)
         self.set_state(state)
         ray.get([a.set_rng_state.remote(rng) for a in self._actors])
 
@@ -329,10 +327,6 @@ def _any_failed(refs: list[Any]) -> bool:
         except ray.exceptions.RayError:
             return True
     return False
-
-
-def _as_tuple(components: Any) -> tuple[str, ...]:
-    return (components,) if isinstance(components, str) else tuple(components)
 
 
 def _first_line(error: BaseException) -> str:
